@@ -1,0 +1,171 @@
+//! One error type for the whole tool. Every variant says what was being done,
+//! on which path, and why; rendering it needs no allocation.
+
+use core::fmt;
+
+use crate::config::Unsupported;
+use crate::deploy::{TargetError, LISTED_DEPLOYMENTS};
+use crate::keyfile::SyntaxError;
+use crate::path::{Lossy, PathBuf, TooLong};
+use crate::sys::{self, Errno};
+
+/// Exit status for every failure (as ostree's C tool: `err()` exits 1).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status for a bad command line.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Clone)]
+pub enum Error {
+    /// A system call failed: the operation, the path(s) and the errno.
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        /// Second path for two-path operations (mount source → target, rename).
+        to: Option<PathBuf>,
+        errno: Errno,
+    },
+    /// Bad arguments to the tool itself.
+    Usage(&'static str),
+    /// The kernel command line has no `ostree=` (before any `--`).
+    NoTarget,
+    /// The kernel command line is longer than we accept.
+    CmdlineTooLong,
+    /// `ostree=` does not lead to a deployment.
+    Target {
+        sysroot: PathBuf,
+        target: PathBuf,
+        why: TargetError,
+        existing: heapless::Vec<PathBuf, LISTED_DEPLOYMENTS>,
+    },
+    /// A configuration file is malformed.
+    Config { file: PathBuf, err: SyntaxError },
+    /// The configuration asks for something this tool does not do.
+    Unsupported { why: Unsupported, file: Option<PathBuf> },
+    /// A path did not fit in our fixed buffers.
+    PathTooLong,
+}
+
+impl From<TooLong> for Error {
+    fn from(_: TooLong) -> Self {
+        Error::PathTooLong
+    }
+}
+
+impl Error {
+    /// A failed system call on one path.
+    pub fn sys(op: &'static str, path: &[u8], errno: Errno) -> Error {
+        Error::Sys {
+            op,
+            path: PathBuf::from(path).unwrap_or_default(),
+            to: None,
+            errno,
+        }
+    }
+
+    /// A failed system call that involves two paths.
+    pub fn sys2(op: &'static str, from: &[u8], to: &[u8], errno: Errno) -> Error {
+        Error::Sys {
+            op,
+            path: PathBuf::from(from).unwrap_or_default(),
+            to: PathBuf::from(to).ok(),
+            errno,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+/// `ENOENT (No such file or directory)`.
+pub struct ErrnoDisplay(pub Errno);
+
+impl fmt::Display for ErrnoDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", Lossy(sys::errno_text(self.0)), sys::errno_name(self.0))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys { op, path, to: None, errno } => {
+                write!(f, "{op} {path}: {}", ErrnoDisplay(*errno))
+            }
+            Error::Sys { op, path, to: Some(to), errno } => {
+                write!(f, "{op} {path} -> {to}: {}", ErrnoDisplay(*errno))
+            }
+            Error::Usage(msg) => f.write_str(msg),
+            Error::NoTarget => f.write_str(
+                "no ostree= on the kernel command line (expected ostree=/ostree/boot.N/OS/BOOTCSUM/SERIAL)",
+            ),
+            Error::CmdlineTooLong => write!(
+                f,
+                "kernel command line longer than {} bytes",
+                crate::cmdline::CMDLINE_MAX
+            ),
+            Error::Target { sysroot, target, why, existing } => {
+                write!(f, "ostree={target}: ")?;
+                match why {
+                    TargetError::Missing { path, errno } => {
+                        write!(f, "{sysroot}/{path} does not exist: {}", ErrnoDisplay(*errno))?
+                    }
+                    TargetError::NotSymlink { path } => {
+                        write!(f, "{sysroot}/{path} is not a symbolic link")?
+                    }
+                    TargetError::Escapes { link } => write!(
+                        f,
+                        "symbolic link {sysroot}/{link} points outside {sysroot} (absolute or too many ..), refusing"
+                    )?,
+                    TargetError::Loop => f.write_str("too many levels of symbolic links")?,
+                    TargetError::NotDeployment { resolved } => write!(
+                        f,
+                        "resolves to {sysroot}/{resolved}, which is not a deployment directory (ostree/deploy/OS/deploy/CSUM.SERIAL)"
+                    )?,
+                    TargetError::TooLong => f.write_str("path too long")?,
+                }
+                if existing.is_empty() {
+                    write!(f, "; no deployments found under {sysroot}/ostree/deploy")
+                } else {
+                    f.write_str("; existing deployments:")?;
+                    for d in existing {
+                        write!(f, " {d}")?;
+                    }
+                    Ok(())
+                }
+            }
+            Error::Config { file, err } => {
+                write!(f, "{file}: line {}: {}", err.line, err.what)
+            }
+            Error::Unsupported { why, file } => {
+                match why {
+                    Unsupported::Composefs(c) => write!(
+                        f,
+                        "composefs is required ([composefs] enabled={}), but this ostree-prepare-root does not support composefs; set enabled=no or maybe",
+                        c.name()
+                    )?,
+                    Unsupported::RootTransient => f.write_str(
+                        "[root] transient needs composefs, which this ostree-prepare-root does not support",
+                    )?,
+                    Unsupported::BadComposefsKarg => write!(
+                        f,
+                        "{}= must be 0, 1, yes, no, true, false, maybe or signed",
+                        Lossy(crate::config::COMPOSEFS_KARG)
+                    )?,
+                }
+                if let Some(file) = file {
+                    write!(f, " (from {file})")?;
+                }
+                Ok(())
+            }
+            Error::PathTooLong => write!(
+                f,
+                "a path is longer than {} bytes",
+                crate::path::PATH_CAP
+            ),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Reading the facts the planner needs from the running system: the kernel
+//! command line, configuration files, and what is on disk under SYSROOT.
+//! Nothing here changes the system (except briefly mounting /proc when it is
+//! missing, as ostree's C tool does).
+
+use crate::cmdline::{Cmdline, CMDLINE_MAX};
+use crate::config::{self, PrepareRootConf, PREPARE_ROOT_CONF_PATHS, REPO_CONFIG};
+use crate::deploy::{self, Kind, SysrootFs};
+use crate::error::Error;
+use crate::path::PathBuf;
+use crate::plan::{markers, Facts, Hotfix};
+use crate::sys::{self, Errno};
+
+/// Kernel argument that ignores a hotfix overlay for one boot.
+pub const HOTFIX_KARG: &[u8] = b"ostree.prepare-root.hotfix";
+
+/// Largest configuration file we read.
+const CONF_MAX: usize = 16 * 1024;
+
+/// SYSROOT as seen through real system calls.
+pub struct RealSysroot<'a> {
+    pub root: &'a PathBuf,
+}
+
+impl SysrootFs for RealSysroot<'_> {
+    fn kind(&self, rel: &[u8]) -> Result<Kind, Errno> {
+        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
+        let st = sys::lstat(p.as_bytes())?;
+        Ok(if st.is_symlink() {
+            Kind::Symlink
+        } else if st.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        })
+    }
+
+    fn readlink<'b>(&self, rel: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
+        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
+        let n = sys::readlink(p.as_bytes(), buf)?;
+        Ok(&buf[..n])
+    }
+
+    fn list_dir(&self, rel: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<(), Errno> {
+        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
+        sys::for_each_dir_entry(p.as_bytes(), f)
+    }
+}
+
+/// Buffer for the kernel command line (one spare byte detects overlong input).
+pub type CmdlineBuf = [u8; CMDLINE_MAX + 1];
+
+/// Read `/proc/cmdline`. If /proc is not mounted (PID 1 without an
+/// initramfs), mount it just for this read, unless `may_mount` is false.
+pub fn read_proc_cmdline(buf: &mut CmdlineBuf, may_mount: bool) -> Result<usize, Error> {
+    const PATH: &[u8] = b"/proc/cmdline";
+    match sys::read_file(PATH, buf) {
+        Ok(n) => Ok(n),
+        Err(libc::EFBIG) => Err(Error::CmdlineTooLong),
+        Err(libc::ENOENT) if may_mount => {
+            sys::mount(Some(b"proc"), b"/proc", Some(b"proc"), 0, None)
+                .map_err(|e| Error::sys("mount proc on", b"/proc", e))?;
+            let r = sys::read_file(PATH, buf);
+            let _ = sys::umount2(b"/proc", 0);
+            match r {
+                Err(libc::EFBIG) => Err(Error::CmdlineTooLong),
+                r => r.map_err(|e| Error::sys("read", PATH, e)),
+            }
+        }
+        Err(e) => Err(Error::sys("read", PATH, e)),
+    }
+}
+
+/// Read a small file; `Ok(None)` if it does not exist.
+fn read_optional<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Error> {
+    match sys::read_file(path, buf) {
+        Ok(n) => Ok(Some(&buf[..n])),
+        Err(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::sys("read", path, e)),
+    }
+}
+
+/// Load `prepare-root.conf` from the initramfs root: the first file of
+/// [`PREPARE_ROOT_CONF_PATHS`] that exists, or defaults.
+pub fn load_prepare_root_conf() -> Result<(PrepareRootConf, Option<PathBuf>), Error> {
+    let mut buf = [0u8; CONF_MAX];
+    for path in PREPARE_ROOT_CONF_PATHS {
+        if let Some(text) = read_optional(path, &mut buf)? {
+            let file = PathBuf::from(path)?;
+            let conf = PrepareRootConf::parse(text).map_err(|err| Error::Config { file: file.clone(), err })?;
+            return Ok((conf, Some(file)));
+        }
+    }
+    Ok((PrepareRootConf::default(), None))
+}
+
+/// Is `path` a real directory (not a symlink to one)?
+fn lstat_kind(path: &[u8]) -> Result<Option<sys::Stat>, Error> {
+    match sys::lstat(path) {
+        Ok(st) => Ok(Some(st)),
+        Err(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::sys("lstat", path, e)),
+    }
+}
+
+/// Decide whether the hotfix overlay can be used for `deploy`.
+fn hotfix_state(deploy: &PathBuf, cmdline: &Cmdline) -> Result<Hotfix, Error> {
+    let upper = lstat_kind(deploy.join(markers::USR_OVL_UPPER)?.as_bytes())?;
+    let work = lstat_kind(deploy.join(markers::USR_OVL_WORK)?.as_bytes())?;
+    let state = match (upper, work) {
+        (None, None) => return Ok(Hotfix::Off),
+        (Some(u), Some(w)) if u.is_dir() && w.is_dir() => Hotfix::On,
+        (Some(u), _) if !u.is_dir() => Hotfix::Ignored(".usr-ovl-upper is not a directory (a symlink?), refusing the hotfix overlay"),
+        (_, Some(w)) if !w.is_dir() => Hotfix::Ignored(".usr-ovl-work is not a directory (a symlink?), refusing the hotfix overlay"),
+        (None, _) => Hotfix::Ignored(".usr-ovl-work exists but .usr-ovl-upper is missing"),
+        (_, None) => Hotfix::Ignored(".usr-ovl-upper exists but .usr-ovl-work is missing"),
+        (Some(_), Some(_)) => Hotfix::On,
+    };
+    if state == Hotfix::On && matches!(cmdline.value(HOTFIX_KARG), Some(b"0" | b"no" | b"false" | b"off")) {
+        return Ok(Hotfix::Ignored("hotfix overlay disabled for this boot by ostree.prepare-root.hotfix=0"));
+    }
+    Ok(state)
+}
+
+/// Everything gathered for one run: the facts and where settings came from.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub facts: Facts,
+    pub conf_file: Option<PathBuf>,
+}
+
+/// Gather the facts for preparing `sysroot` according to `cmdline`.
+pub fn gather(sysroot: &PathBuf, cmdline: &Cmdline, force_mount_var: bool) -> Result<Gathered, Error> {
+    let (conf, conf_file) = load_prepare_root_conf()?;
+    let composefs = config::effective_composefs(&conf, cmdline)
+        .and_then(|c| config::check_supported(&conf, c))
+        .map_err(|why| Error::Unsupported { why, file: conf_file.clone() });
+    composefs?;
+
+    let target = cmdline.value(b"ostree").filter(|t| !t.is_empty()).ok_or(Error::NoTarget)?;
+    let fs = RealSysroot { root: sysroot };
+    let deployment = deploy::resolve(&fs, target).map_err(|why| Error::Target {
+        sysroot: sysroot.clone(),
+        target: PathBuf::from(target).unwrap_or_default(),
+        why,
+        existing: deploy::list_deployments(&fs),
+    })?;
+    let deploy_path = sysroot.join(deployment.rel().as_bytes())?;
+    let st = sys::lstat(deploy_path.as_bytes()).map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;
+
+    let mut readonly = conf.sysroot_readonly.unwrap_or(false);
+    if !readonly {
+        let mut buf = [0u8; CONF_MAX];
+        let repo_config = sysroot.join(REPO_CONFIG)?;
+        if let Some(text) = read_optional(repo_config.as_bytes(), &mut buf)? {
+            readonly = config::repo_config_readonly(text)
+                .map_err(|err| Error::Config { file: repo_config.clone(), err })?;
+        }
+    }
+
+    let boot_loader = lstat_kind(sysroot.join(b"boot/loader")?.as_bytes())?;
+    let deploy_boot = lstat_kind(deploy_path.join(b"boot")?.as_bytes())?;
+    let bind_boot = boot_loader.is_some_and(|s| s.is_symlink()) && deploy_boot.is_some_and(|s| s.is_dir());
+
+    let mount_var = force_mount_var || lstat_kind(markers::INITRAMFS_MOUNT_VAR)?.is_some();
+    let sysroot_fs_readonly =
+        sys::is_readonly_fs(sysroot.as_bytes()).map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
+
+    Ok(Gathered {
+        facts: Facts {
+            sysroot: sysroot.clone(),
+            deployment,
+            deployment_id: (st.dev, st.ino),
+            readonly,
+            etc_transient: conf.etc_transient,
+            hotfix: hotfix_state(&deploy_path, cmdline)?,
+            bind_boot,
+            mount_var,
+            sysroot_fs_readonly,
+        },
+        conf_file,
+    })
+}

@@ -1,0 +1,28 @@
+//! `ostree-prepare-root`: set up an OSTree deployment as the root filesystem.
+//!
+//! Layout, from pure to effectful:
+//! - [`cmdline`], [`keyfile`], [`config`]: parse inputs;
+//! - [`deploy`]: resolve `ostree=` to a deployment inside SYSROOT;
+//! - [`plan`]: turn facts into an ordered list of mount steps;
+//! - [`gvariant`]: serialise `/run/ostree-booted`;
+//! - [`inputs`]: read the facts from the running system;
+//! - [`exec`]: apply a plan, undoing it on failure;
+//! - [`sys`]: the only module that makes system calls.
+//!
+//! The library never allocates; it is `no_std` outside of unit tests.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod cmdline;
+pub mod config;
+pub mod deploy;
+pub mod error;
+pub mod exec;
+pub mod gvariant;
+pub mod inputs;
+pub mod keyfile;
+pub mod out;
+pub mod path;
+pub mod plan;
+pub mod sys;

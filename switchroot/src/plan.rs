@@ -1,0 +1,378 @@
+//! From facts to a mount plan: which mounts, in which order, and which
+//! markers. Pure: no system calls, so every decision is unit-tested.
+//!
+//! The tree is assembled on a staging mount point under `/run`, then swapped
+//! in for SYSROOT at the very end. Until that swap nothing is visible at
+//! SYSROOT, so a failure can be undone completely (see `exec`).
+
+use core::fmt;
+
+use crate::deploy::Deployment;
+use crate::path::{PathBuf, TooLong};
+
+/// Most steps a plan can hold.
+pub const MAX_STEPS: usize = 32;
+
+/// Names of the markers and directories under `/run` (shared with `ostree-unlock`).
+pub mod markers {
+    /// Directory whose existence tells ostree's generator this is an OSTree boot.
+    pub const RUN_OSTREE: &[u8] = b"/run/ostree";
+    /// Private scratch space (mode 0000).
+    pub const RUN_OSTREE_PRIVATE: &[u8] = b"/run/ostree/.private";
+    /// Where the new root is assembled before it replaces SYSROOT.
+    pub const STAGING: &[u8] = b"/run/ostree/.private/staging";
+    /// The `a{sv}` boot metadata read by libostree and ostree-remount.
+    pub const OSTREE_BOOTED: &[u8] = b"/run/ostree-booted";
+    /// Read by ostree-remount up to 2023: keep /sysroot read-only.
+    pub const SYSROOT_RO_STAMP: &[u8] = b"/run/ostree-sysroot-ro.stamp";
+    /// Asks the initramfs to mount /var (ostree's generator then skips it).
+    pub const INITRAMFS_MOUNT_VAR: &[u8] = b"/run/ostree/initramfs-mount-var";
+    /// Upper and work directories of a transient /etc.
+    pub const TRANSIENT_ETC: &[u8] = b"/run/ostree/transient-etc";
+    /// Hotfix overlay directories inside a deployment.
+    pub const USR_OVL_UPPER: &[u8] = b".usr-ovl-upper";
+    pub const USR_OVL_WORK: &[u8] = b".usr-ovl-work";
+}
+
+/// Whether `/usr` gets the persistent hotfix overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hotfix {
+    /// No markers: `/usr` is a read-only bind.
+    Off,
+    /// Both markers are real directories: `/usr` is an overlay.
+    On,
+    /// Markers are present but unusable, or disabled on the kernel command
+    /// line; the deployment boots pristine and we say why.
+    Ignored(&'static str),
+}
+
+/// Everything the planner needs, gathered by `inputs` (or a test).
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// The physical root as mounted (`/sysroot`).
+    pub sysroot: PathBuf,
+    pub deployment: Deployment,
+    /// `(st_dev, st_ino)` of the deployment directory.
+    pub deployment_id: (u64, u64),
+    /// `sysroot.readonly`: keep the physical root read-only after boot.
+    pub readonly: bool,
+    pub etc_transient: bool,
+    pub hotfix: Hotfix,
+    /// `SYSROOT/boot/loader` is a symlink (same-partition /boot).
+    pub bind_boot: bool,
+    /// Bind the stateroot's var at the deployment's /var.
+    pub mount_var: bool,
+    /// The filesystem at SYSROOT is mounted read-only right now (kernel `ro`).
+    pub sysroot_fs_readonly: bool,
+}
+
+/// The content of a marker file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marker {
+    /// `/run/ostree-booted`.
+    OstreeBooted {
+        sysroot_ro: bool,
+        device_inode: (u64, u64),
+        transient_etc: Option<PathBuf>,
+    },
+    /// An empty stamp file.
+    Empty,
+}
+
+/// One action on the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create a directory with exactly `mode`; an existing directory is kept.
+    Mkdir { path: PathBuf, mode: u32 },
+    /// Make every mount at and under `path` private, so moves are allowed and
+    /// nothing we do propagates back into other namespaces.
+    MakePrivate { path: PathBuf },
+    /// Bind-mount `src` at `dst`.
+    Bind { src: PathBuf, dst: PathBuf, recursive: bool },
+    /// Set or clear the read-only flag of the mount at `path` only.
+    SetReadonly { path: PathBuf, readonly: bool },
+    /// Remount the filesystem (superblock) at `path` read-write.
+    RemountFsRw { path: PathBuf },
+    /// Mount an overlay at `dst`.
+    Overlay { dst: PathBuf, lower: PathBuf, upper: PathBuf, work: PathBuf },
+    /// Write a marker file atomically (temporary file, fsync, rename).
+    WriteMarker { path: PathBuf, marker: Marker },
+    /// Lazily detach the mount at `path`; if a later step fails, the copy
+    /// at `restore_from` is moved back to `path`.
+    Detach { path: PathBuf, restore_from: PathBuf },
+    /// Move the mount at `src` to `dst`.
+    Move { src: PathBuf, dst: PathBuf },
+    /// Remove an empty directory we no longer need.
+    Rmdir { path: PathBuf },
+}
+
+/// An ordered list of steps.
+pub type Plan = heapless::Vec<Step, MAX_STEPS>;
+
+/// Plan building failed only if a path or the plan outgrew its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanTooBig;
+
+impl From<TooLong> for PlanTooBig {
+    fn from(_: TooLong) -> Self {
+        PlanTooBig
+    }
+}
+
+struct Builder {
+    plan: Plan,
+}
+
+impl Builder {
+    fn add(&mut self, s: Step) -> Result<(), PlanTooBig> {
+        self.plan.push(s).map_err(|_| PlanTooBig)
+    }
+    fn mkdir(&mut self, path: &[u8], mode: u32) -> Result<(), PlanTooBig> {
+        self.add(Step::Mkdir { path: PathBuf::from(path)?, mode })
+    }
+    fn bind(&mut self, src: &PathBuf, dst: &PathBuf) -> Result<(), PlanTooBig> {
+        self.add(Step::Bind { src: src.clone(), dst: dst.clone(), recursive: false })
+    }
+    fn set_readonly(&mut self, path: &PathBuf, readonly: bool) -> Result<(), PlanTooBig> {
+        self.add(Step::SetReadonly { path: path.clone(), readonly })
+    }
+}
+
+/// Build the plan of the service mode: turn SYSROOT (the physical root) into
+/// the deployment, with the physical root at SYSROOT/sysroot.
+pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
+    use markers::*;
+    let mut b = Builder { plan: Plan::new() };
+    let sysroot = &f.sysroot;
+    let deploy = sysroot.join(f.deployment.rel().as_bytes())?;
+    let stage = PathBuf::from(STAGING)?;
+    let stage_usr = stage.join(b"usr")?;
+    let stage_etc = stage.join(b"etc")?;
+    let stage_sysroot = stage.join(b"sysroot")?;
+
+    b.mkdir(RUN_OSTREE, 0o755)?;
+    b.mkdir(RUN_OSTREE_PRIVATE, 0o000)?;
+    b.mkdir(STAGING, 0o755)?;
+    b.add(Step::MakePrivate { path: PathBuf::from(b"/")? })?;
+    b.bind(&deploy, &stage)?;
+
+    if f.bind_boot {
+        b.bind(&sysroot.join(b"boot")?, &stage.join(b"boot")?)?;
+    }
+
+    let mut transient_etc = None;
+    if f.etc_transient {
+        let dir = PathBuf::from(TRANSIENT_ETC)?;
+        b.mkdir(dir.as_bytes(), 0o700)?;
+        b.mkdir(dir.join(b"upper")?.as_bytes(), 0o755)?;
+        b.mkdir(dir.join(b"work")?.as_bytes(), 0o755)?;
+        b.add(Step::Overlay {
+            dst: stage_etc.clone(),
+            lower: stage.join(b"usr/etc")?,
+            upper: dir.join(b"upper")?,
+            work: dir.join(b"work")?,
+        })?;
+        transient_etc = Some(dir);
+    } else if f.readonly {
+        // /etc must stay writable when the physical root becomes read-only.
+        b.bind(&stage_etc, &stage_etc)?;
+        b.set_readonly(&stage_etc, false)?;
+    }
+
+    if f.hotfix == Hotfix::On {
+        // The overlay's upper directory must be on a writable filesystem.
+        // If the kernel mounted the root read-only, make the filesystem
+        // writable but keep the deployment's own mount read-only, so only
+        // /usr (the hotfix) is writable, as the kernel's `ro` intends.
+        if f.sysroot_fs_readonly {
+            b.add(Step::RemountFsRw { path: stage.clone() })?;
+        }
+        b.add(Step::Overlay {
+            dst: stage_usr.clone(),
+            lower: stage_usr.clone(),
+            upper: stage.join(USR_OVL_UPPER)?,
+            work: stage.join(USR_OVL_WORK)?,
+        })?;
+        if f.sysroot_fs_readonly {
+            b.set_readonly(&stage, true)?;
+        }
+    } else {
+        b.bind(&stage_usr, &stage_usr)?;
+        b.set_readonly(&stage_usr, true)?;
+    }
+
+    // The physical root, reached through the deployment. A recursive bind keeps
+    // anything already mounted below SYSROOT (a separate /boot, say).
+    b.add(Step::Bind { src: sysroot.clone(), dst: stage_sysroot.clone(), recursive: true })?;
+
+    let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
+    if f.readonly {
+        // The stateroot's var stays writable when the physical root is not.
+        b.bind(&var, &var)?;
+        b.set_readonly(&var, false)?;
+    }
+    if f.mount_var {
+        b.bind(&var, &stage.join(b"var")?)?;
+    }
+
+    b.add(Step::WriteMarker {
+        path: PathBuf::from(OSTREE_BOOTED)?,
+        marker: Marker::OstreeBooted {
+            sysroot_ro: f.readonly,
+            device_inode: f.deployment_id,
+            transient_etc,
+        },
+    })?;
+    if f.readonly {
+        b.add(Step::WriteMarker { path: PathBuf::from(SYSROOT_RO_STAMP)?, marker: Marker::Empty })?;
+    }
+
+    // The swap: SYSROOT's original mount goes, the staged tree takes its place.
+    b.add(Step::Detach { path: sysroot.clone(), restore_from: stage_sysroot })?;
+    b.add(Step::Move { src: stage, dst: sysroot.clone() })?;
+    if f.readonly {
+        b.set_readonly(&sysroot.join(b"sysroot")?, true)?;
+    }
+    b.add(Step::Rmdir { path: PathBuf::from(STAGING)? })?;
+    Ok(b.plan)
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Mkdir { path, mode } => write!(f, "mkdir {path} mode {mode:04o} (existing kept)"),
+            Step::MakePrivate { path } => write!(f, "make-rprivate {path}"),
+            Step::Bind { src, dst, recursive } => {
+                write!(f, "bind{} {src} -> {dst}", if *recursive { " --recursive" } else { "" })
+            }
+            Step::SetReadonly { path, readonly } => {
+                write!(f, "remount-bind {path} {}", if *readonly { "ro" } else { "rw" })
+            }
+            Step::RemountFsRw { path } => write!(f, "remount-fs {path} rw"),
+            Step::Overlay { dst, lower, upper, work } => {
+                write!(f, "overlay {dst} lowerdir={lower},upperdir={upper},workdir={work}")
+            }
+            Step::WriteMarker { path, marker: Marker::Empty } => write!(f, "write {path} (empty)"),
+            Step::WriteMarker { path, marker: Marker::OstreeBooted { sysroot_ro, device_inode, transient_etc } } => {
+                write!(
+                    f,
+                    "write {path} a{{sv}} sysroot-ro={sysroot_ro} backing-root-device-inode=({},{})",
+                    device_inode.0, device_inode.1
+                )?;
+                if let Some(t) = transient_etc {
+                    write!(f, " transient-etc={t}")?;
+                }
+                Ok(())
+            }
+            Step::Detach { path, restore_from } => {
+                write!(f, "detach {path} (restored from {restore_from} on failure)")
+            }
+            Step::Move { src, dst } => write!(f, "move {src} -> {dst}"),
+            Step::Rmdir { path } => write!(f, "rmdir {path}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            sysroot: PathBuf::from(b"/sysroot").unwrap(),
+            deployment: Deployment::from_rel(b"ostree/deploy/os/deploy/abc.0").unwrap(),
+            deployment_id: (2049, 42),
+            readonly: false,
+            etc_transient: false,
+            hotfix: Hotfix::Off,
+            bind_boot: true,
+            mount_var: false,
+            sysroot_fs_readonly: false,
+        }
+    }
+
+    fn render(plan: &Plan) -> Vec<String> {
+        plan.iter().map(|s| s.to_string()).collect()
+    }
+
+    const S: &str = "/run/ostree/.private/staging";
+
+    #[test]
+    fn plain_plan() {
+        let got = render(&service_plan(&facts()).unwrap());
+        let want = [
+            "mkdir /run/ostree mode 0755 (existing kept)".to_string(),
+            "mkdir /run/ostree/.private mode 0000 (existing kept)".into(),
+            format!("mkdir {S} mode 0755 (existing kept)"),
+            "make-rprivate /".into(),
+            format!("bind /sysroot/ostree/deploy/os/deploy/abc.0 -> {S}"),
+            format!("bind /sysroot/boot -> {S}/boot"),
+            format!("bind {S}/usr -> {S}/usr"),
+            format!("remount-bind {S}/usr ro"),
+            format!("bind --recursive /sysroot -> {S}/sysroot"),
+            "write /run/ostree-booted a{sv} sysroot-ro=false backing-root-device-inode=(2049,42)".into(),
+            format!("detach /sysroot (restored from {S}/sysroot on failure)"),
+            format!("move {S} -> /sysroot"),
+            format!("rmdir {S}"),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn readonly_plan_keeps_etc_and_var_writable() {
+        let f = Facts { readonly: true, bind_boot: false, ..facts() };
+        let got = render(&service_plan(&f).unwrap());
+        let var = format!("{S}/sysroot/ostree/deploy/os/var");
+        for want in [
+            format!("bind {S}/etc -> {S}/etc"),
+            format!("remount-bind {S}/etc rw"),
+            format!("bind {var} -> {var}"),
+            format!("remount-bind {var} rw"),
+            "write /run/ostree-sysroot-ro.stamp (empty)".into(),
+            "remount-bind /sysroot/sysroot ro".into(),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+        }
+        assert!(!got.iter().any(|s| s.contains("/boot")));
+        // The physical root becomes read-only only after the swap.
+        let ro = got.iter().position(|s| s == "remount-bind /sysroot/sysroot ro").unwrap();
+        let mv = got.iter().position(|s| s.starts_with("move ")).unwrap();
+        assert!(ro > mv);
+    }
+
+    #[test]
+    fn hotfix_plan() {
+        let f = Facts { hotfix: Hotfix::On, ..facts() };
+        let got = render(&service_plan(&f).unwrap());
+        assert!(got.contains(&format!(
+            "overlay {S}/usr lowerdir={S}/usr,upperdir={S}/.usr-ovl-upper,workdir={S}/.usr-ovl-work"
+        )));
+        assert!(!got.iter().any(|s| s.contains("remount-bind") && s.contains("/usr")));
+        assert!(!got.iter().any(|s| s.starts_with("remount-fs")));
+
+        let f = Facts { hotfix: Hotfix::On, sysroot_fs_readonly: true, ..facts() };
+        let got = render(&service_plan(&f).unwrap());
+        let rw = got.iter().position(|s| *s == format!("remount-fs {S} rw")).unwrap();
+        let ovl = got.iter().position(|s| s.starts_with("overlay")).unwrap();
+        let ro = got.iter().position(|s| *s == format!("remount-bind {S} ro")).unwrap();
+        assert!(rw < ovl && ovl < ro);
+
+        let f = Facts { hotfix: Hotfix::Ignored("x"), ..facts() };
+        let got = render(&service_plan(&f).unwrap());
+        assert!(got.contains(&format!("remount-bind {S}/usr ro")));
+    }
+
+    #[test]
+    fn transient_etc_and_mount_var() {
+        let f = Facts { etc_transient: true, mount_var: true, readonly: true, ..facts() };
+        let got = render(&service_plan(&f).unwrap());
+        assert!(got.contains(&"mkdir /run/ostree/transient-etc mode 0700 (existing kept)".to_string()));
+        assert!(got.contains(&format!(
+            "overlay {S}/etc lowerdir={S}/usr/etc,upperdir=/run/ostree/transient-etc/upper,workdir=/run/ostree/transient-etc/work"
+        )));
+        // A transient /etc replaces the writable bind.
+        assert!(!got.contains(&format!("bind {S}/etc -> {S}/etc")));
+        assert!(got.contains(&format!("bind {S}/sysroot/ostree/deploy/os/var -> {S}/var")));
+        assert!(got.iter().any(|s| s.contains("transient-etc=/run/ostree/transient-etc")));
+    }
+}
