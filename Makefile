@@ -1,0 +1,61 @@
+# ostree-switchroot: build, test, benchmark and install.
+#
+#   make                 static release build of ostree-prepare-root
+#   make test            every test (unit, size, mount namespaces, fuzz smoke)
+#   make bench           benchmark against ostree's C ostree-prepare-root
+#   make install DESTDIR=... PREFIX=/usr
+#   make deps            install what the tests need (Debian packages, musl, cargo-fuzz)
+
+PREFIX ?= /usr
+DESTDIR ?=
+TARGET := x86_64-unknown-linux-musl
+RELEASE := target/$(TARGET)/release
+PREPARE_ROOT := $(RELEASE)/ostree-prepare-root
+
+# Size budget of the static binary (issue: at most 96 KiB stripped).
+PREPARE_ROOT_MAX_BYTES := 98304
+# Seconds each fuzz target runs in `make test`.
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build deps test unit lint size mountns fuzz-smoke bench install clean
+
+all: build
+
+build:
+	@scripts/install-deps.sh build
+	cargo build --release --locked --target $(TARGET) -p ostree-switchroot
+
+$(PREPARE_ROOT): build
+
+deps:
+	scripts/install-deps.sh all
+
+test: deps lint unit size mountns fuzz-smoke
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --release --target $(TARGET) -p ostree-switchroot -- -D warnings
+
+unit:
+	cargo test --locked
+
+size: build
+	scripts/check-binary.sh $(PREPARE_ROOT) $(PREPARE_ROOT_MAX_BYTES)
+
+mountns: build
+	tests/mountns/run.sh --impl $(PREPARE_ROOT)
+
+fuzz-smoke:
+	cd fuzz && for t in cmdline config; do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+bench: build
+	bench/run.sh $(PREPARE_ROOT)
+
+install: build
+	install -D -m 0755 $(PREPARE_ROOT) $(DESTDIR)$(PREFIX)/lib/ostree/ostree-prepare-root
+
+clean:
+	cargo clean
