@@ -4,7 +4,7 @@ use crate::cmdline::Cmdline;
 use crate::error::Error;
 use crate::exec;
 use crate::inputs::{self, CmdlineBuf};
-use crate::path::{Lossy, PathBuf};
+use crate::path::PathBuf;
 use crate::plan::{self, Hotfix};
 use crate::{say, warn};
 
@@ -109,7 +109,10 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
     let gathered = inputs::gather(&sysroot, &cmdline, args.mount_var)?;
     let facts = &gathered.facts;
     if let Hotfix::Ignored(why) = facts.hotfix {
-        warn!("ostree-prepare-root: warning: {}: {why}; booting the pristine /usr", facts.deployment.rel());
+        warn!(
+            "ostree-prepare-root: warning: {}: {why}; booting the pristine /usr",
+            facts.deployment.rel()
+        );
     }
     let plan = plan::service_plan(facts).map_err(|_| Error::PathTooLong)?;
 
@@ -128,10 +131,13 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
     }
 
     // Modes must be exactly what the plan says, whatever umask we inherited.
-    let old_umask = crate::sys::umask(0);
-    let r = exec::run(&plan, exec::Options { verbose: args.verbose });
-    crate::sys::umask(old_umask);
-    r?;
+    crate::sys::umask(0);
+    exec::run(
+        &plan,
+        exec::Options {
+            verbose: args.verbose,
+        },
+    )?;
     say!(
         "ostree-prepare-root: {} is now the deployment {} (sysroot read-only: {}, /usr: {})",
         sysroot,
@@ -176,7 +182,10 @@ pub fn main(argv: &[&[u8]]) -> i32 {
             0
         }
         Ok(Command::Version) => {
-            say!("ostree-prepare-root (ostree-switchroot) {}", env!("CARGO_PKG_VERSION"));
+            say!(
+                "ostree-prepare-root (ostree-switchroot) {}",
+                env!("CARGO_PKG_VERSION")
+            );
             0
         }
         Ok(Command::Prepare(args)) => match prepare(&args) {
@@ -193,11 +202,6 @@ pub fn main(argv: &[&[u8]]) -> i32 {
     }
 }
 
-/// Helper for messages that include raw bytes.
-pub fn lossy(b: &[u8]) -> Lossy<'_> {
-    Lossy(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,11 +214,15 @@ mod tests {
         }
         assert_eq!(p(&["--help"]).unwrap(), Command::Help);
         assert_eq!(p(&["/sysroot", "-V"]).unwrap(), Command::Version);
-        let Command::Prepare(a) = p(&["--dry-run", "/sysroot", "ostree=/x"]).unwrap() else { panic!() };
+        let Command::Prepare(a) = p(&["--dry-run", "/sysroot", "ostree=/x"]).unwrap() else {
+            panic!()
+        };
         assert!(a.dry_run && !a.mount_var);
         assert_eq!(a.sysroot, b"/sysroot");
         assert_eq!(a.cmdline, Some(&b"ostree=/x"[..]));
-        let Command::Prepare(a) = p(&["--", "/sysroot", "-v"]).unwrap() else { panic!() };
+        let Command::Prepare(a) = p(&["--", "/sysroot", "-v"]).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.cmdline, Some(&b"-v"[..]));
         assert!(p(&[]).is_err());
         assert!(p(&["--bogus", "/sysroot"]).is_err());

@@ -178,9 +178,14 @@ mod tests {
         (k.to_string(), v.map(str::to_string))
     }
 
+    type Case = (
+        &'static str,
+        &'static [(&'static str, Option<&'static str>)],
+    );
+
     #[test]
     fn tokenizer_table() {
-        let cases: &[(&str, &[(&str, Option<&str>)])] = &[
+        let cases: &[Case] = &[
             ("", &[]),
             ("   \n", &[]),
             ("quiet", &[("quiet", None)]),
@@ -193,7 +198,10 @@ mod tests {
             (r#"k="a b" c"#, &[("k", Some("a b")), ("c", None)]),
             (r#""k=a b" c"#, &[("k", Some("a b")), ("c", None)]),
             (r#"k=a"b c"d e"#, &[("k", Some(r#"a"b c"d"#)), ("e", None)]),
-            (r#"x="a ostree=/y" z"#, &[("x", Some("a ostree=/y")), ("z", None)]),
+            (
+                r#"x="a ostree=/y" z"#,
+                &[("x", Some("a ostree=/y")), ("z", None)],
+            ),
             (r#""quoted flag""#, &[("quoted flag", None)]),
             // An unterminated quote swallows the rest of the line, as in the kernel.
             (r#"k="a b c"#, &[("k", Some("a b c"))]),

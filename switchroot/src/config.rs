@@ -38,7 +38,9 @@ impl Composefs {
             b"maybe" => Composefs::Maybe,
             b"verity" => Composefs::Verity,
             b"signed" => Composefs::Signed,
-            _ => return Err("has an unknown [composefs] enabled value (want yes, no, maybe, verity or signed)"),
+            _ => return Err(
+                "has an unknown [composefs] enabled value (want yes, no, maybe, verity or signed)",
+            ),
         })
     }
 
@@ -116,7 +118,10 @@ pub enum Unsupported {
 }
 
 /// The effective composefs setting: the kernel argument overrides the file.
-pub fn effective_composefs(conf: &PrepareRootConf, cmdline: &Cmdline) -> Result<Composefs, Unsupported> {
+pub fn effective_composefs(
+    conf: &PrepareRootConf,
+    cmdline: &Cmdline,
+) -> Result<Composefs, Unsupported> {
     match cmdline.value(COMPOSEFS_KARG) {
         None => Ok(conf.composefs),
         // Upstream accepts `signed` or a tristate on the kernel command line.
@@ -186,7 +191,10 @@ mod tests {
         let off = Cmdline::new(b"ostree.prepare-root.composefs=0");
         assert_eq!(effective_composefs(&yes, &off), Ok(Composefs::No));
         let on = Cmdline::new(b"ostree.prepare-root.composefs=1");
-        assert_eq!(effective_composefs(&PrepareRootConf::default(), &on), Ok(Composefs::Yes));
+        assert_eq!(
+            effective_composefs(&PrepareRootConf::default(), &on),
+            Ok(Composefs::Yes)
+        );
         let bad = Cmdline::new(b"ostree.prepare-root.composefs=verity");
         assert_eq!(
             effective_composefs(&PrepareRootConf::default(), &bad),

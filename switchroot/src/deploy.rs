@@ -42,8 +42,10 @@ impl Deployment {
     /// Accept `rel` only if it has exactly the shape of a deployment path.
     pub fn from_rel(rel: &[u8]) -> Option<Deployment> {
         let mut c = components(rel);
-        let (ostree, deploy, os, deploy2, name) = (c.next()?, c.next()?, c.next()?, c.next()?, c.next()?);
-        if c.next().is_some() || ostree != b"ostree" || deploy != b"deploy" || deploy2 != b"deploy" {
+        let (ostree, deploy, os, deploy2, name) =
+            (c.next()?, c.next()?, c.next()?, c.next()?, c.next()?);
+        if c.next().is_some() || ostree != b"ostree" || deploy != b"deploy" || deploy2 != b"deploy"
+        {
             return None;
         }
         if os.starts_with(b".") || !is_deployment_name(name) {
@@ -135,28 +137,38 @@ pub fn resolve(fs: &dyn SysrootFs, target: &[u8]) -> Result<Deployment, TargetEr
         Ok(_) => return Err(TargetError::NotSymlink { path: link }),
         Err(errno) => return Err(TargetError::Missing { path: link, errno }),
     }
-    follow(fs, &mut resolved, last, &mut hops)?;
+    let kind = follow(fs, &mut resolved, last, &mut hops)?;
 
-    match (Deployment::from_rel(resolved.as_bytes()), fs.kind(resolved.as_bytes())) {
-        (Some(d), Ok(Kind::Dir)) => Ok(d),
+    match (Deployment::from_rel(resolved.as_bytes()), kind) {
+        (Some(d), Some(Kind::Dir)) => Ok(d),
         _ => Err(TargetError::NotDeployment { resolved }),
     }
 }
 
 /// Walk `path` from `resolved` (a symlink-free path relative to SYSROOT),
-/// following symlinks with SYSROOT as the root.
-fn follow(fs: &dyn SysrootFs, resolved: &mut PathBuf, path: &[u8], hops: &mut u32) -> Result<(), TargetError> {
+/// following symlinks with SYSROOT as the root. Returns the kind of the last
+/// object reached (`None` if the walk ended with `.` or `..`).
+fn follow(
+    fs: &dyn SysrootFs,
+    resolved: &mut PathBuf,
+    path: &[u8],
+    hops: &mut u32,
+) -> Result<Option<Kind>, TargetError> {
     let mut pending: heapless::Vec<u8, WORK_CAP> =
         heapless::Vec::from_slice(path).map_err(|_| TargetError::TooLong)?;
     let mut link_buf = [0u8; 1024];
+    let mut last_kind = None;
 
     while let Some((comp, rest_at)) = next_component(&pending) {
         let mut next: heapless::Vec<u8, WORK_CAP> = heapless::Vec::new();
+        last_kind = None;
         match comp {
             b"." => {}
             b".." => {
                 if resolved.is_empty() {
-                    return Err(TargetError::Escapes { link: resolved.clone() });
+                    return Err(TargetError::Escapes {
+                        link: resolved.clone(),
+                    });
                 }
                 resolved.pop();
             }
@@ -169,11 +181,16 @@ fn follow(fs: &dyn SysrootFs, resolved: &mut PathBuf, path: &[u8], hops: &mut u3
                         if *hops > MAX_SYMLINKS {
                             return Err(TargetError::Loop);
                         }
-                        let link = fs
-                            .readlink(resolved.as_bytes(), &mut link_buf)
-                            .map_err(|errno| TargetError::Missing { path: resolved.clone(), errno })?;
+                        let link =
+                            fs.readlink(resolved.as_bytes(), &mut link_buf)
+                                .map_err(|errno| TargetError::Missing {
+                                    path: resolved.clone(),
+                                    errno,
+                                })?;
                         if link.first() == Some(&b'/') {
-                            return Err(TargetError::Escapes { link: resolved.clone() });
+                            return Err(TargetError::Escapes {
+                                link: resolved.clone(),
+                            });
                         }
                         resolved.truncate(before);
                         // The link's text replaces its name in what is left to walk.
@@ -181,21 +198,30 @@ fn follow(fs: &dyn SysrootFs, resolved: &mut PathBuf, path: &[u8], hops: &mut u3
                             .and_then(|_| next.extend_from_slice(b"/"))
                             .map_err(|_| TargetError::TooLong)?;
                     }
-                    Ok(_) => {}
-                    Err(errno) => return Err(TargetError::Missing { path: resolved.clone(), errno }),
+                    Ok(kind) => last_kind = Some(kind),
+                    Err(errno) => {
+                        return Err(TargetError::Missing {
+                            path: resolved.clone(),
+                            errno,
+                        })
+                    }
                 }
             }
         }
-        next.extend_from_slice(&pending[rest_at..]).map_err(|_| TargetError::TooLong)?;
+        next.extend_from_slice(&pending[rest_at..])
+            .map_err(|_| TargetError::TooLong)?;
         pending = next;
     }
-    Ok(())
+    Ok(last_kind)
 }
 
 /// The first component of `path` and the index just past it.
 fn next_component(path: &[u8]) -> Option<(&[u8], usize)> {
     let start = path.iter().position(|&b| b != b'/')?;
-    let len = path[start..].iter().position(|&b| b == b'/').unwrap_or(path.len() - start);
+    let len = path[start..]
+        .iter()
+        .position(|&b| b == b'/')
+        .unwrap_or(path.len() - start);
     Some((&path[start..start + len], start + len))
 }
 
@@ -210,7 +236,10 @@ pub fn list_deployments(fs: &dyn SysrootFs) -> heapless::Vec<PathBuf, LISTED_DEP
         }
     });
     for os in &stateroots {
-        let Ok(dir) = PathBuf::from(b"ostree/deploy").and_then(|p| p.join(os.as_bytes())).and_then(|p| p.join(b"deploy")) else {
+        let Ok(dir) = PathBuf::from(b"ostree/deploy")
+            .and_then(|p| p.join(os.as_bytes()))
+            .and_then(|p| p.join(b"deploy"))
+        else {
             continue;
         };
         let _ = fs.list_dir(dir.as_bytes(), &mut |name| {
@@ -235,21 +264,40 @@ pub(crate) mod tests {
     impl FakeFs {
         pub fn ostree() -> FakeFs {
             let mut m = BTreeMap::new();
-            for d in ["ostree", "ostree/deploy", "ostree/deploy/os", "ostree/deploy/os/deploy",
-                "ostree/deploy/os/deploy/abc.0", "ostree/deploy/os/deploy/def.1", "ostree/boot.1.1",
-                "ostree/boot.1.1/os", "ostree/boot.1.1/os/bc", "ostree/repo", "ostree/deploy/os/var"] {
+            for d in [
+                "ostree",
+                "ostree/deploy",
+                "ostree/deploy/os",
+                "ostree/deploy/os/deploy",
+                "ostree/deploy/os/deploy/abc.0",
+                "ostree/deploy/os/deploy/def.1",
+                "ostree/boot.1.1",
+                "ostree/boot.1.1/os",
+                "ostree/boot.1.1/os/bc",
+                "ostree/repo",
+                "ostree/deploy/os/var",
+            ] {
                 m.insert(d.to_string(), None);
             }
             let links = [
                 ("ostree/boot.1", "boot.1.1"),
                 ("ostree/boot.1.1/os/bc/0", "../../../deploy/os/deploy/abc.0"),
                 ("ostree/boot.1.1/os/bc/1", "../../../deploy/os/deploy/def.1"),
-                ("ostree/boot.1.1/os/bc/abs", "/ostree/deploy/os/deploy/abc.0"),
+                (
+                    "ostree/boot.1.1/os/bc/abs",
+                    "/ostree/deploy/os/deploy/abc.0",
+                ),
                 ("ostree/boot.1.1/os/bc/up", "../../../../../../etc"),
                 ("ostree/boot.1.1/os/bc/repo", "../../../repo"),
                 ("ostree/boot.1.1/os/bc/loop", "loop"),
-                ("ostree/boot.1.1/os/bc/dangling", "../../../deploy/os/deploy/zzz.9"),
-                ("ostree/boot.1.1/os/bc/dot", "./../.././../deploy/os/./deploy/abc.0/"),
+                (
+                    "ostree/boot.1.1/os/bc/dangling",
+                    "../../../deploy/os/deploy/zzz.9",
+                ),
+                (
+                    "ostree/boot.1.1/os/bc/dot",
+                    "./../.././../deploy/os/./deploy/abc.0/",
+                ),
             ];
             for (l, t) in links {
                 m.insert(l.to_string(), Some(t.to_string()));
@@ -301,26 +349,53 @@ pub(crate) mod tests {
         let d = resolve(&fs, b"/ostree/boot.1/os/bc/1").unwrap();
         assert_eq!(d.stateroot(), b"os");
         assert_eq!(d.name(), b"def.1");
-        assert_eq!(d.stateroot_var().unwrap().as_bytes(), b"ostree/deploy/os/var");
+        assert_eq!(
+            d.stateroot_var().unwrap().as_bytes(),
+            b"ostree/deploy/os/var"
+        );
     }
 
     #[test]
     fn refusals() {
         let fs = FakeFs::ostree();
         let r = |t: &str| resolve(&fs, t.as_bytes()).unwrap_err();
-        assert!(matches!(r("/ostree/boot.1/os/bc/nope"), TargetError::Missing { .. }));
-        assert!(matches!(r("/ostree/deploy/os/deploy/abc.0"), TargetError::NotSymlink { .. }));
-        assert!(matches!(r("/ostree/boot.1/os/bc/abs"), TargetError::Escapes { .. }));
-        assert!(matches!(r("/ostree/boot.1/os/bc/up"), TargetError::Escapes { .. }));
-        assert!(matches!(r("/ostree/boot.1/os/bc/repo"), TargetError::NotDeployment { .. }));
+        assert!(matches!(
+            r("/ostree/boot.1/os/bc/nope"),
+            TargetError::Missing { .. }
+        ));
+        assert!(matches!(
+            r("/ostree/deploy/os/deploy/abc.0"),
+            TargetError::NotSymlink { .. }
+        ));
+        assert!(matches!(
+            r("/ostree/boot.1/os/bc/abs"),
+            TargetError::Escapes { .. }
+        ));
+        assert!(matches!(
+            r("/ostree/boot.1/os/bc/up"),
+            TargetError::Escapes { .. }
+        ));
+        assert!(matches!(
+            r("/ostree/boot.1/os/bc/repo"),
+            TargetError::NotDeployment { .. }
+        ));
         assert!(matches!(r("/ostree/boot.1/os/bc/loop"), TargetError::Loop));
-        assert!(matches!(r("/ostree/boot.1/os/bc/dangling"), TargetError::Missing { .. }));
-        assert!(matches!(r(""), TargetError::NotSymlink { .. } | TargetError::Missing { .. }));
+        assert!(matches!(
+            r("/ostree/boot.1/os/bc/dangling"),
+            TargetError::Missing { .. }
+        ));
+        assert!(matches!(
+            r(""),
+            TargetError::NotSymlink { .. } | TargetError::Missing { .. }
+        ));
     }
 
     #[test]
     fn deployment_shape() {
-        for ok in ["ostree/deploy/os/deploy/abc.0", "ostree/deploy/fedora/deploy/0123abcdef.12"] {
+        for ok in [
+            "ostree/deploy/os/deploy/abc.0",
+            "ostree/deploy/fedora/deploy/0123abcdef.12",
+        ] {
             assert!(Deployment::from_rel(ok.as_bytes()).is_some(), "{ok}");
         }
         for bad in [

@@ -40,7 +40,10 @@ pub enum Error {
     /// A configuration file is malformed.
     Config { file: PathBuf, err: SyntaxError },
     /// The configuration asks for something this tool does not do.
-    Unsupported { why: Unsupported, file: Option<PathBuf> },
+    Unsupported {
+        why: Unsupported,
+        file: Option<PathBuf>,
+    },
     /// A path did not fit in our fixed buffers.
     PathTooLong,
 }
@@ -85,7 +88,12 @@ pub struct ErrnoDisplay(pub Errno);
 
 impl fmt::Display for ErrnoDisplay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", Lossy(sys::errno_text(self.0)), sys::errno_name(self.0))
+        write!(
+            f,
+            "{} ({})",
+            Lossy(sys::errno_text(self.0)),
+            sys::errno_name(self.0)
+        )
     }
 }
 

@@ -8,7 +8,9 @@ use crate::error::Error;
 use crate::gvariant::{Value, VarDict};
 use crate::path::PathBuf;
 use crate::plan::{Marker, Plan, Step};
-use crate::sys::{self, MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SILENT};
+use crate::sys::{
+    self, MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SILENT,
+};
 
 /// How to reverse one completed step.
 #[derive(Debug)]
@@ -53,13 +55,23 @@ pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
 fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
     while let Some(u) = undo.pop() {
         let r = match &u {
-            Undo::Rmdir(p) => sys::rmdir(p.as_bytes()).map_err(|e| Error::sys("rmdir", p.as_bytes(), e)),
+            Undo::Rmdir(p) => {
+                sys::rmdir(p.as_bytes()).map_err(|e| Error::sys("rmdir", p.as_bytes(), e))
+            }
             Undo::Unmount(p) => sys::umount2(p.as_bytes(), MNT_DETACH)
                 .map_err(|e| Error::sys("umount", p.as_bytes(), e)),
             Undo::SetReadonly(p, ro) => set_readonly(p.as_bytes(), *ro),
-            Undo::RemountFsRo(p) => sys::mount(None, p.as_bytes(), None, MS_REMOUNT | MS_RDONLY | MS_SILENT, None)
-                .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
-            Undo::Unlink(p) => sys::unlink(p.as_bytes()).map_err(|e| Error::sys("unlink", p.as_bytes(), e)),
+            Undo::RemountFsRo(p) => sys::mount(
+                None,
+                p.as_bytes(),
+                None,
+                MS_REMOUNT | MS_RDONLY | MS_SILENT,
+                None,
+            )
+            .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
+            Undo::Unlink(p) => {
+                sys::unlink(p.as_bytes()).map_err(|e| Error::sys("unlink", p.as_bytes(), e))
+            }
             Undo::Move { src, dst } => move_mount(src.as_bytes(), dst.as_bytes()),
         };
         if let Err(e) = r {
@@ -70,13 +82,29 @@ fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
 
 fn set_readonly(path: &[u8], readonly: bool) -> Result<(), Error> {
     let ro = if readonly { MS_RDONLY } else { 0 };
-    sys::mount(None, path, None, MS_BIND | MS_REMOUNT | MS_SILENT | ro, None).map_err(|e| {
-        Error::sys(if readonly { "remount read-only" } else { "remount read-write" }, path, e)
+    sys::mount(
+        None,
+        path,
+        None,
+        MS_BIND | MS_REMOUNT | MS_SILENT | ro,
+        None,
+    )
+    .map_err(|e| {
+        Error::sys(
+            if readonly {
+                "remount read-only"
+            } else {
+                "remount read-write"
+            },
+            path,
+            e,
+        )
     })
 }
 
 fn move_mount(src: &[u8], dst: &[u8]) -> Result<(), Error> {
-    sys::mount(Some(src), dst, None, MS_MOVE | MS_SILENT, None).map_err(|e| Error::sys2("move mount", src, dst, e))
+    sys::mount(Some(src), dst, None, MS_MOVE | MS_SILENT, None)
+        .map_err(|e| Error::sys2("move mount", src, dst, e))
 }
 
 fn apply(step: &Step) -> Result<Option<Undo>, Error> {
@@ -87,24 +115,47 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
                 // An existing directory is fine (a rerun, or made by another tool);
                 // a symlink or file in its place is not.
                 Ok(st) if st.is_dir() => None,
-                Ok(_) => return Err(Error::sys("mkdir (exists, not a directory)", path.as_bytes(), libc::EEXIST)),
+                Ok(_) => {
+                    return Err(Error::sys(
+                        "mkdir (exists, not a directory)",
+                        path.as_bytes(),
+                        libc::EEXIST,
+                    ))
+                }
                 Err(e) => return Err(Error::sys("lstat", path.as_bytes(), e)),
             },
             Err(e) => return Err(Error::sys("mkdir", path.as_bytes(), e)),
         },
         Step::MakePrivate { path } => {
-            sys::mount(None, path.as_bytes(), None, MS_REC | MS_PRIVATE | MS_SILENT, None)
-                .map_err(|e| Error::sys("make mounts private under", path.as_bytes(), e))?;
+            sys::mount(
+                None,
+                path.as_bytes(),
+                None,
+                MS_REC | MS_PRIVATE | MS_SILENT,
+                None,
+            )
+            .map_err(|e| Error::sys("make mounts private under", path.as_bytes(), e))?;
             None
         }
-        Step::Bind { src, dst, recursive } => {
+        Step::Bind {
+            src,
+            dst,
+            recursive,
+        } => {
             let rec = if *recursive { MS_REC } else { 0 };
-            sys::mount(Some(src.as_bytes()), dst.as_bytes(), None, MS_BIND | rec | MS_SILENT, None)
-                .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
+            sys::mount(
+                Some(src.as_bytes()),
+                dst.as_bytes(),
+                None,
+                MS_BIND | rec | MS_SILENT,
+                None,
+            )
+            .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
             Some(Undo::Unmount(dst.clone()))
         }
         Step::SetReadonly { path, readonly } => {
-            let was = sys::is_readonly_fs(path.as_bytes()).map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?;
+            let was = sys::is_readonly_fs(path.as_bytes())
+                .map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?;
             set_readonly(path.as_bytes(), *readonly)?;
             Some(Undo::SetReadonly(path.clone(), was))
         }
@@ -113,14 +164,25 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
                 .map_err(|e| Error::sys("remount filesystem read-write", path.as_bytes(), e))?;
             Some(Undo::RemountFsRo(path.clone()))
         }
-        Step::Overlay { dst, lower, upper, work } => {
+        Step::Overlay {
+            dst,
+            lower,
+            upper,
+            work,
+        } => {
             let mut data = crate::out::LineBuf::new();
             let _ = core::fmt::write(
                 &mut data,
                 format_args!("lowerdir={lower},upperdir={upper},workdir={work}"),
             );
-            sys::mount(Some(b"overlay"), dst.as_bytes(), Some(b"overlay"), MS_SILENT, Some(data.as_bytes()))
-                .map_err(|e| Error::sys("mount overlay on", dst.as_bytes(), e))?;
+            sys::mount(
+                Some(b"overlay"),
+                dst.as_bytes(),
+                Some(b"overlay"),
+                MS_SILENT,
+                Some(data.as_bytes()),
+            )
+            .map_err(|e| Error::sys("mount overlay on", dst.as_bytes(), e))?;
             Some(Undo::Unmount(dst.clone()))
         }
         Step::WriteMarker { path, marker } => {
@@ -128,12 +190,19 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
             Some(Undo::Unlink(path.clone()))
         }
         Step::Detach { path, restore_from } => {
-            sys::umount2(path.as_bytes(), MNT_DETACH).map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
-            Some(Undo::Move { src: restore_from.clone(), dst: path.clone() })
+            sys::umount2(path.as_bytes(), MNT_DETACH)
+                .map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
+            Some(Undo::Move {
+                src: restore_from.clone(),
+                dst: path.clone(),
+            })
         }
         Step::Move { src, dst } => {
             move_mount(src.as_bytes(), dst.as_bytes())?;
-            Some(Undo::Move { src: dst.clone(), dst: src.clone() })
+            Some(Undo::Move {
+                src: dst.clone(),
+                dst: src.clone(),
+            })
         }
         Step::Rmdir { path } => {
             sys::rmdir(path.as_bytes()).map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
@@ -147,12 +216,21 @@ pub fn render_marker<'b>(marker: &Marker, dict: &'b mut VarDict) -> Result<&'b [
     let overflow = |_| Error::PathTooLong;
     match marker {
         Marker::Empty => dict.finish().map_err(overflow),
-        Marker::OstreeBooted { sysroot_ro, device_inode, transient_etc } => {
-            dict.insert("backing-root-device-inode", Value::U64Pair(device_inode.0, device_inode.1))
+        Marker::OstreeBooted {
+            sysroot_ro,
+            device_inode,
+            transient_etc,
+        } => {
+            dict.insert(
+                "backing-root-device-inode",
+                Value::U64Pair(device_inode.0, device_inode.1),
+            )
+            .map_err(overflow)?;
+            dict.insert("sysroot-ro", Value::Bool(*sysroot_ro))
                 .map_err(overflow)?;
-            dict.insert("sysroot-ro", Value::Bool(*sysroot_ro)).map_err(overflow)?;
             if let Some(t) = transient_etc {
-                dict.insert("transient-etc", Value::Str(t.as_bytes())).map_err(overflow)?;
+                dict.insert("transient-etc", Value::Str(t.as_bytes()))
+                    .map_err(overflow)?;
             }
             dict.finish().map_err(overflow)
         }
@@ -166,11 +244,16 @@ fn write_marker(path: &[u8], marker: &Marker) -> Result<(), Error> {
     let mut tmp = PathBuf::from(path)?;
     tmp.push_raw(b".tmp")?;
     let write = || -> Result<(), Error> {
-        let fd = sys::open(tmp.as_bytes(), sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC | sys::O_NOFOLLOW, 0o644)
-            .map_err(|e| Error::sys("create", tmp.as_bytes(), e))?;
+        let fd = sys::open(
+            tmp.as_bytes(),
+            sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC | sys::O_NOFOLLOW,
+            0o644,
+        )
+        .map_err(|e| Error::sys("create", tmp.as_bytes(), e))?;
         sys::write_all(&fd, bytes).map_err(|e| Error::sys("write", tmp.as_bytes(), e))?;
         sys::fsync(&fd).map_err(|e| Error::sys("fsync", tmp.as_bytes(), e))?;
-        sys::rename(tmp.as_bytes(), path).map_err(|e| Error::sys2("rename", tmp.as_bytes(), path, e))
+        sys::rename(tmp.as_bytes(), path)
+            .map_err(|e| Error::sys2("rename", tmp.as_bytes(), path, e))
     };
     let r = write();
     if r.is_err() {

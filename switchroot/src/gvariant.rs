@@ -150,7 +150,8 @@ mod tests {
     #[test]
     fn matches_glib_for_our_keys() {
         let mut d = VarDict::new();
-        d.insert("backing-root-device-inode", Value::U64Pair(66306, 1234)).unwrap();
+        d.insert("backing-root-device-inode", Value::U64Pair(66306, 1234))
+            .unwrap();
         d.insert("sysroot-ro", Value::Bool(false)).unwrap();
         let got = d.finish().unwrap();
         let want: &[u8] = include_bytes!("../testdata/ostree-booted.gvariant");

@@ -87,7 +87,10 @@ pub fn load_prepare_root_conf() -> Result<(PrepareRootConf, Option<PathBuf>), Er
     for path in PREPARE_ROOT_CONF_PATHS {
         if let Some(text) = read_optional(path, &mut buf)? {
             let file = PathBuf::from(path)?;
-            let conf = PrepareRootConf::parse(text).map_err(|err| Error::Config { file: file.clone(), err })?;
+            let conf = PrepareRootConf::parse(text).map_err(|err| Error::Config {
+                file: file.clone(),
+                err,
+            })?;
             return Ok((conf, Some(file)));
         }
     }
@@ -110,14 +113,25 @@ fn hotfix_state(deploy: &PathBuf, cmdline: &Cmdline) -> Result<Hotfix, Error> {
     let state = match (upper, work) {
         (None, None) => return Ok(Hotfix::Off),
         (Some(u), Some(w)) if u.is_dir() && w.is_dir() => Hotfix::On,
-        (Some(u), _) if !u.is_dir() => Hotfix::Ignored(".usr-ovl-upper is not a directory (a symlink?), refusing the hotfix overlay"),
-        (_, Some(w)) if !w.is_dir() => Hotfix::Ignored(".usr-ovl-work is not a directory (a symlink?), refusing the hotfix overlay"),
+        (Some(u), _) if !u.is_dir() => Hotfix::Ignored(
+            ".usr-ovl-upper is not a directory (a symlink?), refusing the hotfix overlay",
+        ),
+        (_, Some(w)) if !w.is_dir() => Hotfix::Ignored(
+            ".usr-ovl-work is not a directory (a symlink?), refusing the hotfix overlay",
+        ),
         (None, _) => Hotfix::Ignored(".usr-ovl-work exists but .usr-ovl-upper is missing"),
         (_, None) => Hotfix::Ignored(".usr-ovl-upper exists but .usr-ovl-work is missing"),
         (Some(_), Some(_)) => Hotfix::On,
     };
-    if state == Hotfix::On && matches!(cmdline.value(HOTFIX_KARG), Some(b"0" | b"no" | b"false" | b"off")) {
-        return Ok(Hotfix::Ignored("hotfix overlay disabled for this boot by ostree.prepare-root.hotfix=0"));
+    if state == Hotfix::On
+        && matches!(
+            cmdline.value(HOTFIX_KARG),
+            Some(b"0" | b"no" | b"false" | b"off")
+        )
+    {
+        return Ok(Hotfix::Ignored(
+            "hotfix overlay disabled for this boot by ostree.prepare-root.hotfix=0",
+        ));
     }
     Ok(state)
 }
@@ -130,14 +144,24 @@ pub struct Gathered {
 }
 
 /// Gather the facts for preparing `sysroot` according to `cmdline`.
-pub fn gather(sysroot: &PathBuf, cmdline: &Cmdline, force_mount_var: bool) -> Result<Gathered, Error> {
+pub fn gather(
+    sysroot: &PathBuf,
+    cmdline: &Cmdline,
+    force_mount_var: bool,
+) -> Result<Gathered, Error> {
     let (conf, conf_file) = load_prepare_root_conf()?;
     let composefs = config::effective_composefs(&conf, cmdline)
         .and_then(|c| config::check_supported(&conf, c))
-        .map_err(|why| Error::Unsupported { why, file: conf_file.clone() });
+        .map_err(|why| Error::Unsupported {
+            why,
+            file: conf_file.clone(),
+        });
     composefs?;
 
-    let target = cmdline.value(b"ostree").filter(|t| !t.is_empty()).ok_or(Error::NoTarget)?;
+    let target = cmdline
+        .value(b"ostree")
+        .filter(|t| !t.is_empty())
+        .ok_or(Error::NoTarget)?;
     let fs = RealSysroot { root: sysroot };
     let deployment = deploy::resolve(&fs, target).map_err(|why| Error::Target {
         sysroot: sysroot.clone(),
@@ -146,25 +170,29 @@ pub fn gather(sysroot: &PathBuf, cmdline: &Cmdline, force_mount_var: bool) -> Re
         existing: deploy::list_deployments(&fs),
     })?;
     let deploy_path = sysroot.join(deployment.rel().as_bytes())?;
-    let st = sys::lstat(deploy_path.as_bytes()).map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;
+    let st = sys::lstat(deploy_path.as_bytes())
+        .map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;
 
     let mut readonly = conf.sysroot_readonly.unwrap_or(false);
     if !readonly {
         let mut buf = [0u8; CONF_MAX];
         let repo_config = sysroot.join(REPO_CONFIG)?;
         if let Some(text) = read_optional(repo_config.as_bytes(), &mut buf)? {
-            readonly = config::repo_config_readonly(text)
-                .map_err(|err| Error::Config { file: repo_config.clone(), err })?;
+            readonly = config::repo_config_readonly(text).map_err(|err| Error::Config {
+                file: repo_config.clone(),
+                err,
+            })?;
         }
     }
 
     let boot_loader = lstat_kind(sysroot.join(b"boot/loader")?.as_bytes())?;
     let deploy_boot = lstat_kind(deploy_path.join(b"boot")?.as_bytes())?;
-    let bind_boot = boot_loader.is_some_and(|s| s.is_symlink()) && deploy_boot.is_some_and(|s| s.is_dir());
+    let bind_boot =
+        boot_loader.is_some_and(|s| s.is_symlink()) && deploy_boot.is_some_and(|s| s.is_dir());
 
     let mount_var = force_mount_var || lstat_kind(markers::INITRAMFS_MOUNT_VAR)?.is_some();
-    let sysroot_fs_readonly =
-        sys::is_readonly_fs(sysroot.as_bytes()).map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
+    let sysroot_fs_readonly = sys::is_readonly_fs(sysroot.as_bytes())
+        .map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
 
     Ok(Gathered {
         facts: Facts {

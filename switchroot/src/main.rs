@@ -6,15 +6,22 @@ use core::ffi::{c_char, c_int, CStr};
 
 // Without `std`, nothing links the C library for us. On musl it is linked
 // statically (libc.a ships with Rust's musl target).
-#[cfg_attr(target_env = "musl", link(name = "c", kind = "static", modifiers = "-bundle"))]
+#[cfg_attr(
+    target_env = "musl",
+    link(name = "c", kind = "static", modifiers = "-bundle")
+)]
 #[cfg_attr(not(target_env = "musl"), link(name = "c"))]
 extern "C" {}
 
 /// Most arguments we look at; the tool takes at most a handful.
 const MAX_ARGS: usize = 16;
 
+/// The C entry point, called by musl's startup code.
+///
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings, as the C runtime guarantees.
 #[no_mangle]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let mut args: heapless::Vec<&[u8], MAX_ARGS> = heapless::Vec::new();
     for i in 1..argc.max(0) as usize {
         // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings in `argv`,

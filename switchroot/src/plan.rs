@@ -88,18 +88,30 @@ pub enum Step {
     /// nothing we do propagates back into other namespaces.
     MakePrivate { path: PathBuf },
     /// Bind-mount `src` at `dst`.
-    Bind { src: PathBuf, dst: PathBuf, recursive: bool },
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        recursive: bool,
+    },
     /// Set or clear the read-only flag of the mount at `path` only.
     SetReadonly { path: PathBuf, readonly: bool },
     /// Remount the filesystem (superblock) at `path` read-write.
     RemountFsRw { path: PathBuf },
     /// Mount an overlay at `dst`.
-    Overlay { dst: PathBuf, lower: PathBuf, upper: PathBuf, work: PathBuf },
+    Overlay {
+        dst: PathBuf,
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+    },
     /// Write a marker file atomically (temporary file, fsync, rename).
     WriteMarker { path: PathBuf, marker: Marker },
     /// Lazily detach the mount at `path`; if a later step fails, the copy
     /// at `restore_from` is moved back to `path`.
-    Detach { path: PathBuf, restore_from: PathBuf },
+    Detach {
+        path: PathBuf,
+        restore_from: PathBuf,
+    },
     /// Move the mount at `src` to `dst`.
     Move { src: PathBuf, dst: PathBuf },
     /// Remove an empty directory we no longer need.
@@ -128,13 +140,23 @@ impl Builder {
         self.plan.push(s).map_err(|_| PlanTooBig)
     }
     fn mkdir(&mut self, path: &[u8], mode: u32) -> Result<(), PlanTooBig> {
-        self.add(Step::Mkdir { path: PathBuf::from(path)?, mode })
+        self.add(Step::Mkdir {
+            path: PathBuf::from(path)?,
+            mode,
+        })
     }
     fn bind(&mut self, src: &PathBuf, dst: &PathBuf) -> Result<(), PlanTooBig> {
-        self.add(Step::Bind { src: src.clone(), dst: dst.clone(), recursive: false })
+        self.add(Step::Bind {
+            src: src.clone(),
+            dst: dst.clone(),
+            recursive: false,
+        })
     }
     fn set_readonly(&mut self, path: &PathBuf, readonly: bool) -> Result<(), PlanTooBig> {
-        self.add(Step::SetReadonly { path: path.clone(), readonly })
+        self.add(Step::SetReadonly {
+            path: path.clone(),
+            readonly,
+        })
     }
 }
 
@@ -153,7 +175,9 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     b.mkdir(RUN_OSTREE, 0o755)?;
     b.mkdir(RUN_OSTREE_PRIVATE, 0o000)?;
     b.mkdir(STAGING, 0o755)?;
-    b.add(Step::MakePrivate { path: PathBuf::from(b"/")? })?;
+    b.add(Step::MakePrivate {
+        path: PathBuf::from(b"/")?,
+    })?;
     b.bind(&deploy, &stage)?;
 
     if f.bind_boot {
@@ -185,7 +209,9 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
         // writable but keep the deployment's own mount read-only, so only
         // /usr (the hotfix) is writable, as the kernel's `ro` intends.
         if f.sysroot_fs_readonly {
-            b.add(Step::RemountFsRw { path: stage.clone() })?;
+            b.add(Step::RemountFsRw {
+                path: stage.clone(),
+            })?;
         }
         b.add(Step::Overlay {
             dst: stage_usr.clone(),
@@ -203,7 +229,11 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
 
     // The physical root, reached through the deployment. A recursive bind keeps
     // anything already mounted below SYSROOT (a separate /boot, say).
-    b.add(Step::Bind { src: sysroot.clone(), dst: stage_sysroot.clone(), recursive: true })?;
+    b.add(Step::Bind {
+        src: sysroot.clone(),
+        dst: stage_sysroot.clone(),
+        recursive: true,
+    })?;
 
     let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
     if f.readonly {
@@ -224,16 +254,27 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
         },
     })?;
     if f.readonly {
-        b.add(Step::WriteMarker { path: PathBuf::from(SYSROOT_RO_STAMP)?, marker: Marker::Empty })?;
+        b.add(Step::WriteMarker {
+            path: PathBuf::from(SYSROOT_RO_STAMP)?,
+            marker: Marker::Empty,
+        })?;
     }
 
     // The swap: SYSROOT's original mount goes, the staged tree takes its place.
-    b.add(Step::Detach { path: sysroot.clone(), restore_from: stage_sysroot })?;
-    b.add(Step::Move { src: stage, dst: sysroot.clone() })?;
+    b.add(Step::Detach {
+        path: sysroot.clone(),
+        restore_from: stage_sysroot,
+    })?;
+    b.add(Step::Move {
+        src: stage,
+        dst: sysroot.clone(),
+    })?;
     if f.readonly {
         b.set_readonly(&sysroot.join(b"sysroot")?, true)?;
     }
-    b.add(Step::Rmdir { path: PathBuf::from(STAGING)? })?;
+    b.add(Step::Rmdir {
+        path: PathBuf::from(STAGING)?,
+    })?;
     Ok(b.plan)
 }
 
@@ -242,18 +283,49 @@ impl fmt::Display for Step {
         match self {
             Step::Mkdir { path, mode } => write!(f, "mkdir {path} mode {mode:04o} (existing kept)"),
             Step::MakePrivate { path } => write!(f, "make-rprivate {path}"),
-            Step::Bind { src, dst, recursive } => {
-                write!(f, "bind{} {src} -> {dst}", if *recursive { " --recursive" } else { "" })
+            Step::Bind {
+                src,
+                dst,
+                recursive,
+            } => {
+                write!(
+                    f,
+                    "bind{} {src} -> {dst}",
+                    if *recursive { " --recursive" } else { "" }
+                )
             }
             Step::SetReadonly { path, readonly } => {
-                write!(f, "remount-bind {path} {}", if *readonly { "ro" } else { "rw" })
+                write!(
+                    f,
+                    "remount-bind {path} {}",
+                    if *readonly { "ro" } else { "rw" }
+                )
             }
             Step::RemountFsRw { path } => write!(f, "remount-fs {path} rw"),
-            Step::Overlay { dst, lower, upper, work } => {
-                write!(f, "overlay {dst} lowerdir={lower},upperdir={upper},workdir={work}")
+            Step::Overlay {
+                dst,
+                lower,
+                upper,
+                work,
+            } => {
+                write!(
+                    f,
+                    "overlay {dst} lowerdir={lower},upperdir={upper},workdir={work}"
+                )
             }
-            Step::WriteMarker { path, marker: Marker::Empty } => write!(f, "write {path} (empty)"),
-            Step::WriteMarker { path, marker: Marker::OstreeBooted { sysroot_ro, device_inode, transient_etc } } => {
+            Step::WriteMarker {
+                path,
+                marker: Marker::Empty,
+            } => write!(f, "write {path} (empty)"),
+            Step::WriteMarker {
+                path,
+                marker:
+                    Marker::OstreeBooted {
+                        sysroot_ro,
+                        device_inode,
+                        transient_etc,
+                    },
+            } => {
                 write!(
                     f,
                     "write {path} a{{sv}} sysroot-ro={sysroot_ro} backing-root-device-inode=({},{})",
@@ -310,7 +382,8 @@ mod tests {
             format!("bind {S}/usr -> {S}/usr"),
             format!("remount-bind {S}/usr ro"),
             format!("bind --recursive /sysroot -> {S}/sysroot"),
-            "write /run/ostree-booted a{sv} sysroot-ro=false backing-root-device-inode=(2049,42)".into(),
+            "write /run/ostree-booted a{sv} sysroot-ro=false backing-root-device-inode=(2049,42)"
+                .into(),
             format!("detach /sysroot (restored from {S}/sysroot on failure)"),
             format!("move {S} -> /sysroot"),
             format!("rmdir {S}"),
@@ -320,7 +393,11 @@ mod tests {
 
     #[test]
     fn readonly_plan_keeps_etc_and_var_writable() {
-        let f = Facts { readonly: true, bind_boot: false, ..facts() };
+        let f = Facts {
+            readonly: true,
+            bind_boot: false,
+            ..facts()
+        };
         let got = render(&service_plan(&f).unwrap());
         let var = format!("{S}/sysroot/ostree/deploy/os/var");
         for want in [
@@ -335,44 +412,74 @@ mod tests {
         }
         assert!(!got.iter().any(|s| s.contains("/boot")));
         // The physical root becomes read-only only after the swap.
-        let ro = got.iter().position(|s| s == "remount-bind /sysroot/sysroot ro").unwrap();
+        let ro = got
+            .iter()
+            .position(|s| s == "remount-bind /sysroot/sysroot ro")
+            .unwrap();
         let mv = got.iter().position(|s| s.starts_with("move ")).unwrap();
         assert!(ro > mv);
     }
 
     #[test]
     fn hotfix_plan() {
-        let f = Facts { hotfix: Hotfix::On, ..facts() };
+        let f = Facts {
+            hotfix: Hotfix::On,
+            ..facts()
+        };
         let got = render(&service_plan(&f).unwrap());
         assert!(got.contains(&format!(
             "overlay {S}/usr lowerdir={S}/usr,upperdir={S}/.usr-ovl-upper,workdir={S}/.usr-ovl-work"
         )));
-        assert!(!got.iter().any(|s| s.contains("remount-bind") && s.contains("/usr")));
+        assert!(!got
+            .iter()
+            .any(|s| s.contains("remount-bind") && s.contains("/usr")));
         assert!(!got.iter().any(|s| s.starts_with("remount-fs")));
 
-        let f = Facts { hotfix: Hotfix::On, sysroot_fs_readonly: true, ..facts() };
+        let f = Facts {
+            hotfix: Hotfix::On,
+            sysroot_fs_readonly: true,
+            ..facts()
+        };
         let got = render(&service_plan(&f).unwrap());
-        let rw = got.iter().position(|s| *s == format!("remount-fs {S} rw")).unwrap();
+        let rw = got
+            .iter()
+            .position(|s| *s == format!("remount-fs {S} rw"))
+            .unwrap();
         let ovl = got.iter().position(|s| s.starts_with("overlay")).unwrap();
-        let ro = got.iter().position(|s| *s == format!("remount-bind {S} ro")).unwrap();
+        let ro = got
+            .iter()
+            .position(|s| *s == format!("remount-bind {S} ro"))
+            .unwrap();
         assert!(rw < ovl && ovl < ro);
 
-        let f = Facts { hotfix: Hotfix::Ignored("x"), ..facts() };
+        let f = Facts {
+            hotfix: Hotfix::Ignored("x"),
+            ..facts()
+        };
         let got = render(&service_plan(&f).unwrap());
         assert!(got.contains(&format!("remount-bind {S}/usr ro")));
     }
 
     #[test]
     fn transient_etc_and_mount_var() {
-        let f = Facts { etc_transient: true, mount_var: true, readonly: true, ..facts() };
+        let f = Facts {
+            etc_transient: true,
+            mount_var: true,
+            readonly: true,
+            ..facts()
+        };
         let got = render(&service_plan(&f).unwrap());
-        assert!(got.contains(&"mkdir /run/ostree/transient-etc mode 0700 (existing kept)".to_string()));
+        assert!(
+            got.contains(&"mkdir /run/ostree/transient-etc mode 0700 (existing kept)".to_string())
+        );
         assert!(got.contains(&format!(
             "overlay {S}/etc lowerdir={S}/usr/etc,upperdir=/run/ostree/transient-etc/upper,workdir=/run/ostree/transient-etc/work"
         )));
         // A transient /etc replaces the writable bind.
         assert!(!got.contains(&format!("bind {S}/etc -> {S}/etc")));
         assert!(got.contains(&format!("bind {S}/sysroot/ostree/deploy/os/var -> {S}/var")));
-        assert!(got.iter().any(|s| s.contains("transient-etc=/run/ostree/transient-etc")));
+        assert!(got
+            .iter()
+            .any(|s| s.contains("transient-etc=/run/ostree/transient-etc")));
     }
 }

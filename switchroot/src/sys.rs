@@ -83,11 +83,14 @@ impl Drop for Fd {
     }
 }
 
-/// `open(2)`; `O_CLOEXEC` is always added.
+/// `openat(AT_FDCWD, ...)`; `O_CLOEXEC` is always added. Called directly:
+/// musl's `open()` adds an `fcntl` per call to support pre-2.6.23 kernels.
 pub fn open(path: &[u8], flags: c_int, mode: u32) -> SysResult<Fd> {
     with_cstr(path, |p| {
         // SAFETY: `p` is a valid NUL-terminated string for the duration of the call.
-        check(unsafe { libc::open(p, flags | O_CLOEXEC, mode) }).map(Fd)
+        let fd =
+            unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, p, flags | O_CLOEXEC, mode) };
+        check_size(fd as isize).map(|fd| Fd(fd as c_int))
     })
 }
 
@@ -224,30 +227,45 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
 
 /// `mkdir(2)` with an exact mode (callers set the umask to 0 first).
 pub fn mkdir(path: &[u8], mode: u32) -> SysResult<()> {
-    // SAFETY: `p` is a valid C string.
-    with_cstr(path, |p| check(unsafe { libc::mkdir(p, mode) }).map(drop))
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::mkdir(p, mode) };
+        check(r).map(drop)
+    })
 }
 
 pub fn rmdir(path: &[u8]) -> SysResult<()> {
-    // SAFETY: `p` is a valid C string.
-    with_cstr(path, |p| check(unsafe { libc::rmdir(p) }).map(drop))
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::rmdir(p) };
+        check(r).map(drop)
+    })
 }
 
 pub fn unlink(path: &[u8]) -> SysResult<()> {
-    // SAFETY: `p` is a valid C string.
-    with_cstr(path, |p| check(unsafe { libc::unlink(p) }).map(drop))
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::unlink(p) };
+        check(r).map(drop)
+    })
 }
 
 pub fn rename(from: &[u8], to: &[u8]) -> SysResult<()> {
     with_cstr(from, |f| {
-        // SAFETY: both are valid C strings.
-        with_cstr(to, |t| check(unsafe { libc::rename(f, t) }).map(drop))
+        with_cstr(to, |t| {
+            // SAFETY: both are valid C strings for the duration of the call.
+            let r = unsafe { libc::rename(f, t) };
+            check(r).map(drop)
+        })
     })
 }
 
 pub fn chdir(path: &[u8]) -> SysResult<()> {
-    // SAFETY: `p` is a valid C string.
-    with_cstr(path, |p| check(unsafe { libc::chdir(p) }).map(drop))
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::chdir(p) };
+        check(r).map(drop)
+    })
 }
 
 /// Set the process umask; returns the previous one.
@@ -279,8 +297,11 @@ pub fn mount(
 
 /// `umount2(2)`.
 pub fn umount2(target: &[u8], flags: c_int) -> SysResult<()> {
-    // SAFETY: `p` is a valid C string.
-    with_cstr(target, |p| check(unsafe { libc::umount2(p, flags) }).map(drop))
+    with_cstr(target, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::umount2(p, flags) };
+        check(r).map(drop)
+    })
 }
 
 /// Call `f` with the name of every entry of directory `path` (except `.` and `..`).

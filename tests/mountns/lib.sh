@@ -78,7 +78,10 @@ ns_run() {
   while [[ -e $results ]]; do results=$NS_SCRATCH/results/$label.$((++n)); done
   mkdir -p "$results"
   NS_LAST_RESULTS=$results
-  echo "== $label: $(basename "$impl") cmdline='$cmdline'${tool_args[*]:+ args='${tool_args[*]}'}"
+  local shown
+  shown="== $label: $(basename "$impl") cmdline='$cmdline'"
+  if ((${#tool_args[@]})); then shown+=" args=(${tool_args[*]})"; fi
+  echo "$shown"
   if [[ ! -f $impl ]]; then
     echo "FAIL: binary under test not found: $impl"
     return 1
@@ -87,6 +90,7 @@ ns_run() {
   : >>"$results/tool-args"
   printf '%s\n' "$cmdline" >"$results/cmdline"
   mkdir -p "$NS_SCRATCH/newroot"
+  # shellcheck disable=SC2016 # $1 is expanded by the child bash
   env NS_IMPL="$impl" NS_LABEL="$label" NS_CMDLINE="$cmdline" \
     NS_ARGV_CMDLINE="$argv_cmdline" NS_SETUP="$setup" NS_CHECK="$check" \
     NS_PHYSROOT="$physroot" NS_RESULTS="$results" NS_NEWROOT="$NS_SCRATCH/newroot" \
@@ -190,6 +194,11 @@ ns_make_dev_nodes() {
   mknod -m 0666 "$dev/full" c 1 7
   mknod -m 0666 "$dev/random" c 1 8
   mknod -m 0666 "$dev/urandom" c 1 9
+  # bash's <(...) and /dev/stdout need these.
+  ln -s /proc/self/fd "$dev/fd"
+  ln -s /proc/self/fd/0 "$dev/stdin"
+  ln -s /proc/self/fd/1 "$dev/stdout"
+  ln -s /proc/self/fd/2 "$dev/stderr"
 }
 
 ##############################################################################
@@ -217,12 +226,13 @@ ns_stage2() {
     fi
   fi
   snapshot before
-  run_tool
+  run_tool tool
   snapshot after
   if [[ -n $NS_CHECK ]]; then "$NS_CHECK"; fi
   ns_finish
 }
 
+# shellcheck disable=SC2034 # the variables are for scenario functions
 ns_load_fixture() {
   # shellcheck source=/dev/null
   source /harness/fixture.env
@@ -234,17 +244,19 @@ ns_load_fixture() {
 
 # Print a summary; on failure add the tool's output and the resulting state.
 ns_finish() {
-  local tag=${TOOL_TAG:-tool}
+  local rc tag
   if ((NS_FAILURES == 0)); then
     echo "$NS_LABEL: ok (tool exit ${TOOL_RC:-not run})"
     exit 0
   fi
   echo "$NS_LABEL: $NS_FAILURES check(s) failed"
-  if [[ -f /results/$tag.rc ]]; then
-    echo "tool exit: $(cat "/results/$tag.rc")"
-    head -n 30 "/results/$tag.out" | sed 's/^/tool stdout: /'
-    head -n 30 "/results/$tag.err" | sed 's/^/tool stderr: /'
-  fi
+  for rc in /results/*.rc; do
+    [[ -f $rc ]] || continue
+    tag=$(basename "$rc" .rc)
+    echo "$tag exit: $(cat "$rc")"
+    head -n 30 "/results/$tag.out" | sed "s/^/$tag stdout: /"
+    head -n 30 "/results/$tag.err" | sed "s/^/$tag stderr: /"
+  done
   echo "mounts at/under /sysroot now:"
   dump_tree /sysroot | sed 's/^/  /'
   echo "/run now:"
@@ -398,7 +410,7 @@ expect_deployment() {
   local want=$1 letter=A
   if [[ $want == 2 ]]; then letter=B; fi
   expect_file /sysroot/usr/share/which-deployment "$letter"
-  expect_mount /sysroot "root=/ostree/deploy/$OSNAME/deploy/[{]D$want[}] "
+  expect_mount /sysroot "root=/ostree/deploy/$OSNAME/deploy/[{]D${want}[}] "
 }
 
 # No mount anywhere in the namespace changed compared to before the run.
@@ -431,5 +443,8 @@ expect_booted_valid() {
 
 # booted_entry KEY: "TYPE VALUE" of KEY in /run/ostree-booted (or nothing).
 booted_entry() {
-  ns_py booted /run/ostree-booted 2>/dev/null | awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }'
+  local key rest
+  while read -r key rest; do
+    if [[ $key == "$1" ]]; then echo "$rest"; fi
+  done < <(ns_py booted /run/ostree-booted 2>/dev/null)
 }

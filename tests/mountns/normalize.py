@@ -216,6 +216,8 @@ def cmd_booted(path):
         entries.append("%s %s %s" % (key, value.get_type_string(), value.print_(False)))
     for line in sorted(entries):
         print(line)
+    if not entries:
+        print("(empty dictionary, %d bytes)" % len(data))
     return 0
 
 
