@@ -59,3 +59,6 @@ install: build
 
 clean:
 	cargo clean
+
+# Boot tests under QEMU and the demo (qemu/ and ktest/ crates).
+-include qemu/qemu.mk
