@@ -26,8 +26,11 @@ install_rust_target() {
 #   ostree ostree-boot: the real ostree CLI to build sysroots, and the C
 #     ostree-prepare-root we compare against;
 #   python3-gi gir1.2-glib-2.0: parse /run/ostree-booted with GLib;
-#   strace hyperfine: the benchmark; file: checks that the binary is static.
-apt_packages=(ostree ostree-boot python3-gi gir1.2-glib-2.0 strace hyperfine file util-linux e2fsprogs)
+#   strace hyperfine: the benchmark; file: checks that the binary is static;
+#   xfsprogs btrfs-progs erofs-utils dosfstools fdisk: images to check the
+#     superblock and partition-table probes against blkid.
+apt_packages=(ostree ostree-boot python3-gi gir1.2-glib-2.0 strace hyperfine file util-linux e2fsprogs
+    xfsprogs btrfs-progs erofs-utils dosfstools fdisk)
 
 install_apt() {
     local missing=()

@@ -28,4 +28,5 @@ pub mod keyfile;
 pub mod out;
 pub mod path;
 pub mod plan;
+pub mod probe;
 pub mod sys;

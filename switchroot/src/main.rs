@@ -40,3 +40,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     switchroot::warn!("ostree-prepare-root: internal error: {}", info.message());
     switchroot::sys::exit(101)
 }
+
+/// The precompiled `core` carries unwind tables that name the personality
+/// routine; without LTO (debug builds, `cargo test`) the linker wants it.
+/// Our panic handler never unwinds, so it is never called.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}

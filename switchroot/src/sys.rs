@@ -402,3 +402,342 @@ pub fn errno_text(e: Errno) -> &'static [u8] {
         core::ffi::CStr::from_ptr(p).to_bytes()
     }
 }
+
+/// The running kernel's release (`uname -r`), into `buf`.
+pub fn kernel_release(buf: &mut [u8; 65]) -> SysResult<&[u8]> {
+    // SAFETY: an all-zero `struct utsname` is a valid value.
+    let mut uts: libc::utsname = unsafe { core::mem::zeroed() };
+    // SAFETY: `uts` is a valid out-pointer.
+    check(unsafe { libc::uname(&mut uts) })?;
+    let rel = &uts.release;
+    let n = rel
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(rel.len())
+        .min(64);
+    for (d, s) in buf.iter_mut().zip(&rel[..n]) {
+        *d = *s as u8;
+    }
+    Ok(&buf[..n])
+}
+
+/// `finit_module(2)`: load a kernel module from an open file.
+pub fn finit_module(fd: &Fd, params: &[u8], flags: c_int) -> SysResult<()> {
+    with_cstr(params, |p| {
+        // SAFETY: `fd` is open and `p` a valid C string for the duration of the call.
+        let r = unsafe { libc::syscall(libc::SYS_finit_module, fd.0, p, flags) };
+        check_size(r as isize).map(drop)
+    })
+}
+
+/// A read-only, private file mapping (not heap: it is backed by the file).
+pub struct Mapping {
+    ptr: *mut c_void,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { core::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: we own this mapping; nothing borrows it past `self`.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+/// Map a whole file read-only.
+pub fn map_file(path: &[u8]) -> SysResult<Mapping> {
+    let fd = open(path, O_RDONLY, 0)?;
+    // SAFETY: an all-zero `struct stat` is a valid value.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` a valid out-pointer.
+    check(unsafe { libc::fstat(fd.0, &mut st) })?;
+    let len = st.st_size as usize;
+    if len == 0 {
+        return Ok(Mapping {
+            ptr: core::ptr::null_mut(),
+            len: 0,
+        });
+    }
+    // SAFETY: mapping an open file read-only with a length from fstat.
+    let ptr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            fd.0,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    Ok(Mapping { ptr, len })
+}
+
+/// Microseconds on `CLOCK_MONOTONIC` (or `CLOCK_REALTIME`).
+pub fn clock_us(realtime: bool) -> u64 {
+    let clock = if realtime {
+        libc::CLOCK_REALTIME
+    } else {
+        libc::CLOCK_MONOTONIC
+    };
+    // SAFETY: an all-zero timespec is valid.
+    let mut ts: libc::timespec = unsafe { core::mem::zeroed() };
+    // SAFETY: `ts` is a valid out-pointer; these clocks always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// Sleep for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
+    // SAFETY: `ts` is valid; an interrupted sleep just returns early.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &[u8], put_old: &[u8]) -> SysResult<()> {
+    with_cstr(new_root, |n| {
+        with_cstr(put_old, |o| {
+            // SAFETY: both are valid C strings for the duration of the call.
+            let r = unsafe { libc::syscall(libc::SYS_pivot_root, n, o) };
+            check_size(r as isize).map(drop)
+        })
+    })
+}
+
+pub fn chroot(path: &[u8]) -> SysResult<()> {
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        let r = unsafe { libc::chroot(p) };
+        check(r).map(drop)
+    })
+}
+
+pub fn fchdir(fd: &Fd) -> SysResult<()> {
+    // SAFETY: plain syscall on an owned descriptor.
+    check(unsafe { libc::fchdir(fd.0) }).map(drop)
+}
+
+/// Filesystem magic of the filesystem holding `path` (`statfs(2)` `f_type`).
+pub fn fs_magic(path: &[u8]) -> SysResult<i64> {
+    with_cstr(path, |p| {
+        // SAFETY: an all-zero `struct statfs` is a valid value.
+        let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+        // SAFETY: `p` is a valid C string and `st` a valid out-pointer.
+        check(unsafe { libc::statfs(p, &mut st) })?;
+        Ok(st.f_type as i64)
+    })
+}
+
+pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+pub const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`.
+pub fn lstat_at(dir: &Fd, name: &[u8]) -> SysResult<Stat> {
+    with_cstr(name, |p| {
+        // SAFETY: an all-zero `struct stat` is a valid value.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `dir` is open, `p` a valid C string, `st` a valid out-pointer.
+        check(unsafe { libc::fstatat(dir.0, p, &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+        Ok(to_stat(&st))
+    })
+}
+
+/// `openat(dirfd, name, O_DIRECTORY|O_NOFOLLOW)`.
+pub fn open_dir_at(dir: &Fd, name: &[u8]) -> SysResult<Fd> {
+    with_cstr(name, |p| {
+        let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+        // SAFETY: `dir` is open and `p` a valid C string.
+        check(unsafe { libc::openat(dir.0, p, flags) }).map(Fd)
+    })
+}
+
+/// `unlinkat(2)`; `dir_entry` removes a directory.
+pub fn unlink_at(dir: &Fd, name: &[u8], dir_entry: bool) -> SysResult<()> {
+    let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
+    with_cstr(name, |p| {
+        // SAFETY: `dir` is open and `p` a valid C string.
+        check(unsafe { libc::unlinkat(dir.0, p, flags) }).map(drop)
+    })
+}
+
+/// Call `f` for every entry of the open directory `dir`.
+pub fn for_each_entry_fd(dir: &Fd, mut f: impl FnMut(&[u8])) -> SysResult<()> {
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.0,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(errno());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut off = 0usize;
+        while off + 19 < n as usize {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                f(name);
+            }
+            off += reclen;
+        }
+    }
+}
+
+/// Whether file descriptor `fd` is open.
+pub fn fd_is_open(fd: c_int) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// `dup2(2)`.
+pub fn dup2(from: &Fd, to: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall; `from` is open.
+    check(unsafe { libc::dup2(from.0, to) }).map(drop)
+}
+
+/// Give up ownership of a descriptor (it stays open for the process).
+pub fn leak(fd: Fd) -> c_int {
+    let raw = fd.0;
+    core::mem::forget(fd);
+    raw
+}
+
+/// `execve(2)`: only returns on failure.
+///
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to
+/// NUL-terminated strings; the caller builds them from `CStr`s it owns.
+pub fn execve(path: &core::ffi::CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    if argv.last() != Some(&core::ptr::null()) || envp.last() != Some(&core::ptr::null()) {
+        return libc::EINVAL;
+    }
+    // SAFETY: `path` is a C string; `argv`/`envp` are NULL-terminated arrays of
+    // valid C strings (checked terminators above; contents are the caller's CStrs).
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// What to do with the machine at the end of an emergency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Reboot,
+    PowerOff,
+    Halt,
+}
+
+/// `reboot(2)` after `sync()`; returns only on failure.
+pub fn reboot(how: Power) -> Errno {
+    let cmd = match how {
+        Power::Reboot => libc::RB_AUTOBOOT,
+        Power::PowerOff => libc::RB_POWER_OFF,
+        Power::Halt => libc::RB_HALT_SYSTEM,
+    };
+    // SAFETY: sync and reboot take no pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(cmd);
+    }
+    errno()
+}
+
+/// Wait forever (PID 1 must never exit).
+pub fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause takes no arguments.
+        unsafe { libc::pause() };
+    }
+}
+
+/// A socket that receives the kernel's device events (uevents).
+pub fn uevent_socket() -> SysResult<Fd> {
+    // SAFETY: plain syscall.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_KOBJECT_UEVENT,
+        )
+    })
+    .map(Fd)?;
+    // SAFETY: an all-zero sockaddr_nl is valid; we then fill in family and groups.
+    let mut addr: libc::sockaddr_nl = unsafe { core::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_groups = 1; // the kernel's uevent multicast group
+                        // SAFETY: `addr` is a valid sockaddr_nl of the size given.
+    check(unsafe {
+        libc::bind(
+            fd.0,
+            (&addr as *const libc::sockaddr_nl).cast(),
+            core::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// Wait up to `timeout_ms` for `fd` to become readable; true if it did.
+pub fn poll_readable(fd: &Fd, timeout_ms: i32) -> SysResult<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd.
+    match check(unsafe { libc::poll(&mut p, 1, timeout_ms) }) {
+        Ok(n) => Ok(n > 0),
+        Err(libc::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read and discard everything queued on a non-blocking socket; returns
+/// whether any message mentioned a block device being added.
+pub fn drain_uevents(fd: &Fd) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut block_added = false;
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return block_added;
+        }
+        let msg = &buf[..n as usize];
+        // "add@/devices/.../block/..." followed by NUL-separated KEY=VALUE pairs.
+        if msg.starts_with(b"add@") && msg.split(|&b| b == 0).any(|f| f == b"SUBSYSTEM=block") {
+            block_added = true;
+        }
+    }
+}
+
+/// Read up to `buf.len()` bytes at `offset` of an open file.
+pub fn pread(fd: &Fd, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    check_size(unsafe { libc::pread(fd.0, buf.as_mut_ptr().cast(), buf.len(), offset as i64) })
+}

@@ -121,8 +121,11 @@ main() {
     command -v ostree >/dev/null || die "ostree CLI not installed"
     rm -rf "$CACHE/sysroot" "$CACHE/sysroot.new" "$CACHE/fixture.env" "$CACHE/build"
     mkdir "$CACHE/build"
-    unshare --mount --propagation private -- bash "$HERE/fixture.sh" --build-in-ns "$CACHE/build"
+    # Keep mount(8)'s utab/lock files out of the host's /run/mount.
+    LIBMOUNT_UTAB=$CACHE/libmount-utab \
+      unshare --mount --propagation private -- bash "$HERE/fixture.sh" --build-in-ns "$CACHE/build"
     rmdir "$CACHE/build"
+    rm -f "$CACHE/libmount-utab" "$CACHE/libmount-utab.lock"
     mv "$CACHE/sysroot.new" "$CACHE/sysroot"
     mv "$CACHE/fixture.env.new" "$CACHE/fixture.env" # last: marks the cache complete
   fi

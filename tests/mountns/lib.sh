@@ -95,6 +95,7 @@ ns_run() {
     NS_ARGV_CMDLINE="$argv_cmdline" NS_SETUP="$setup" NS_CHECK="$check" \
     NS_PHYSROOT="$physroot" NS_RESULTS="$results" NS_NEWROOT="$NS_SCRATCH/newroot" \
     NS_SOURCES="${NS_SOURCES:-}" MOUNTNS_CACHE="$MOUNTNS_CACHE" "${extra_env[@]}" \
+    LIBMOUNT_UTAB="$NS_SCRATCH/libmount-utab" \
     timeout --kill-after=5 120 \
     unshare --mount --propagation private --pid --fork --kill-child -- \
     /usr/bin/bash -c 'source "$1" && ns_stage1' ns-stage1 "$MOUNTNS_DIR/lib.sh"
@@ -182,6 +183,9 @@ ns_stage1() {
   mount --bind "$NS_RESULTS" "$r/results"
   cd "$r"
   pivot_root . .oldroot
+  # mount(8)/umount(8) lock and write a "utab" (default /run/mount/utab):
+  # keep that out of the /run the tool under test sees.
+  export LIBMOUNT_UTAB=/tmp/.libmount-utab
   umount -l /.oldroot
   rmdir /.oldroot
   exec /usr/bin/bash -c 'source /harness/lib.sh && ns_stage2' ns-stage2
@@ -273,15 +277,19 @@ run_tool() {
   mapfile -t argv </harness/tool-args
   argv+=(/sysroot)
   if ((NS_ARGV_CMDLINE)); then argv+=("$NS_CMDLINE"); fi
-  (cd / && exec timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
+  # A minimal environment, like an initramfs service's.
+  (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
+    timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
     >"/results/$tag.out" 2>"/results/$tag.err" </dev/null
   TOOL_RC=$?
   TOOL_TAG=$tag
   echo "$TOOL_RC" >"/results/$tag.rc"
 }
 
-# snapshot TAG: the whole mount table, the part under /sysroot, and /run.
+# snapshot TAG: the whole mount table, the part under /sysroot, and /run
+# (plus the raw mountinfo, for debugging with --keep).
 snapshot() {
+  cat /proc/self/mountinfo >"/results/$1.mountinfo"
   dump_tree / >"/results/$1.tree"
   dump_tree /sysroot >"/results/$1.sysroot.tree"
   dump_run >"/results/$1.run"
