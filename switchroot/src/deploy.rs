@@ -158,6 +158,8 @@ fn follow(
         heapless::Vec::from_slice(path).map_err(|_| TargetError::TooLong)?;
     let mut link_buf = [0u8; 1024];
     let mut last_kind = None;
+    // The symlink whose text we are walking, to name it if it escapes.
+    let mut via = PathBuf::new();
 
     while let Some((comp, rest_at)) = next_component(&pending) {
         let mut next: heapless::Vec<u8, WORK_CAP> = heapless::Vec::new();
@@ -166,9 +168,7 @@ fn follow(
             b"." => {}
             b".." => {
                 if resolved.is_empty() {
-                    return Err(TargetError::Escapes {
-                        link: resolved.clone(),
-                    });
+                    return Err(TargetError::Escapes { link: via });
                 }
                 resolved.pop();
             }
@@ -192,6 +192,7 @@ fn follow(
                                 link: resolved.clone(),
                             });
                         }
+                        via = resolved.clone();
                         resolved.truncate(before);
                         // The link's text replaces its name in what is left to walk.
                         next.extend_from_slice(link)

@@ -46,6 +46,8 @@ pub enum Error {
     },
     /// A path did not fit in our fixed buffers.
     PathTooLong,
+    /// A kernel module is neither in `modules.dep` nor built in.
+    ModuleMissing { name: PathBuf, modules_dir: PathBuf },
 }
 
 impl From<TooLong> for Error {
@@ -124,6 +126,9 @@ impl fmt::Display for Error {
                     TargetError::NotSymlink { path } => {
                         write!(f, "{sysroot}/{path} is not a symbolic link")?
                     }
+                    TargetError::Escapes { link } if link.is_empty() => {
+                        write!(f, "the path climbs above {sysroot} with .., refusing")?
+                    }
                     TargetError::Escapes { link } => write!(
                         f,
                         "symbolic link {sysroot}/{link} points outside {sysroot} (absolute or too many ..), refusing"
@@ -169,6 +174,10 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::ModuleMissing { name, modules_dir } => write!(
+                f,
+                "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
+            ),
             Error::PathTooLong => write!(
                 f,
                 "a path is longer than {} bytes",

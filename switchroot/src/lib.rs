@@ -25,6 +25,7 @@ pub mod exec;
 pub mod gvariant;
 pub mod inputs;
 pub mod keyfile;
+pub mod modules;
 pub mod out;
 pub mod path;
 pub mod plan;
