@@ -106,7 +106,7 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
     };
     let cmdline = Cmdline::new(raw);
     let sysroot = sysroot_path(args.sysroot)?;
-    let gathered = inputs::gather(&sysroot, &cmdline, args.mount_var)?;
+    let gathered = inputs::gather(&sysroot, &cmdline, args.mount_var, inputs::ConfFrom::Root)?;
     let facts = &gathered.facts;
     if let Hotfix::Ignored(why) = facts.hotfix {
         warn!(

@@ -13,8 +13,6 @@ use crate::sys::Errno;
 const MAX_SYMLINKS: u32 = 40;
 /// Longest intermediate path while resolving (target plus link texts).
 const WORK_CAP: usize = 2048;
-/// How many existing deployments an error message lists.
-pub const LISTED_DEPLOYMENTS: usize = 8;
 
 /// The kind of a filesystem object, as `lstat` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,11 +224,15 @@ fn next_component(path: &[u8]) -> Option<(&[u8], usize)> {
     Some((&path[start..start + len], start + len))
 }
 
-/// The deployments that exist under SYSROOT (`OS/CSUM.SERIAL`), at most
-/// [`LISTED_DEPLOYMENTS`] of them, for error messages.
-pub fn list_deployments(fs: &dyn SysrootFs) -> heapless::Vec<PathBuf, LISTED_DEPLOYMENTS> {
-    let mut found = heapless::Vec::new();
-    let mut stateroots: heapless::Vec<PathBuf, LISTED_DEPLOYMENTS> = heapless::Vec::new();
+/// Space-separated `OS/CSUM.SERIAL` names of existing deployments.
+pub type Listing = heapless::Vec<u8, 384>;
+
+/// The deployments that exist under SYSROOT, for error messages (as many
+/// as fit; a trailing `...` says some were left out).
+pub fn list_deployments(fs: &dyn SysrootFs) -> Listing {
+    let mut out = Listing::new();
+    let mut full = false;
+    let mut stateroots: heapless::Vec<PathBuf, 4> = heapless::Vec::new();
     let _ = fs.list_dir(b"ostree/deploy", &mut |os| {
         if let Ok(p) = PathBuf::from(os) {
             let _ = stateroots.push(p);
@@ -244,14 +246,23 @@ pub fn list_deployments(fs: &dyn SysrootFs) -> heapless::Vec<PathBuf, LISTED_DEP
             continue;
         };
         let _ = fs.list_dir(dir.as_bytes(), &mut |name| {
-            if is_deployment_name(name) {
-                if let Ok(p) = os.join(name) {
-                    let _ = found.push(p);
-                }
+            if !is_deployment_name(name) || full {
+                return;
+            }
+            let before = out.len();
+            let sep: &[u8] = if out.is_empty() { b"" } else { b" " };
+            let fits = out.extend_from_slice(sep).is_ok()
+                && out.extend_from_slice(os.as_bytes()).is_ok()
+                && out.extend_from_slice(b"/").is_ok()
+                && out.extend_from_slice(name).is_ok();
+            if !fits {
+                out.truncate(before);
+                let _ = out.extend_from_slice(b" ...");
+                full = true;
             }
         });
     }
-    found
+    out
 }
 
 #[cfg(test)]
@@ -415,10 +426,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lists_existing_deployments() {
-        let names: Vec<String> = list_deployments(&FakeFs::ostree())
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
-        assert_eq!(names, vec!["os/abc.0", "os/def.1"]);
+        let names = list_deployments(&FakeFs::ostree());
+        assert_eq!(names.as_slice(), b"os/abc.0 os/def.1");
     }
 }

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use crate::config::Unsupported;
-use crate::deploy::{TargetError, LISTED_DEPLOYMENTS};
+use crate::deploy::{Listing, TargetError};
 use crate::keyfile::SyntaxError;
 use crate::path::{Lossy, PathBuf, TooLong};
 use crate::sys::{self, Errno};
@@ -35,7 +35,7 @@ pub enum Error {
         sysroot: PathBuf,
         target: PathBuf,
         why: TargetError,
-        existing: heapless::Vec<PathBuf, LISTED_DEPLOYMENTS>,
+        existing: Listing,
     },
     /// A configuration file is malformed.
     Config { file: PathBuf, err: SyntaxError },
@@ -48,6 +48,14 @@ pub enum Error {
     PathTooLong,
     /// A kernel module is neither in `modules.dep` nor built in.
     ModuleMissing { name: PathBuf, modules_dir: PathBuf },
+    /// PID 1: `root=` is missing or not understood.
+    BadRoot,
+    /// PID 1: the root device did not appear in time.
+    NoRootDevice { waited_ms: u64 },
+    /// PID 1: the root device has no filesystem we recognise, and no `rootfstype=`.
+    UnknownFs { device: PathBuf },
+    /// PID 1: no init could be executed.
+    NoInit { errno: Errno },
 }
 
 impl From<TooLong> for Error {
@@ -143,11 +151,7 @@ impl fmt::Display for Error {
                 if existing.is_empty() {
                     write!(f, "; no deployments found under {sysroot}/ostree/deploy")
                 } else {
-                    f.write_str("; existing deployments:")?;
-                    for d in existing {
-                        write!(f, " {d}")?;
-                    }
-                    Ok(())
+                    write!(f, "; existing deployments: {}", Lossy(existing))
                 }
             }
             Error::Config { file, err } => {
@@ -177,6 +181,23 @@ impl fmt::Display for Error {
             Error::ModuleMissing { name, modules_dir } => write!(
                 f,
                 "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
+            ),
+            Error::BadRoot => f.write_str(
+                "root= is missing or not understood (want /dev/..., UUID=, LABEL=, PARTUUID= or PARTLABEL=)",
+            ),
+            Error::NoRootDevice { waited_ms } => write!(
+                f,
+                "root device not found after {} s (add rootwait or rootwait=SECONDS to wait longer)",
+                waited_ms / 1000
+            ),
+            Error::UnknownFs { device } => write!(
+                f,
+                "{device}: no filesystem recognised (ext4, xfs, btrfs, erofs, vfat); give rootfstype="
+            ),
+            Error::NoInit { errno } => write!(
+                f,
+                "could not execute init (init=, /sbin/init, /etc/init, /bin/init, /bin/sh): {}",
+                ErrnoDisplay(*errno)
             ),
             Error::PathTooLong => write!(
                 f,

@@ -208,6 +208,27 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
             sys::rmdir(path.as_bytes()).map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
             None
         }
+        Step::Tmpfs { path } => {
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | MS_SILENT;
+            sys::mount(
+                Some(b"tmpfs"),
+                path.as_bytes(),
+                Some(b"tmpfs"),
+                flags,
+                Some(b"mode=0755"),
+            )
+            .map_err(|e| Error::sys("mount tmpfs on", path.as_bytes(), e))?;
+            Some(Undo::Unmount(path.clone()))
+        }
+        Step::PivotRoot { new_root, put_old } => {
+            sys::chdir(new_root.as_bytes())
+                .map_err(|e| Error::sys("chdir", new_root.as_bytes(), e))?;
+            sys::pivot_root(b".", put_old.as_bytes()).map_err(|e| {
+                Error::sys2("pivot_root", new_root.as_bytes(), put_old.as_bytes(), e)
+            })?;
+            sys::chdir(b"/").map_err(|e| Error::sys("chdir", b"/", e))?;
+            None
+        }
     })
 }
 

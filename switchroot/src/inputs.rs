@@ -80,13 +80,22 @@ fn read_optional<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<Option<&'b [u8]>,
     }
 }
 
-/// Load `prepare-root.conf` from the initramfs root: the first file of
+/// Where `prepare-root.conf` is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfFrom {
+    /// The initramfs's own `/` (service and initramfs modes, as upstream).
+    Root,
+    /// The deployment being booted (`init=` mode: there is no initramfs).
+    Deployment,
+}
+
+/// Load `prepare-root.conf` from `root`: the first file of
 /// [`PREPARE_ROOT_CONF_PATHS`] that exists, or defaults.
-pub fn load_prepare_root_conf() -> Result<(PrepareRootConf, Option<PathBuf>), Error> {
+pub fn load_prepare_root_conf(root: &PathBuf) -> Result<(PrepareRootConf, Option<PathBuf>), Error> {
     let mut buf = [0u8; CONF_MAX];
     for path in PREPARE_ROOT_CONF_PATHS {
-        if let Some(text) = read_optional(path, &mut buf)? {
-            let file = PathBuf::from(path)?;
+        let file = root.join(path)?;
+        if let Some(text) = read_optional(file.as_bytes(), &mut buf)? {
             let conf = PrepareRootConf::parse(text).map_err(|err| Error::Config {
                 file: file.clone(),
                 err,
@@ -148,16 +157,8 @@ pub fn gather(
     sysroot: &PathBuf,
     cmdline: &Cmdline,
     force_mount_var: bool,
+    conf_from: ConfFrom,
 ) -> Result<Gathered, Error> {
-    let (conf, conf_file) = load_prepare_root_conf()?;
-    let composefs = config::effective_composefs(&conf, cmdline)
-        .and_then(|c| config::check_supported(&conf, c))
-        .map_err(|why| Error::Unsupported {
-            why,
-            file: conf_file.clone(),
-        });
-    composefs?;
-
     let target = cmdline
         .value(b"ostree")
         .filter(|t| !t.is_empty())
@@ -170,6 +171,19 @@ pub fn gather(
         existing: deploy::list_deployments(&fs),
     })?;
     let deploy_path = sysroot.join(deployment.rel().as_bytes())?;
+
+    let conf_root = match conf_from {
+        ConfFrom::Root => PathBuf::from(b"/")?,
+        ConfFrom::Deployment => deploy_path.clone(),
+    };
+    let (conf, conf_file) = load_prepare_root_conf(&conf_root)?;
+    config::effective_composefs(&conf, cmdline)
+        .and_then(|c| config::check_supported(&conf, c))
+        .map_err(|why| Error::Unsupported {
+            why,
+            file: conf_file.clone(),
+        })?;
+
     let st = sys::lstat(deploy_path.as_bytes())
         .map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;
 
@@ -190,7 +204,8 @@ pub fn gather(
     let bind_boot =
         boot_loader.is_some_and(|s| s.is_symlink()) && deploy_boot.is_some_and(|s| s.is_dir());
 
-    let mount_var = force_mount_var || lstat_kind(markers::INITRAMFS_MOUNT_VAR)?.is_some();
+    let var_marker_exists = lstat_kind(markers::INITRAMFS_MOUNT_VAR)?.is_some();
+    let mount_var = force_mount_var || var_marker_exists;
     let sysroot_fs_readonly = sys::is_readonly_fs(sysroot.as_bytes())
         .map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
 
@@ -204,6 +219,7 @@ pub fn gather(
             hotfix: hotfix_state(&deploy_path, cmdline)?,
             bind_boot,
             mount_var,
+            var_marker_exists,
             sysroot_fs_readonly,
         },
         conf_file,

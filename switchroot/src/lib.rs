@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod app;
+pub mod bootparams;
 pub mod cmdline;
 pub mod config;
 pub mod deploy;
@@ -28,6 +29,9 @@ pub mod keyfile;
 pub mod modules;
 pub mod out;
 pub mod path;
+pub mod pid1;
 pub mod plan;
 pub mod probe;
+pub mod rootdev;
+pub mod switch;
 pub mod sys;

@@ -4,6 +4,8 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
+use switchroot::pid1;
+
 // Without `std`, nothing links the C library for us. On musl it is linked
 // statically (libc.a ships with Rust's musl target).
 #[cfg_attr(
@@ -13,31 +15,82 @@ use core::ffi::{c_char, c_int, CStr};
 #[cfg_attr(not(target_env = "musl"), link(name = "c"))]
 extern "C" {}
 
-/// Most arguments we look at; the tool takes at most a handful.
-const MAX_ARGS: usize = 16;
+/// Most arguments and environment entries we look at.
+const MAX_ARGS: usize = 64;
+
+/// Collect a NULL-terminated C string array (at most `MAX_ARGS` entries).
+///
+/// # Safety
+/// `v` must be NULL or point to a NULL-terminated array of valid C strings
+/// that live for the whole process (as `argv` and `envp` do).
+unsafe fn c_strings(v: *const *const c_char) -> heapless::Vec<&'static CStr, MAX_ARGS> {
+    let mut out = heapless::Vec::new();
+    if v.is_null() {
+        return out;
+    }
+    for i in 0.. {
+        // SAFETY: the array is NULL-terminated, so every index up to the NULL is valid.
+        let p = unsafe { *v.add(i) };
+        if p.is_null() || out.len() == MAX_ARGS {
+            break;
+        }
+        // SAFETY: each entry is a valid C string living for the whole process.
+        let _ = out.push(unsafe { CStr::from_ptr(p) });
+    }
+    out
+}
 
 /// The C entry point, called by musl's startup code.
 ///
 /// # Safety
-/// `argv` must hold `argc` valid NUL-terminated strings, as the C runtime guarantees.
+/// `argv` and `envp` must be the NULL-terminated arrays the C runtime passes.
 #[no_mangle]
-pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    let mut args: heapless::Vec<&[u8], MAX_ARGS> = heapless::Vec::new();
-    for i in 1..argc.max(0) as usize {
-        // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings in `argv`,
-        // which live for the whole process.
-        let arg = unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes();
-        if args.push(arg).is_err() {
-            switchroot::warn!("ostree-prepare-root: too many arguments (see --help)");
-            return switchroot::error::EXIT_USAGE;
+pub unsafe extern "C" fn main(
+    _argc: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: argv and envp come from the C runtime, as required.
+    let (argv, envp) = unsafe { (c_strings(argv), c_strings(envp)) };
+    let args: heapless::Vec<&[u8], MAX_ARGS> = argv.iter().skip(1).map(|a| a.to_bytes()).collect();
+
+    // PID 1 runs the boot; `--pid1=initramfs|root` forces it (for tests).
+    let forced = match args.first().copied() {
+        Some(b"--pid1=initramfs") => Some(Some(pid1::Kind::Initramfs)),
+        Some(b"--pid1=root") => Some(Some(pid1::Kind::NoInitramfs)),
+        _ if switchroot::sys::getpid() == 1 => Some(None),
+        _ => None,
+    };
+    match forced {
+        Some(kind) => {
+            // Do not pass our own flag on to init.
+            let skip = if kind.is_some() { 1 } else { 0 };
+            let init_argv: heapless::Vec<&CStr, MAX_ARGS> = argv
+                .iter()
+                .take(1)
+                .chain(argv.iter().skip(1 + skip))
+                .copied()
+                .collect();
+            pid1::run(kind, &init_argv, &envp)
         }
+        None => switchroot::app::main(&args),
     }
-    switchroot::app::main(&args)
 }
 
+/// A panic is a bug (every input error is an `Error`). Say so without
+/// formatting the panic message (that machinery alone costs kilobytes), and as
+/// PID 1 reboot rather than exit into a kernel panic.
 #[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    switchroot::warn!("ostree-prepare-root: internal error: {}", info.message());
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    let _ = switchroot::sys::write_all_raw(
+        2,
+        b"ostree-prepare-root: internal error (panic), please report\n",
+    );
+    if switchroot::sys::getpid() == 1 {
+        switchroot::sys::sleep_ms(5000);
+        switchroot::sys::reboot(switchroot::sys::Power::Reboot);
+        switchroot::sys::pause_forever()
+    }
     switchroot::sys::exit(101)
 }
 

@@ -4,8 +4,8 @@
 use core::fmt;
 
 /// Capacity of a [`PathBuf`]. OSTree paths are short (a 64-hex checksum is the
-/// longest component); 512 bytes leave room for any sane SYSROOT.
-pub const PATH_CAP: usize = 512;
+/// longest component); 256 bytes leave room for any sane SYSROOT.
+pub const PATH_CAP: usize = 256;
 
 /// A byte path of bounded length, built by joining components.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -24,6 +24,9 @@ impl PathBuf {
         }
     }
 
+    // The path helpers are called from dozens of places; keeping them out of
+    // line keeps the binary within its size budget.
+    #[inline(never)]
     pub fn from(s: &[u8]) -> Result<Self, TooLong> {
         let mut p = PathBuf::new();
         p.push_raw(s)?;
@@ -54,6 +57,7 @@ impl PathBuf {
 
     /// Append `rel` as one or more components, inserting exactly one `/`
     /// between this path and `rel` (a leading `/` in `rel` does not restart the path).
+    #[inline(never)]
     pub fn push(&mut self, rel: &[u8]) -> Result<(), TooLong> {
         let rel = trim_leading_slashes(rel);
         if rel.is_empty() {
@@ -66,6 +70,7 @@ impl PathBuf {
     }
 
     /// `self` joined with `rel`, as a new path.
+    #[inline(never)]
     pub fn join(&self, rel: &[u8]) -> Result<PathBuf, TooLong> {
         let mut p = self.clone();
         p.push(rel)?;

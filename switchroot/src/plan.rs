@@ -62,6 +62,9 @@ pub struct Facts {
     pub bind_boot: bool,
     /// Bind the stateroot's var at the deployment's /var.
     pub mount_var: bool,
+    /// `/run/ostree/initramfs-mount-var` exists already (else we write it
+    /// when we mount /var, so ostree's generator does not mount it again).
+    pub var_marker_exists: bool,
     /// The filesystem at SYSROOT is mounted read-only right now (kernel `ro`).
     pub sysroot_fs_readonly: bool,
 }
@@ -116,6 +119,11 @@ pub enum Step {
     Move { src: PathBuf, dst: PathBuf },
     /// Remove an empty directory we no longer need.
     Rmdir { path: PathBuf },
+    /// Mount a fresh tmpfs (mode 0755, nosuid, nodev) at `path`.
+    Tmpfs { path: PathBuf },
+    /// Make `new_root` the root directory, the old root landing at `put_old`;
+    /// then `chdir("/")`. The point of no return of the `init=` mode.
+    PivotRoot { new_root: PathBuf, put_old: PathBuf },
 }
 
 /// An ordered list of steps.
@@ -160,47 +168,40 @@ impl Builder {
     }
 }
 
-/// Build the plan of the service mode: turn SYSROOT (the physical root) into
-/// the deployment, with the physical root at SYSROOT/sysroot.
-pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
+/// Mounts inside the deployment, assembled at `root`: `/boot` (from
+/// `boot_src`), `/etc` and `/usr`. `run` is where `/run` is now.
+/// Returns the transient /etc directory as the booted system will see it.
+fn deployment_mounts(
+    b: &mut Builder,
+    f: &Facts,
+    root: &PathBuf,
+    boot_src: &PathBuf,
+    run: &PathBuf,
+) -> Result<Option<PathBuf>, PlanTooBig> {
     use markers::*;
-    let mut b = Builder { plan: Plan::new() };
-    let sysroot = &f.sysroot;
-    let deploy = sysroot.join(f.deployment.rel().as_bytes())?;
-    let stage = PathBuf::from(STAGING)?;
-    let stage_usr = stage.join(b"usr")?;
-    let stage_etc = stage.join(b"etc")?;
-    let stage_sysroot = stage.join(b"sysroot")?;
-
-    b.mkdir(RUN_OSTREE, 0o755)?;
-    b.mkdir(RUN_OSTREE_PRIVATE, 0o000)?;
-    b.mkdir(STAGING, 0o755)?;
-    b.add(Step::MakePrivate {
-        path: PathBuf::from(b"/")?,
-    })?;
-    b.bind(&deploy, &stage)?;
-
+    let usr = root.join(b"usr")?;
+    let etc = root.join(b"etc")?;
     if f.bind_boot {
-        b.bind(&sysroot.join(b"boot")?, &stage.join(b"boot")?)?;
+        b.bind(boot_src, &root.join(b"boot")?)?;
     }
 
     let mut transient_etc = None;
     if f.etc_transient {
-        let dir = PathBuf::from(TRANSIENT_ETC)?;
+        let dir = run.join(b"ostree/transient-etc")?;
         b.mkdir(dir.as_bytes(), 0o700)?;
         b.mkdir(dir.join(b"upper")?.as_bytes(), 0o755)?;
         b.mkdir(dir.join(b"work")?.as_bytes(), 0o755)?;
         b.add(Step::Overlay {
-            dst: stage_etc.clone(),
-            lower: stage.join(b"usr/etc")?,
+            dst: etc.clone(),
+            lower: root.join(b"usr/etc")?,
             upper: dir.join(b"upper")?,
             work: dir.join(b"work")?,
         })?;
-        transient_etc = Some(dir);
+        transient_etc = Some(PathBuf::from(TRANSIENT_ETC)?);
     } else if f.readonly {
         // /etc must stay writable when the physical root becomes read-only.
-        b.bind(&stage_etc, &stage_etc)?;
-        b.set_readonly(&stage_etc, false)?;
+        b.bind(&etc, &etc)?;
+        b.set_readonly(&etc, false)?;
     }
 
     if f.hotfix == Hotfix::On {
@@ -209,44 +210,46 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
         // writable but keep the deployment's own mount read-only, so only
         // /usr (the hotfix) is writable, as the kernel's `ro` intends.
         if f.sysroot_fs_readonly {
-            b.add(Step::RemountFsRw {
-                path: stage.clone(),
-            })?;
+            b.add(Step::RemountFsRw { path: root.clone() })?;
         }
         b.add(Step::Overlay {
-            dst: stage_usr.clone(),
-            lower: stage_usr.clone(),
-            upper: stage.join(USR_OVL_UPPER)?,
-            work: stage.join(USR_OVL_WORK)?,
+            dst: usr.clone(),
+            lower: usr.clone(),
+            upper: root.join(USR_OVL_UPPER)?,
+            work: root.join(USR_OVL_WORK)?,
         })?;
         if f.sysroot_fs_readonly {
-            b.set_readonly(&stage, true)?;
+            b.set_readonly(root, true)?;
         }
     } else {
-        b.bind(&stage_usr, &stage_usr)?;
-        b.set_readonly(&stage_usr, true)?;
+        b.bind(&usr, &usr)?;
+        b.set_readonly(&usr, true)?;
     }
+    Ok(transient_etc)
+}
 
-    // The physical root, reached through the deployment. A recursive bind keeps
-    // anything already mounted below SYSROOT (a separate /boot, say).
-    b.add(Step::Bind {
-        src: sysroot.clone(),
-        dst: stage_sysroot.clone(),
-        recursive: true,
-    })?;
-
-    let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
+/// The stateroot's var: kept writable on a read-only sysroot, and bound
+/// at the deployment's /var when asked. `var` is where it is now.
+fn var_mounts(b: &mut Builder, f: &Facts, var: &PathBuf, root: &PathBuf) -> Result<(), PlanTooBig> {
     if f.readonly {
-        // The stateroot's var stays writable when the physical root is not.
-        b.bind(&var, &var)?;
-        b.set_readonly(&var, false)?;
+        b.bind(var, var)?;
+        b.set_readonly(var, false)?;
     }
     if f.mount_var {
-        b.bind(&var, &stage.join(b"var")?)?;
+        b.bind(var, &root.join(b"var")?)?;
     }
+    Ok(())
+}
 
+/// The markers in `/run` (`run` is where it is now).
+fn marker_steps(
+    b: &mut Builder,
+    f: &Facts,
+    run: &PathBuf,
+    transient_etc: Option<PathBuf>,
+) -> Result<(), PlanTooBig> {
     b.add(Step::WriteMarker {
-        path: PathBuf::from(OSTREE_BOOTED)?,
+        path: run.join(b"ostree-booted")?,
         marker: Marker::OstreeBooted {
             sysroot_ro: f.readonly,
             device_inode: f.deployment_id,
@@ -255,10 +258,53 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     })?;
     if f.readonly {
         b.add(Step::WriteMarker {
-            path: PathBuf::from(SYSROOT_RO_STAMP)?,
+            path: run.join(b"ostree-sysroot-ro.stamp")?,
             marker: Marker::Empty,
         })?;
     }
+    if f.mount_var && !f.var_marker_exists {
+        b.add(Step::WriteMarker {
+            path: run.join(b"ostree/initramfs-mount-var")?,
+            marker: Marker::Empty,
+        })?;
+    }
+    Ok(())
+}
+
+/// `/run/ostree` (0755) and `/run/ostree/.private` (0000), under `run`.
+fn run_dirs(b: &mut Builder, run: &PathBuf) -> Result<(), PlanTooBig> {
+    b.mkdir(run.join(b"ostree")?.as_bytes(), 0o755)?;
+    b.mkdir(run.join(b"ostree/.private")?.as_bytes(), 0o000)
+}
+
+/// Build the plan of the service mode: turn SYSROOT (the physical root) into
+/// the deployment, with the physical root at SYSROOT/sysroot.
+pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
+    let mut b = Builder { plan: Plan::new() };
+    let sysroot = &f.sysroot;
+    let deploy = sysroot.join(f.deployment.rel().as_bytes())?;
+    let run = PathBuf::from(b"/run")?;
+    let stage = PathBuf::from(markers::STAGING)?;
+    let stage_sysroot = stage.join(b"sysroot")?;
+
+    run_dirs(&mut b, &run)?;
+    b.mkdir(markers::STAGING, 0o755)?;
+    b.add(Step::MakePrivate {
+        path: PathBuf::from(b"/")?,
+    })?;
+    b.bind(&deploy, &stage)?;
+    let transient_etc = deployment_mounts(&mut b, f, &stage, &sysroot.join(b"boot")?, &run)?;
+
+    // The physical root, reached through the deployment. A recursive bind keeps
+    // anything already mounted below SYSROOT (a separate /boot, say).
+    b.add(Step::Bind {
+        src: sysroot.clone(),
+        dst: stage_sysroot.clone(),
+        recursive: true,
+    })?;
+    let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
+    var_mounts(&mut b, f, &var, &stage)?;
+    marker_steps(&mut b, f, &run, transient_etc)?;
 
     // The swap: SYSROOT's original mount goes, the staged tree takes its place.
     b.add(Step::Detach {
@@ -273,8 +319,45 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
         b.set_readonly(&sysroot.join(b"sysroot")?, true)?;
     }
     b.add(Step::Rmdir {
-        path: PathBuf::from(STAGING)?,
+        path: PathBuf::from(markers::STAGING)?,
     })?;
+    Ok(b.plan)
+}
+
+/// Build the plan of the `init=` mode (PID 1, no initramfs): the physical root
+/// is `/`, as the kernel mounted it (perhaps read-only). Nothing is written to
+/// it: the deployment is bound onto itself, completed in place, given a tmpfs
+/// `/run` holding the markers, and `pivot_root` makes it `/` with the physical
+/// root at `/sysroot`. `api_mounts` are the kernel filesystems mounted now
+/// (`/proc`, `/dev`, `/sys`), moved into the new root.
+pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
+    let mut b = Builder { plan: Plan::new() };
+    let root = PathBuf::from(b"/")?.join(f.deployment.rel().as_bytes())?;
+    let run = root.join(b"run")?;
+
+    b.add(Step::MakePrivate {
+        path: PathBuf::from(b"/")?,
+    })?;
+    b.bind(&root, &root)?;
+    b.add(Step::Tmpfs { path: run.clone() })?;
+    run_dirs(&mut b, &run)?;
+    let transient_etc = deployment_mounts(&mut b, f, &root, &PathBuf::from(b"/boot")?, &run)?;
+    let var = PathBuf::from(b"/")?.join(f.deployment.stateroot_var()?.as_bytes())?;
+    var_mounts(&mut b, f, &var, &root)?;
+    marker_steps(&mut b, f, &run, transient_etc)?;
+    for m in api_mounts {
+        b.add(Step::Move {
+            src: PathBuf::from(m)?,
+            dst: root.join(m)?,
+        })?;
+    }
+    b.add(Step::PivotRoot {
+        new_root: root.clone(),
+        put_old: root.join(b"sysroot")?,
+    })?;
+    if f.readonly {
+        b.set_readonly(&PathBuf::from(b"/sysroot")?, true)?;
+    }
     Ok(b.plan)
 }
 
@@ -341,6 +424,10 @@ impl fmt::Display for Step {
             }
             Step::Move { src, dst } => write!(f, "move {src} -> {dst}"),
             Step::Rmdir { path } => write!(f, "rmdir {path}"),
+            Step::Tmpfs { path } => write!(f, "mount tmpfs {path} mode 0755"),
+            Step::PivotRoot { new_root, put_old } => {
+                write!(f, "pivot-root {new_root} (old root -> {put_old})")
+            }
         }
     }
 }
@@ -359,6 +446,7 @@ mod tests {
             hotfix: Hotfix::Off,
             bind_boot: true,
             mount_var: false,
+            var_marker_exists: false,
             sysroot_fs_readonly: false,
         }
     }

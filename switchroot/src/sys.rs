@@ -529,11 +529,6 @@ pub fn chroot(path: &[u8]) -> SysResult<()> {
     })
 }
 
-pub fn fchdir(fd: &Fd) -> SysResult<()> {
-    // SAFETY: plain syscall on an owned descriptor.
-    check(unsafe { libc::fchdir(fd.0) }).map(drop)
-}
-
 /// Filesystem magic of the filesystem holding `path` (`statfs(2)` `f_type`).
 pub fn fs_magic(path: &[u8]) -> SysResult<i64> {
     with_cstr(path, |p| {

@@ -1,0 +1,245 @@
+//! Finding the root block device named by `root=` without udev or blkid:
+//! list `/sys/class/block`, read superblocks and partition tables ourselves,
+//! and wait for late devices by listening to the kernel's uevents.
+
+use core::fmt::Write;
+
+use crate::bootparams::RootSpec;
+use crate::error::Error;
+use crate::path::{Lossy, PathBuf};
+use crate::probe::{self, FsType};
+use crate::{sys, warn};
+
+/// Most block devices we look at (each scan).
+const MAX_DEVICES: usize = 64;
+/// Longest wait between two rescans when no uevent arrives (a safety net
+/// for events that slipped in before the socket was open).
+const RESCAN_MS: i32 = 1000;
+
+/// The root device, once found.
+#[derive(Debug, Clone)]
+pub struct RootDevice {
+    pub path: PathBuf,
+    /// The filesystem type its superblock names, if we know it.
+    pub fstype: Option<FsType>,
+}
+
+/// What one block device looks like to `root=` matching.
+#[derive(Debug, Clone, Default)]
+struct DevInfo {
+    fs: Option<probe::FsInfo>,
+    partuuid: Option<probe::UuidText>,
+    partlabel: Option<probe::Label>,
+}
+
+/// Names in `/sys/class/block`.
+fn block_devices() -> heapless::Vec<heapless::String<32>, MAX_DEVICES> {
+    let mut names: heapless::Vec<heapless::String<32>, MAX_DEVICES> = heapless::Vec::new();
+    let _ = sys::for_each_dir_entry(b"/sys/class/block", |name| {
+        if let Ok(s) = core::str::from_utf8(name) {
+            let mut n = heapless::String::new();
+            if n.push_str(s).is_ok() {
+                let _ = names.push(n);
+            }
+        }
+    });
+    names
+}
+
+fn dev_path(name: &str) -> Result<PathBuf, Error> {
+    let mut p = PathBuf::from(b"/dev")?;
+    p.push(name.as_bytes())?;
+    Ok(p)
+}
+
+/// Read the partition number and parent disk of `name`, if it is a partition.
+fn partition_of(name: &str) -> Option<(u32, heapless::String<32>)> {
+    let mut p = PathBuf::from(b"/sys/class/block").ok()?;
+    p.push(name.as_bytes()).ok()?;
+    let mut num = [0u8; 16];
+    let n = sys::read_file(p.join(b"partition").ok()?.as_bytes(), &mut num).ok()?;
+    let number = core::str::from_utf8(&num[..n]).ok()?.trim().parse().ok()?;
+    // /sys/class/block/NAME -> ../../devices/.../DISK/NAME: the parent is DISK.
+    let mut link = [0u8; 512];
+    let len = sys::readlink(p.as_bytes(), &mut link).ok()?;
+    let mut parts = link[..len].rsplit(|&b| b == b'/');
+    parts.next()?;
+    let parent = core::str::from_utf8(parts.next()?).ok()?;
+    let mut s = heapless::String::new();
+    s.push_str(parent).ok()?;
+    Some((number, s))
+}
+
+/// Read the GPT entry (or MBR identifier) of partition `number` of `disk`.
+fn partition_info(disk: &str, number: u32, info: &mut DevInfo) {
+    let Ok(path) = dev_path(disk) else { return };
+    let Ok(fd) = sys::open(path.as_bytes(), sys::O_RDONLY, 0) else {
+        return;
+    };
+    let mut sector = [0u8; 512];
+    for lba_size in [512u64, 4096] {
+        if sys::pread(&fd, &mut sector, lba_size) != Ok(512) {
+            continue;
+        }
+        let Some(h) = probe::parse_gpt_header(&sector) else {
+            continue;
+        };
+        if number == 0 || number > h.entry_count {
+            return;
+        }
+        let mut entry = [0u8; 128];
+        let off = h.entries_lba * lba_size + (number as u64 - 1) * h.entry_size as u64;
+        if sys::pread(&fd, &mut entry, off) == Ok(128) {
+            if let Some(p) = probe::parse_gpt_entry(&entry) {
+                info.partuuid = Some(p.uuid);
+                info.partlabel = Some(p.label);
+            }
+        }
+        return;
+    }
+    if sys::pread(&fd, &mut sector, 0) == Ok(512) {
+        info.partuuid = probe::mbr_partuuid(&sector, number);
+    }
+}
+
+/// Everything we can tell about block device `name`.
+fn probe_device(name: &str, want_fs: bool, want_part: bool) -> DevInfo {
+    let mut info = DevInfo::default();
+    if want_fs {
+        if let Ok(fd) = dev_path(name).and_then(|p| {
+            sys::open(p.as_bytes(), sys::O_RDONLY, 0)
+                .map_err(|e| Error::sys("open", p.as_bytes(), e))
+        }) {
+            let mut buf = [0u8; probe::PROBE_LEN];
+            if let Ok(n) = sys::pread(&fd, &mut buf, 0) {
+                info.fs = probe::probe_fs(&buf[..n]);
+            }
+        }
+    }
+    if want_part {
+        if let Some((number, disk)) = partition_of(name) {
+            partition_info(&disk, number, &mut info);
+        }
+    }
+    info
+}
+
+fn matches(spec: &RootSpec, info: &DevInfo) -> bool {
+    let eq = |a: &[u8], b: &[u8]| a.eq_ignore_ascii_case(b);
+    match spec {
+        RootSpec::Path(_) => false,
+        RootSpec::Uuid(u) => info.fs.as_ref().is_some_and(|f| eq(f.uuid.as_bytes(), u)),
+        RootSpec::Label(l) => info.fs.as_ref().is_some_and(|f| f.label.as_slice() == *l),
+        RootSpec::PartUuid(u) => info.partuuid.as_ref().is_some_and(|p| eq(p.as_bytes(), u)),
+        RootSpec::PartLabel(l) => info.partlabel.as_ref().is_some_and(|p| p.as_slice() == *l),
+    }
+}
+
+/// One pass over the block devices.
+fn scan(spec: &RootSpec) -> Result<Option<RootDevice>, Error> {
+    if let RootSpec::Path(p) = spec {
+        return Ok(match sys::stat(p) {
+            Ok(_) => {
+                let mut buf = [0u8; probe::PROBE_LEN];
+                let fstype = sys::open(p, sys::O_RDONLY, 0)
+                    .ok()
+                    .and_then(|fd| sys::pread(&fd, &mut buf, 0).ok())
+                    .and_then(|n| probe::probe_fs(&buf[..n]))
+                    .map(|i| i.fstype);
+                Some(RootDevice {
+                    path: PathBuf::from(p)?,
+                    fstype,
+                })
+            }
+            Err(_) => None,
+        });
+    }
+    let want_fs = matches!(spec, RootSpec::Uuid(_) | RootSpec::Label(_));
+    for name in block_devices() {
+        let info = probe_device(&name, want_fs, !want_fs);
+        if matches(spec, &info) {
+            return Ok(Some(RootDevice {
+                path: dev_path(&name)?,
+                fstype: info.fs.map(|f| f.fstype),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Find the root device, waiting up to `wait_ms` for it to appear.
+pub fn find(spec: &RootSpec, wait_ms: u64) -> Result<RootDevice, Error> {
+    // Listen before the first scan, so a device added in between is not missed.
+    let events = sys::uevent_socket().ok();
+    let deadline = sys::clock_us(false) + wait_ms * 1000;
+    loop {
+        if let Some(dev) = scan(spec)? {
+            return Ok(dev);
+        }
+        let now = sys::clock_us(false);
+        if now >= deadline {
+            return Err(Error::NoRootDevice { waited_ms: wait_ms });
+        }
+        let remaining = ((deadline - now) / 1000).min(RESCAN_MS as u64) as i32;
+        match &events {
+            Some(fd) => {
+                if sys::poll_readable(fd, remaining.max(1)).unwrap_or(false) {
+                    sys::drain_uevents(fd);
+                }
+            }
+            None => sys::sleep_ms(remaining.max(1) as u64 / 4 + 1),
+        }
+    }
+}
+
+/// Print every block device and its identifiers (for a failed search).
+pub fn report_devices() {
+    let names = block_devices();
+    if names.is_empty() {
+        warn!("ostree-prepare-root: no block devices in /sys/class/block");
+    }
+    for name in names {
+        let info = probe_device(&name, true, true);
+        let mut line = crate::out::LineBuf::new();
+        let _ = write!(line, "  /dev/{name}:");
+        if let Some(fs) = &info.fs {
+            let _ = write!(
+                line,
+                " TYPE={} UUID={} LABEL=\"{}\"",
+                fs.fstype.name(),
+                fs.uuid,
+                Lossy(&fs.label)
+            );
+        }
+        if let Some(u) = &info.partuuid {
+            let _ = write!(line, " PARTUUID={u}");
+        }
+        if let Some(l) = &info.partlabel {
+            let _ = write!(line, " PARTLABEL=\"{}\"", Lossy(l));
+        }
+        warn!("{}", Lossy(line.as_bytes()));
+    }
+}
+
+/// Mount the root device at `target` (`fstypes`: `rootfstype=`, comma-separated).
+pub fn mount_root(
+    dev: &RootDevice,
+    target: &[u8],
+    fstypes: Option<&[u8]>,
+    flags: core::ffi::c_ulong,
+    data: &[u8],
+) -> Result<(), Error> {
+    let data = (!data.is_empty()).then_some(data);
+    let probed = dev.fstype.map(|t| t.name().as_bytes());
+    let mut last = libc::EINVAL;
+    let candidates = fstypes.or(probed).ok_or(Error::UnknownFs {
+        device: dev.path.clone(),
+    })?;
+    for fstype in candidates.split(|&b| b == b',').filter(|t| !t.is_empty()) {
+        match sys::mount(Some(dev.path.as_bytes()), target, Some(fstype), flags, data) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::sys2("mount root", dev.path.as_bytes(), target, last))
+}
