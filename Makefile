@@ -30,7 +30,7 @@ $(PREPARE_ROOT): build
 deps:
 	scripts/install-deps.sh all
 
-test: deps lint unit size mountns fuzz-smoke
+test: deps lint unit size fuzz-smoke mountns
 
 lint:
 	cargo fmt --all -- --check
@@ -46,9 +46,17 @@ size: build
 mountns: build
 	tests/mountns/run.sh --impl $(PREPARE_ROOT)
 
+# libFuzzer is chatty: keep its log, print one line per target (and the log's
+# tail if it finds a crash).
 fuzz-smoke:
-	cd fuzz && for t in cmdline config; do \
-		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	@mkdir -p target/fuzz-logs
+	@cd fuzz && for t in cmdline config; do \
+		log=../target/fuzz-logs/$$t.log; \
+		if cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
+			echo "ok - fuzz $$t: $$(grep -o 'Done [0-9]* runs' $$log | tail -1), no crash"; \
+		else \
+			tail -40 $$log; echo "not ok - fuzz $$t crashed (log: target/fuzz-logs/$$t.log)"; exit 1; \
+		fi; \
 	done
 
 bench: build
