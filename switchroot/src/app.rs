@@ -130,8 +130,6 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
         return Ok(());
     }
 
-    // Modes must be exactly what the plan says, whatever umask we inherited.
-    crate::sys::umask(0);
     exec::run(
         &plan,
         exec::Options {
@@ -228,6 +226,17 @@ mod tests {
         assert!(p(&["--bogus", "/sysroot"]).is_err());
         assert!(p(&["a", "b", "c"]).is_err());
         assert!(p(&[""]).is_err());
+    }
+
+    #[test]
+    fn overlong_cmdline_is_refused_before_anything_is_read() {
+        let long = vec![b'a'; crate::cmdline::CMDLINE_MAX + 1];
+        let args = Args {
+            sysroot: b"/nonexistent",
+            cmdline: Some(&long),
+            ..Args::default()
+        };
+        assert!(matches!(prepare(&args), Err(Error::CmdlineTooLong)));
     }
 
     #[test]

@@ -30,8 +30,15 @@ pub struct Options {
     pub verbose: bool,
 }
 
+/// Build-and-run: a plan that did not fit is an error like any other.
+pub fn run_built(plan: Result<Plan, crate::plan::PlanTooBig>, opts: Options) -> Result<(), Error> {
+    run(&plan.map_err(|_| Error::PathTooLong)?, opts)
+}
+
 /// Run every step of `plan`; on failure, undo what was done and return the error.
 pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
+    // Modes must be exactly what the plan says, whatever umask we inherited.
+    sys::umask(0);
     let mut undo: heapless::Vec<Undo, { crate::plan::MAX_STEPS }> = heapless::Vec::new();
     for step in plan {
         if opts.verbose {

@@ -236,19 +236,12 @@ fn initramfs(k: &KernelCmdline, params: &BootParams, phases: &mut Phases) -> Res
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Root),
     )?;
     warn_ignored_hotfix(&gathered.facts);
-    let plan = in_phase(
-        "preparing",
-        plan::service_plan(&gathered.facts).map_err(|_| Error::PathTooLong),
-    )?;
-    sys::umask(0);
+    let opts = exec::Options {
+        verbose: params.debug,
+    };
     in_phase(
         "preparing",
-        exec::run(
-            &plan,
-            exec::Options {
-                verbose: params.debug,
-            },
-        ),
+        exec::run_built(plan::service_plan(&gathered.facts), opts),
     )?;
     say!(
         "ostree-prepare-root: booting {} from {}",
@@ -298,19 +291,12 @@ fn no_initramfs(
             let _ = api.push(m);
         }
     }
-    let plan = in_phase(
-        "preparing",
-        plan::pivot_plan(&gathered.facts, &api).map_err(|_| Error::PathTooLong),
-    )?;
-    sys::umask(0);
+    let opts = exec::Options {
+        verbose: params.debug,
+    };
     in_phase(
         "preparing",
-        exec::run(
-            &plan,
-            exec::Options {
-                verbose: params.debug,
-            },
-        ),
+        exec::run_built(plan::pivot_plan(&gathered.facts, &api), opts),
     )?;
     say!(
         "ostree-prepare-root: booting {} (no initramfs)",

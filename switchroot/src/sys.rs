@@ -305,40 +305,9 @@ pub fn umount2(target: &[u8], flags: c_int) -> SysResult<()> {
 }
 
 /// Call `f` with the name of every entry of directory `path` (except `.` and `..`).
-pub fn for_each_dir_entry(path: &[u8], mut f: impl FnMut(&[u8])) -> SysResult<()> {
+pub fn for_each_dir_entry(path: &[u8], f: impl FnMut(&[u8])) -> SysResult<()> {
     let fd = open(path, O_RDONLY | O_DIRECTORY, 0)?;
-    let mut buf = [0u8; 2048];
-    loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                fd.0,
-                buf.as_mut_ptr().cast::<c_void>(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(errno());
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let mut off = 0usize;
-        while off + 19 < n as usize {
-            // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, char name[]
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            if reclen == 0 {
-                break;
-            }
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if name != b"." && name != b".." {
-                f(name);
-            }
-            off += reclen;
-        }
-    }
+    for_each_entry_fd(&fd, f)
 }
 
 /// `getpid(2)`.
