@@ -125,6 +125,82 @@ impl Default for VarDict {
     }
 }
 
+fn read_offset(b: &[u8], size: usize) -> usize {
+    let mut v = [0u8; 8];
+    v[..size].copy_from_slice(&b[..size]);
+    u64::from_le_bytes(v) as usize
+}
+
+/// Size of the framing offsets of a container of `len` bytes (the inverse
+/// of [`offset_size`], as GVariant readers compute it).
+fn offset_size_of(len: usize) -> usize {
+    match len {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xffff_ffff => 4,
+        _ => 8,
+    }
+}
+
+/// Look `key` up in a serialised `a{sv}` and return its value's bytes and
+/// type string. Malformed input gives `None`, never a panic.
+pub fn lookup<'a>(dict: &'a [u8], key: &str) -> Option<(&'a [u8], &'a [u8])> {
+    let z = offset_size_of(dict.len());
+    if z == 0 || dict.len() < z {
+        return None;
+    }
+    let table = read_offset(&dict[dict.len() - z..], z);
+    if table > dict.len() || (dict.len() - table) % z != 0 {
+        return None;
+    }
+    let mut start = 0usize;
+    for i in 0..(dict.len() - table) / z {
+        let end = read_offset(&dict[table + i * z..], z);
+        if end > table || start > end {
+            return None;
+        }
+        let entry = &dict[start..end];
+        start = end.div_ceil(8) * 8;
+        let ez = offset_size_of(entry.len());
+        if entry.len() < ez {
+            return None;
+        }
+        let key_end = read_offset(&entry[entry.len() - ez..], ez);
+        if key_end == 0 || key_end > entry.len() - ez {
+            return None;
+        }
+        if &entry[..key_end - 1] != key.as_bytes() {
+            continue;
+        }
+        let value_start = key_end.div_ceil(8) * 8;
+        let variant = entry.get(value_start..entry.len() - ez)?;
+        let nul = variant.iter().rposition(|&b| b == 0)?;
+        return Some((&variant[..nul], &variant[nul + 1..]));
+    }
+    None
+}
+
+/// The `(tt)` value of `key` (such as `backing-root-device-inode`).
+pub fn lookup_u64_pair(dict: &[u8], key: &str) -> Option<(u64, u64)> {
+    match lookup(dict, key)? {
+        (v, b"(tt)") if v.len() == 16 => {
+            let a = u64::from_le_bytes(v[..8].try_into().ok()?);
+            let b = u64::from_le_bytes(v[8..].try_into().ok()?);
+            Some((a, b))
+        }
+        _ => None,
+    }
+}
+
+/// The `b` value of `key`.
+pub fn lookup_bool(dict: &[u8], key: &str) -> Option<bool> {
+    match lookup(dict, key)? {
+        ([b], b"b") => Some(*b != 0),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +213,25 @@ mod tests {
         want.extend_from_slice(&[0; 5]);
         want.extend_from_slice(&[1, 0, b'b', 0x0b, 0x14]);
         assert_eq!(d.finish().unwrap(), &want[..]);
+    }
+
+    #[test]
+    fn reads_back_what_glib_wrote() {
+        let glib: &[u8] = include_bytes!("../testdata/ostree-booted.gvariant");
+        assert_eq!(
+            lookup_u64_pair(glib, "backing-root-device-inode"),
+            Some((66306, 1234))
+        );
+        assert_eq!(lookup_bool(glib, "sysroot-ro"), Some(false));
+        assert_eq!(lookup_bool(glib, "missing"), None);
+        assert_eq!(lookup(b"", "x"), None);
+        for n in 0..glib.len() {
+            let _ = lookup(&glib[..n], "sysroot-ro");
+        }
+        let mut d = VarDict::new();
+        d.insert("transient-etc", Value::Str(&[b'x'; 300])).unwrap();
+        d.insert("sysroot-ro", Value::Bool(true)).unwrap();
+        assert_eq!(lookup_bool(d.finish().unwrap(), "sysroot-ro"), Some(true));
     }
 
     #[test]

@@ -11,9 +11,6 @@ use crate::path::PathBuf;
 use crate::plan::{markers, Facts, Hotfix};
 use crate::sys::{self, Errno};
 
-/// Kernel argument that ignores a hotfix overlay for one boot.
-pub const HOTFIX_KARG: &[u8] = b"ostree.prepare-root.hotfix";
-
 /// Largest configuration file we read.
 const CONF_MAX: usize = 16 * 1024;
 
@@ -134,7 +131,7 @@ fn hotfix_state(deploy: &PathBuf, cmdline: &Cmdline) -> Result<Hotfix, Error> {
     };
     if state == Hotfix::On
         && matches!(
-            cmdline.value(HOTFIX_KARG),
+            cmdline.value(markers::HOTFIX_KARG),
             Some(b"0" | b"no" | b"false" | b"off")
         )
     {

@@ -355,7 +355,9 @@ pub fn run(forced: Option<Kind>, argv: &[&CStr], envp: &[&CStr]) -> ! {
     // us. libostree writes init=.../usr/lib/ostree/ostree-prepare-root for
     // deployments without an initramfs of their own: that is us too.
     let init = match kind {
-        Kind::Initramfs => params.init.filter(|i| !i.ends_with(b"/ostree-prepare-root")),
+        Kind::Initramfs => params
+            .init
+            .filter(|i| !i.ends_with(b"/ostree-prepare-root")),
         Kind::NoInitramfs => None,
     };
     let timestamp = (kind == Kind::Initramfs).then_some(started);

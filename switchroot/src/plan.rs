@@ -32,6 +32,23 @@ pub mod markers {
     /// Hotfix overlay directories inside a deployment.
     pub const USR_OVL_UPPER: &[u8] = b".usr-ovl-upper";
     pub const USR_OVL_WORK: &[u8] = b".usr-ovl-work";
+    /// Runtime unlock flags: `DEPLOYMENT_STATE/CSUM.SERIAL/UNLOCKED_*`.
+    pub const DEPLOYMENT_STATE: &[u8] = b"/run/ostree/deployment-state";
+    pub const UNLOCKED_DEVELOPMENT: &[u8] = b"unlocked-development";
+    pub const UNLOCKED_TRANSIENT: &[u8] = b"unlocked-transient";
+    /// Per-deployment data outside the deployment:
+    /// `ostree/deploy/OS/BACKING/CSUM.SERIAL/...` (ostree 2025.3+).
+    pub const BACKING: &[u8] = b"backing";
+    /// Development/transient unlock overlay (`upper`, `work` inside).
+    pub const USR_TRANSIENT: &[u8] = b"usr-transient";
+    /// A discarded hotfix waiting to be deleted at the next boot.
+    pub const HOTFIX_DISCARDED: [&[u8]; 2] = [b"hotfix-discarded-upper", b"hotfix-discarded-work"];
+    /// `[origin] unlocked=hotfix` in `CSUM.SERIAL.origin`.
+    pub const ORIGIN_UNLOCKED_KEY: &str = "unlocked";
+    /// Kernel argument that boots once without the hotfix overlay.
+    pub const HOTFIX_KARG: &[u8] = b"ostree.prepare-root.hotfix";
+    /// Suffix of the boot entry `ostree-unlock --hotfix` adds for a pristine boot.
+    pub const PRISTINE_ENTRY_SUFFIX: &str = "-pristine.conf";
 }
 
 /// Whether `/usr` gets the persistent hotfix overlay.
