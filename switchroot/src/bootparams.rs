@@ -81,12 +81,17 @@ pub struct BootParams<'a> {
     pub debug: bool,
 }
 
-fn seconds(v: Option<&[u8]>) -> Option<u64> {
-    let v = v?;
+/// A small decimal number (at most 9 digits), surrounding whitespace allowed.
+pub fn decimal(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
     if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
     Some(v.iter().fold(0u64, |n, d| n * 10 + (d - b'0') as u64))
+}
+
+fn seconds(v: Option<&[u8]>) -> Option<u64> {
+    decimal(v?)
 }
 
 fn truthy(v: Option<&[u8]>) -> bool {

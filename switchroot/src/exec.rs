@@ -215,6 +215,10 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
             sys::rmdir(path.as_bytes()).map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
             None
         }
+        Step::RemoveStale { path } => {
+            remove_stale(path.as_bytes());
+            None
+        }
         Step::Tmpfs { path } => {
             let flags = libc::MS_NOSUID | libc::MS_NODEV | MS_SILENT;
             sys::mount(
@@ -237,6 +241,24 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
             None
         }
     })
+}
+
+/// Delete a leftover directory tree (never following symlinks, never leaving
+/// its filesystem); a failure is reported and the boot goes on.
+fn remove_stale(path: &[u8]) {
+    let r = sys::open(path, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW, 0).and_then(|fd| {
+        let dev = sys::lstat(path)?.dev;
+        crate::switch::delete_contents(&fd, dev, 0);
+        sys::rmdir(path)
+    });
+    match r {
+        Ok(()) | Err(libc::ENOENT) => {}
+        Err(e) => crate::warn!(
+            "ostree-prepare-root: warning: cannot remove {}: {} (it will be retried at the next boot)",
+            crate::path::Lossy(path),
+            crate::error::ErrnoDisplay(e)
+        ),
+    }
 }
 
 /// Serialise a marker into `buf`, returning its bytes.

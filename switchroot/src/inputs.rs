@@ -196,6 +196,22 @@ pub fn gather(
         }
     }
 
+    // Leftovers of unlock from the last boot: development data, discarded hotfixes.
+    let mut backing = sysroot.join(b"ostree/deploy")?;
+    backing.push(deployment.stateroot())?;
+    backing.push(markers::BACKING)?;
+    backing.push(deployment.name())?;
+    let mut stale = heapless::Vec::new();
+    for name in [
+        markers::USR_TRANSIENT,
+        markers::HOTFIX_DISCARDED[0],
+        markers::HOTFIX_DISCARDED[1],
+    ] {
+        if lstat_kind(backing.join(name)?.as_bytes())?.is_some() {
+            let _ = stale.push(name);
+        }
+    }
+
     let boot_loader = lstat_kind(sysroot.join(b"boot/loader")?.as_bytes())?;
     let deploy_boot = lstat_kind(deploy_path.join(b"boot")?.as_bytes())?;
     let bind_boot =
@@ -218,6 +234,7 @@ pub fn gather(
             mount_var,
             var_marker_exists,
             sysroot_fs_readonly,
+            stale,
         },
         conf_file,
     })

@@ -84,6 +84,10 @@ pub struct Facts {
     pub var_marker_exists: bool,
     /// The filesystem at SYSROOT is mounted read-only right now (kernel `ro`).
     pub sysroot_fs_readonly: bool,
+    /// Leftovers of the last boot in the deployment's backing directory
+    /// (names from [`markers::USR_TRANSIENT`] and [`markers::HOTFIX_DISCARDED`]):
+    /// development overlay data and discarded hotfixes, deleted at boot.
+    pub stale: heapless::Vec<&'static [u8], 3>,
 }
 
 /// The content of a marker file.
@@ -138,6 +142,9 @@ pub enum Step {
     Rmdir { path: PathBuf },
     /// Mount a fresh tmpfs (mode 0755, nosuid, nodev) at `path`.
     Tmpfs { path: PathBuf },
+    /// Delete a directory tree left over from the last boot; best effort
+    /// (a read-only root keeps it until a later boot), never fails the boot.
+    RemoveStale { path: PathBuf },
     /// Make `new_root` the root directory, the old root landing at `put_old`;
     /// then `chdir("/")`. The point of no return of the `init=` mode.
     PivotRoot { new_root: PathBuf, put_old: PathBuf },
@@ -288,6 +295,19 @@ fn marker_steps(
     Ok(())
 }
 
+/// Delete last boot's unlock leftovers; `deploy_dir` is `ostree/deploy` as seen now.
+fn stale_steps(b: &mut Builder, f: &Facts, deploy_dir: &PathBuf) -> Result<(), PlanTooBig> {
+    let mut backing = deploy_dir.join(f.deployment.stateroot())?;
+    backing.push(markers::BACKING)?;
+    backing.push(f.deployment.name())?;
+    for name in &f.stale {
+        b.add(Step::RemoveStale {
+            path: backing.join(name)?,
+        })?;
+    }
+    Ok(())
+}
+
 /// `/run/ostree` (0755) and `/run/ostree/.private` (0000), under `run`.
 fn run_dirs(b: &mut Builder, run: &PathBuf) -> Result<(), PlanTooBig> {
     b.mkdir(run.join(b"ostree")?.as_bytes(), 0o755)?;
@@ -321,6 +341,7 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     })?;
     let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
     var_mounts(&mut b, f, &var, &stage)?;
+    stale_steps(&mut b, f, &stage_sysroot.join(b"ostree/deploy")?)?;
     marker_steps(&mut b, f, &run, transient_etc)?;
 
     // The swap: SYSROOT's original mount goes, the staged tree takes its place.
@@ -361,6 +382,7 @@ pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     let transient_etc = deployment_mounts(&mut b, f, &root, &PathBuf::from(b"/boot")?, &run)?;
     let var = PathBuf::from(b"/")?.join(f.deployment.stateroot_var()?.as_bytes())?;
     var_mounts(&mut b, f, &var, &root)?;
+    stale_steps(&mut b, f, &PathBuf::from(b"/ostree/deploy")?)?;
     marker_steps(&mut b, f, &run, transient_etc)?;
     for m in api_mounts {
         b.add(Step::Move {
@@ -442,6 +464,7 @@ impl fmt::Display for Step {
             Step::Move { src, dst } => write!(f, "move {src} -> {dst}"),
             Step::Rmdir { path } => write!(f, "rmdir {path}"),
             Step::Tmpfs { path } => write!(f, "mount tmpfs {path} mode 0755"),
+            Step::RemoveStale { path } => write!(f, "remove {path} (left from the last boot)"),
             Step::PivotRoot { new_root, put_old } => {
                 write!(f, "pivot-root {new_root} (old root -> {put_old})")
             }
@@ -465,6 +488,7 @@ mod tests {
             mount_var: false,
             var_marker_exists: false,
             sysroot_fs_readonly: false,
+            stale: heapless::Vec::new(),
         }
     }
 

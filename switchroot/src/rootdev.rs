@@ -32,46 +32,43 @@ struct DevInfo {
     partlabel: Option<probe::Label>,
 }
 
+/// A block device's kernel name (`nvme0n1p2`).
+type DevName = heapless::Vec<u8, 32>;
+
 /// Names in `/sys/class/block`.
-fn block_devices() -> heapless::Vec<heapless::String<32>, MAX_DEVICES> {
-    let mut names: heapless::Vec<heapless::String<32>, MAX_DEVICES> = heapless::Vec::new();
+fn block_devices() -> heapless::Vec<DevName, MAX_DEVICES> {
+    let mut names = heapless::Vec::new();
     let _ = sys::for_each_dir_entry(b"/sys/class/block", |name| {
-        if let Ok(s) = core::str::from_utf8(name) {
-            let mut n = heapless::String::new();
-            if n.push_str(s).is_ok() {
-                let _ = names.push(n);
-            }
+        if let Ok(n) = DevName::from_slice(name) {
+            let _ = names.push(n);
         }
     });
     names
 }
 
-fn dev_path(name: &str) -> Result<PathBuf, Error> {
+fn dev_path(name: &[u8]) -> Result<PathBuf, Error> {
     let mut p = PathBuf::from(b"/dev")?;
-    p.push(name.as_bytes())?;
+    p.push(name)?;
     Ok(p)
 }
 
 /// Read the partition number and parent disk of `name`, if it is a partition.
-fn partition_of(name: &str) -> Option<(u32, heapless::String<32>)> {
+fn partition_of(name: &[u8]) -> Option<(u32, DevName)> {
     let mut p = PathBuf::from(b"/sys/class/block").ok()?;
-    p.push(name.as_bytes()).ok()?;
+    p.push(name).ok()?;
     let mut num = [0u8; 16];
     let n = sys::read_file(p.join(b"partition").ok()?.as_bytes(), &mut num).ok()?;
-    let number = core::str::from_utf8(&num[..n]).ok()?.trim().parse().ok()?;
+    let number = crate::bootparams::decimal(&num[..n])? as u32;
     // /sys/class/block/NAME -> ../../devices/.../DISK/NAME: the parent is DISK.
     let mut link = [0u8; 512];
     let len = sys::readlink(p.as_bytes(), &mut link).ok()?;
     let mut parts = link[..len].rsplit(|&b| b == b'/');
     parts.next()?;
-    let parent = core::str::from_utf8(parts.next()?).ok()?;
-    let mut s = heapless::String::new();
-    s.push_str(parent).ok()?;
-    Some((number, s))
+    Some((number, DevName::from_slice(parts.next()?).ok()?))
 }
 
 /// Read the GPT entry (or MBR identifier) of partition `number` of `disk`.
-fn partition_info(disk: &str, number: u32, info: &mut DevInfo) {
+fn partition_info(disk: &[u8], number: u32, info: &mut DevInfo) {
     let Ok(path) = dev_path(disk) else { return };
     let Ok(fd) = sys::open(path.as_bytes(), sys::O_RDONLY, 0) else {
         return;
@@ -103,7 +100,7 @@ fn partition_info(disk: &str, number: u32, info: &mut DevInfo) {
 }
 
 /// Everything we can tell about block device `name`.
-fn probe_device(name: &str, want_fs: bool, want_part: bool) -> DevInfo {
+fn probe_device(name: &[u8], want_fs: bool, want_part: bool) -> DevInfo {
     let mut info = DevInfo::default();
     if want_fs {
         if let Ok(fd) = dev_path(name).and_then(|p| {
@@ -201,7 +198,7 @@ pub fn report_devices() {
     for name in names {
         let info = probe_device(&name, true, true);
         let mut line = crate::out::LineBuf::new();
-        let _ = write!(line, "  /dev/{name}:");
+        let _ = write!(line, "  /dev/{}:", Lossy(&name));
         if let Some(fs) = &info.fs {
             let _ = write!(
                 line,

@@ -34,7 +34,7 @@ pub fn root_is_initramfs() -> bool {
 
 /// Delete everything under the open directory `dir` that lives on device
 /// `dev`, never crossing into another filesystem and never following symlinks.
-fn delete_contents(dir: &Fd, dev: u64, depth: u32) {
+pub fn delete_contents(dir: &Fd, dev: u64, depth: u32) {
     let _ = sys::for_each_entry_fd(dir, |name| {
         let Ok(st) = sys::lstat_at(dir, name) else {
             return;
