@@ -44,7 +44,7 @@ pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
         if opts.verbose {
             crate::say!("ostree-prepare-root: {step}");
         }
-        match apply(step) {
+        match apply(step, &undo) {
             Ok(Some(u)) => {
                 // The undo log has one slot per plan step, so this cannot fail.
                 let _ = undo.push(u);
@@ -114,7 +114,7 @@ fn move_mount(src: &[u8], dst: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::sys2("move mount", src, dst, e))
 }
 
-fn apply(step: &Step) -> Result<Option<Undo>, Error> {
+fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
     Ok(match step {
         Step::Mkdir { path, mode } => match sys::mkdir(path.as_bytes(), *mode) {
             Ok(()) => Some(Undo::Rmdir(path.clone())),
@@ -161,10 +161,21 @@ fn apply(step: &Step) -> Result<Option<Undo>, Error> {
             Some(Undo::Unmount(dst.clone()))
         }
         Step::SetReadonly { path, readonly } => {
-            let was = sys::is_readonly_fs(path.as_bytes())
-                .map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?;
+            // A mount this plan made goes away whole on failure; only a
+            // mount that was there before needs its flag restored.
+            let ours = done
+                .iter()
+                .any(|u| matches!(u, Undo::Unmount(p) if p == path));
+            let was = if ours {
+                None
+            } else {
+                Some(
+                    sys::is_readonly_fs(path.as_bytes())
+                        .map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?,
+                )
+            };
             set_readonly(path.as_bytes(), *readonly)?;
-            Some(Undo::SetReadonly(path.clone(), was))
+            was.map(|was| Undo::SetReadonly(path.clone(), was))
         }
         Step::RemountFsRw { path } => {
             sys::mount(None, path.as_bytes(), None, MS_REMOUNT | MS_SILENT, None)

@@ -202,13 +202,17 @@ pub fn gather(
     backing.push(markers::BACKING)?;
     backing.push(deployment.name())?;
     let mut stale = heapless::Vec::new();
-    for name in [
+    let leftovers = [
         markers::USR_TRANSIENT,
         markers::HOTFIX_DISCARDED[0],
         markers::HOTFIX_DISCARDED[1],
-    ] {
-        if lstat_kind(backing.join(name)?.as_bytes())?.is_some() {
-            let _ = stale.push(name);
+    ];
+    // Most deployments have no backing directory: one lstat decides.
+    if lstat_kind(backing.as_bytes())?.is_some() {
+        for name in leftovers {
+            if lstat_kind(backing.join(name)?.as_bytes())?.is_some() {
+                let _ = stale.push(name);
+            }
         }
     }
 
