@@ -17,7 +17,7 @@ PREPARE_ROOT_MAX_BYTES := 98304
 # Seconds each fuzz target runs in `make test`.
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build deps test unit lint size mountns fuzz-smoke bench install clean
+.PHONY: all build deps test unit lint size mountns install-list fuzz-smoke bench install clean
 
 all: build
 
@@ -30,7 +30,7 @@ $(PREPARE_ROOT): build
 deps:
 	scripts/install-deps.sh all
 
-test: deps lint unit size fuzz-smoke mountns
+test: deps lint unit size install-list fuzz-smoke mountns
 
 lint:
 	cargo fmt --all -- --check
@@ -43,8 +43,12 @@ unit:
 size: build
 	scripts/check-binary.sh $(PREPARE_ROOT) $(PREPARE_ROOT_MAX_BYTES)
 
+install-list:
+	tests/install-list.sh
+
 mountns: build
 	tests/mountns/run.sh --impl $(PREPARE_ROOT)
+	tests/mountns/pid1.sh --impl $(PREPARE_ROOT)
 
 # libFuzzer is chatty: keep its log, print one line per target (and the log's
 # tail if it finds a crash).
@@ -62,8 +66,11 @@ fuzz-smoke:
 bench: build
 	bench/run.sh $(PREPARE_ROOT)
 
+UNLOCK := $(RELEASE)/ostree-unlock
+
 install: build
-	install -D -m 0755 $(PREPARE_ROOT) $(DESTDIR)$(PREFIX)/lib/ostree/ostree-prepare-root
+	cargo build --release --locked --target $(TARGET) -p ostree-unlock
+	scripts/install.sh "$(DESTDIR)" "$(PREFIX)" $(PREPARE_ROOT) $(UNLOCK)
 
 clean:
 	cargo clean

@@ -36,11 +36,12 @@ fn is_space(b: u8) -> bool {
 }
 
 impl<'a> Cmdline<'a> {
-    /// Wrap raw bytes (from `/proc/cmdline` or argv). Input stops at the first NUL.
+    /// Wrap raw bytes (from `/proc/cmdline` or argv). Input stops at the
+    /// first NUL; trailing whitespace (the newline of `/proc/cmdline`) is dropped.
     pub fn new(bytes: &'a [u8]) -> Self {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         Cmdline {
-            bytes: &bytes[..end],
+            bytes: bytes[..end].trim_ascii_end(),
         }
     }
 
@@ -232,6 +233,11 @@ mod tests {
         let init: Vec<_> = c.init_args().map(|p| p.key).collect();
         assert_eq!(init, vec![&b"ostree"[..], &b"single"[..]]);
         assert_eq!(Cmdline::new(b"a b").init_args().count(), 0);
+    }
+
+    #[test]
+    fn trailing_newline_is_not_part_of_the_line() {
+        assert_eq!(Cmdline::new(b"quiet ro\n").as_bytes(), b"quiet ro");
     }
 
     #[test]

@@ -93,6 +93,17 @@ impl Error {
     }
 }
 
+/// `SYSROOT/path`, without a doubled slash when SYSROOT is `/`.
+struct Under<'a>(&'a PathBuf, &'a PathBuf);
+
+impl fmt::Display for Under<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let root = self.0.as_bytes();
+        let sep = if root.ends_with(b"/") { "" } else { "/" };
+        write!(f, "{}{sep}{}", self.0, self.1)
+    }
+}
+
 /// `ENOENT (No such file or directory)`.
 pub struct ErrnoDisplay(pub Errno);
 
@@ -129,27 +140,29 @@ impl fmt::Display for Error {
                 write!(f, "ostree={target}: ")?;
                 match why {
                     TargetError::Missing { path, errno } => {
-                        write!(f, "{sysroot}/{path} does not exist: {}", ErrnoDisplay(*errno))?
+                        write!(f, "{} does not exist: {}", Under(sysroot, path), ErrnoDisplay(*errno))?
                     }
                     TargetError::NotSymlink { path } => {
-                        write!(f, "{sysroot}/{path} is not a symbolic link")?
+                        write!(f, "{} is not a symbolic link", Under(sysroot, path))?
                     }
                     TargetError::Escapes { link } if link.is_empty() => {
                         write!(f, "the path climbs above {sysroot} with .., refusing")?
                     }
                     TargetError::Escapes { link } => write!(
                         f,
-                        "symbolic link {sysroot}/{link} points outside {sysroot} (absolute or too many ..), refusing"
+                        "symbolic link {} points outside {sysroot} (absolute or too many ..), refusing",
+                        Under(sysroot, link)
                     )?,
                     TargetError::Loop => f.write_str("too many levels of symbolic links")?,
                     TargetError::NotDeployment { resolved } => write!(
                         f,
-                        "resolves to {sysroot}/{resolved}, which is not a deployment directory (ostree/deploy/OS/deploy/CSUM.SERIAL)"
+                        "resolves to {}, which is not a deployment directory (ostree/deploy/OS/deploy/CSUM.SERIAL)",
+                        Under(sysroot, resolved)
                     )?,
                     TargetError::TooLong => f.write_str("path too long")?,
                 }
                 if existing.is_empty() {
-                    write!(f, "; no deployments found under {sysroot}/ostree/deploy")
+                    write!(f, "; no deployments found under {}", Under(sysroot, &PathBuf::from(b"ostree/deploy").unwrap_or_default()))
                 } else {
                     write!(f, "; existing deployments: {}", Lossy(existing))
                 }

@@ -46,10 +46,10 @@ const DEFAULT_INITS: [&CStr; 4] = [c"/sbin/init", c"/etc/init", c"/bin/init", c"
 const MAX_VECTOR: usize = 64;
 
 /// Detect the job from the root filesystem: a ramfs/tmpfs `/` holding `/init`
-/// is an initramfs; anything else is a real root.
+/// (a file, or a symlink to one) is an initramfs; anything else is a real root.
 pub fn detect() -> Kind {
     let initramfs = matches!(sys::fs_magic(b"/"), Ok(sys::TMPFS_MAGIC | sys::RAMFS_MAGIC))
-        && sys::lstat(b"/init").is_ok_and(|s| s.mode & sys::S_IFMT == libc::S_IFREG);
+        && sys::stat(b"/init").is_ok_and(|s| s.mode & sys::S_IFMT == libc::S_IFREG);
     if initramfs {
         Kind::Initramfs
     } else {
@@ -312,17 +312,26 @@ pub fn run(forced: Option<Kind>, argv: &[&CStr], envp: &[&CStr]) -> ! {
     let started = (sys::clock_us(true), sys::clock_us(false));
     let mut phases = Phases::start();
 
-    // /proc first: without it there is no command line to act on.
-    let early = mount_api(b"proc", b"/proc", None);
-    let kind = forced.unwrap_or_else(detect);
-    let early = early.and_then(|()| match kind {
+    // /proc first: without it there is no command line to act on, and the
+    // command line may choose the mode (so the other mounts come after it).
+    let k = mount_api(b"proc", b"/proc", None).and_then(|()| KernelCmdline::read());
+    let kind = match &k {
+        Ok(k) => match k.get().value(MODE_KARG) {
+            Some(b"initramfs") => Kind::Initramfs,
+            Some(b"root") => Kind::NoInitramfs,
+            _ => forced.unwrap_or_else(detect),
+        },
+        Err(_) => forced.unwrap_or_else(detect),
+    };
+    let early = k.and_then(|k| match kind {
         Kind::Initramfs => mount_api(b"sysfs", b"/sys", None)
             .and_then(|()| mount_api(b"devtmpfs", b"/dev", None))
-            .and_then(|()| mount_api(b"tmpfs", b"/run", Some(b"mode=0755"))),
-        Kind::NoInitramfs => Ok(()),
+            .and_then(|()| mount_api(b"tmpfs", b"/run", Some(b"mode=0755")))
+            .map(|()| k),
+        Kind::NoInitramfs => Ok(k),
     });
     setup_logging();
-    let k = match early.and_then(|()| KernelCmdline::read()) {
+    let k = match early {
         Ok(k) => k,
         Err(err) => emergency(
             &BootParams::parse(&Cmdline::new(b"")),
@@ -335,11 +344,6 @@ pub fn run(forced: Option<Kind>, argv: &[&CStr], envp: &[&CStr]) -> ! {
     };
     let cmdline = k.get();
     let params = BootParams::parse(&cmdline);
-    let kind = match cmdline.value(MODE_KARG) {
-        Some(b"initramfs") => Kind::Initramfs,
-        Some(b"root") => Kind::NoInitramfs,
-        _ => kind,
-    };
     phases.done("setup");
 
     let r = match kind {

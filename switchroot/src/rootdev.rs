@@ -153,8 +153,12 @@ fn scan(spec: &RootSpec) -> Result<Option<RootDevice>, Error> {
     }
     let want_fs = matches!(spec, RootSpec::Uuid(_) | RootSpec::Label(_));
     for name in block_devices() {
-        let info = probe_device(&name, want_fs, !want_fs);
+        let mut info = probe_device(&name, want_fs, !want_fs);
         if matches(spec, &info) {
+            if info.fs.is_none() {
+                // Found by its partition: the filesystem type is still needed to mount it.
+                info.fs = probe_device(&name, true, false).fs;
+            }
             return Ok(Some(RootDevice {
                 path: dev_path(&name)?,
                 fstype: info.fs.map(|f| f.fstype),

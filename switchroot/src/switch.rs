@@ -25,11 +25,12 @@ pub fn is_mountpoint(path: &[u8]) -> bool {
 }
 
 /// `/` is an initramfs we may empty: we are PID 1, it is a ramfs or tmpfs,
-/// and it holds `/init` (a root-on-tmpfs system would not).
+/// and it holds `/init` (a root-on-tmpfs system would not); `/init` may be a
+/// symlink, as the kernel follows it too.
 pub fn root_is_initramfs() -> bool {
     sys::getpid() == 1
         && matches!(sys::fs_magic(b"/"), Ok(sys::TMPFS_MAGIC | sys::RAMFS_MAGIC))
-        && sys::lstat(b"/init").is_ok_and(|s| s.mode & sys::S_IFMT == libc::S_IFREG)
+        && sys::stat(b"/init").is_ok_and(|s| s.mode & sys::S_IFMT == libc::S_IFREG)
 }
 
 /// Delete everything under the open directory `dir` that lives on device

@@ -1,0 +1,807 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# pid1.sh - ostree-prepare-root as PID 1 (initramfs /init, and init= with no
+# initramfs), each boot in a new PID + mount namespace on a real ext4 image.
+#
+# Usage: pid1.sh [--impl PATH] [--keep DIR] [-v] [FILTER]
+#   --impl  binary under test (default: <repo>/target/x86_64-unknown-linux-musl/
+#           release/ostree-prepare-root)
+#   --keep  copy every boot's output (out, err, status, cmdline) to DIR
+#   -v      print the log of passing scenarios too
+#   FILTER  extended regex; only scenarios whose name matches run
+# Must run as root. Prints TAP; the last line is "N passed, M failed"; the
+# exit status is non-zero if any scenario failed.
+#
+# The machine's own mounts are never touched: pid1.sh re-executes itself in a
+# private mount namespace with a scratch tmpfs (images, outputs), and each
+# boot happens in a further mount + PID namespace whose root is a tmpfs (the
+# "initramfs") or the test image, pivoted in (see pid1-lib.sh). Loop devices
+# are attached for the images and detached at the end of each scenario, and
+# again on exit. Nothing is written to the host's /dev/kmsg: the namespaces'
+# /dev hold only null, zero and the test's block devices.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MOUNTNS_REPO_ROOT=$(cd "$HERE/../.." && pwd)
+MOUNTNS_CACHE=${MOUNTNS_CACHE:-$MOUNTNS_REPO_ROOT/target/mountns-cache}
+# shellcheck source=pid1-lib.sh
+source "$HERE/pid1-lib.sh"
+
+declare -a SCENARIOS=()
+declare -A DESC=()
+# scenario NAME DESCRIPTION: register t_NAME (run in listed order).
+scenario() { SCENARIOS+=("$1"); DESC[$1]=$2; }
+
+##############################################################################
+# Checks. Each failed expectation prints FAIL and counts; a scenario goes on
+# checking so that one run reports everything that is wrong.
+##############################################################################
+
+FAILURES=0
+fail() {
+  echo "FAIL: $*"
+  FAILURES=$((FAILURES + 1))
+}
+
+# Print the namespace's output (for the log of a failed scenario).
+show_boot() {
+  local dir=$1
+  echo "--- $(basename "$dir"): $(cat "$dir/status" 2>/dev/null) after $(cat "$dir/ms" 2>/dev/null) ms; cmdline: $(cat "$dir/cmdline")"
+  sed 's/^/stdout: /' "$dir/out" | grep -v '^stdout: MOUNT ' || true
+  sed 's/^/stderr: /' "$dir/err"
+  grep '^MOUNT ' "$dir/out" | awk '{ $1 = "mountinfo:"; print }' || true
+}
+
+# boot NAME [pid1_boot options] -- ARGS: one boot; prints where its results are.
+BOOT_DIR=""
+boot() {
+  local name=$1
+  shift
+  BOOT_DIR=$PID1_WORK/boots/$SCENARIO.$name
+  pid1_boot "$BOOT_DIR" "$@"
+  if [[ -f $BOOT_DIR/status ]]; then
+    echo "boot $SCENARIO.$name: $(cat "$BOOT_DIR/status") after $(cat "$BOOT_DIR/ms") ms"
+  fi
+}
+
+expect_status() {
+  local got
+  got=$(cat "$1/status")
+  [[ $got == "$2" ]] || fail "namespace ended with '$got', expected '$2'"
+}
+
+# expect_check DIR NAME VALUE: the test init reported NAME=VALUE.
+expect_check() {
+  local got
+  got=$(pid1_check "$1" "$2")
+  [[ $got == "$3" ]] || fail "test init: $2='$got', expected '$3'"
+}
+
+# expect_check_re DIR NAME ERE
+expect_check_re() {
+  local got
+  got=$(pid1_check "$1" "$2")
+  [[ $got =~ $3 ]] || fail "test init: $2='$got', does not match /$3/"
+}
+
+# expect_mnt DIR PATH [root=VALUE] [fstype=VALUE] [opts=ERE] [super=ERE] [source=VALUE]:
+# the topmost mount on PATH, as the test init saw it.
+expect_mnt() {
+  local dir=$1 path=$2 line kv key want got
+  shift 2
+  line=$(pid1_mount "$dir" "$path")
+  if [[ -z $line ]]; then
+    fail "$path is not a mount point in the booted system"
+    return
+  fi
+  for kv in "$@"; do
+    key=${kv%%=*} want=${kv#*=}
+    case $key in
+      root) got=$(mi_root "$line") ;;
+      fstype) got=$(mi_fstype "$line") ;;
+      source) got=$(mi_source "$line") ;;
+      opts) got=$(mi_opts "$line") ;;
+      super) got=$(mi_super "$line") ;;
+    esac
+    case $key in
+      opts | super) [[ $got =~ $want ]] || fail "mount $path: $key '$got' does not match /$want/ ($line)" ;;
+      *) [[ $got == "$want" ]] || fail "mount $path: $key '$got', expected '$want' ($line)" ;;
+    esac
+  done
+}
+
+expect_no_mnt() {
+  local line
+  line=$(pid1_mount "$1" "$2")
+  [[ -z $line ]] || fail "$2 is a mount point in the booted system: $line"
+}
+
+# expect_out DIR ERE [WHAT]: some line of the namespace's stdout or stderr matches.
+expect_out() {
+  cat "$1/out" "$1/err" | grep -qE -- "$2" || fail "output does not mention ${3:-/$2/}"
+}
+
+expect_no_out() {
+  local hit
+  if hit=$(cat "$1/out" "$1/err" | grep -E -- "$2"); then fail "unexpected output: $hit"; fi
+}
+
+# expect_booted DIR N: deployment N booted and its init ran as PID 1 with the
+# prepared tree (common to every successful boot of both modes). Returns
+# non-zero if the test init did not run at all (further checks are moot).
+expect_booted() {
+  local dir=$1 n=$2 letter=A deploy=$DEPLOY_1
+  if [[ $n == 2 ]]; then letter=B deploy=$DEPLOY_2; fi
+  expect_status "$dir" "exit 0"
+  if [[ $(pid1_check "$dir" "done") != yes ]]; then
+    fail "the test init did not run (or not to the end): nothing else to check"
+    return 1
+  fi
+  expect_check "$dir" pid 1
+  expect_check "$dir" which "$letter"
+  expect_check "$dir" repo yes
+  expect_check "$dir" var_marker stateroot-var
+  expect_check "$dir" ostree_booted yes
+  expect_check "$dir" run_ostree yes
+  expect_check "$dir" mount_var_marker yes
+  expect_check "$dir" testenv from-the-kernel
+  expect_check_re "$dir" sysroot_entries '(^| )ostree( |$)'
+  expect_mnt "$dir" / root="/$deploy" fstype=ext4
+  expect_mnt "$dir" /sysroot root=/ fstype=ext4
+  expect_mnt "$dir" /var root="/$STATEROOT_VAR" fstype=ext4
+  expect_mnt "$dir" /boot root=/boot fstype=ext4
+  expect_mnt "$dir" /run fstype=tmpfs
+  expect_mnt "$dir" /proc fstype=proc
+  expect_mnt "$dir" /dev fstype=tmpfs source=dev
+  # Nothing mounted twice on the same place (/proc, /sys, /dev, /run are
+  # mounted by /init only when they are not mounted yet).
+  local dups
+  dups=$(awk '$1 == "MOUNT" { n[$6]++ } END { for (p in n) if (n[p] > 1) printf "%s ", p }' "$dir/out")
+  [[ -z $dups ]] || fail "several mounts stacked on: $dups"
+  # No mount of the old root (the initramfs tmpfs, or the physical root
+  # anywhere but /sysroot) is left in the booted system.
+  if grep -E '^MOUNT ' "$dir/out" | grep -qE ' - tmpfs initramfs '; then
+    fail "the initramfs is still mounted in the booted system"
+  fi
+  expect_no_out "$dir" 'warning|internal error'
+  # init inherits the standard streams only. busybox sh keeps its own
+  # descriptors (the script, saved redirections) at 10 and above; anything
+  # inherited from the binary would be at 3..9.
+  local fd extra=""
+  for fd in $(pid1_check "$dir" fds); do
+    case $fd in [3-9]:*) extra+=" $fd" ;; esac
+  done
+  [[ -z $extra ]] || fail "init inherited file descriptors:$extra"
+  # (in the namespace's output, or in the kernel log when /dev/kmsg was there)
+  { cat "$dir/out" "$dir/err"; cat "$dir/kmsg" 2>/dev/null || true; } | grep -q "booting $deploy" ||
+    fail "output does not mention 'booting $deploy'"
+}
+
+# expect_usr_ro DIR: /usr is the deployment's usr, read-only.
+expect_usr_ro() {
+  local deploy=${2:-$DEPLOY_1}
+  expect_check "$1" usr_writable no
+  expect_mnt "$1" /usr root="/$deploy/usr" fstype=ext4 opts='^ro(,|$)'
+}
+
+# expect_rd_timestamp DIR: RD_TIMESTAMP="<realtime µs> <monotonic µs>", both
+# plausible: realtime within a minute of now, monotonic before the init ran.
+expect_rd_timestamp() {
+  local ts rt mono now up
+  ts=$(pid1_check "$1" rd_timestamp)
+  if [[ ! $ts =~ ^([0-9]+)\ ([0-9]+)$ ]]; then
+    fail "RD_TIMESTAMP='$ts', expected '<realtime us> <monotonic us>'"
+    return
+  fi
+  rt=${BASH_REMATCH[1]} mono=${BASH_REMATCH[2]}
+  now=$(date +%s%6N)
+  ((rt <= now && now - rt < 60000000)) || fail "RD_TIMESTAMP realtime $rt is not within a minute before now ($now)"
+  up=$(pid1_check "$1" uptime)
+  up=${up/./}0000 # /proc/uptime has 10 ms resolution: to µs
+  ((mono <= up + 20000)) || fail "RD_TIMESTAMP monotonic $mono is after the init's uptime ($up us)"
+  ((mono > 0)) || fail "RD_TIMESTAMP monotonic is 0"
+}
+
+# image_file IMG PATH: a file's content in an ext4 image (not mounted).
+image_file() { debugfs -R "cat $2" "$1" 2>/dev/null; }
+
+# image_tree IMG: every entry of an ext4 image with type, mode, size, mtime
+# and ctime (mounted read-only in a private mount namespace).
+image_tree() {
+  local m=$PID1_WORK/treemnt
+  mkdir -p "$m"
+  # shellcheck disable=SC2016 # expanded by the child bash
+  unshare --mount --propagation private -- bash -c '
+    set -e
+    mount -o ro,loop "$1" "$2"
+    find "$2" -mindepth 1 -printf "%P %y %m %s %T@ %C@\n" | LC_ALL=C sort
+    umount "$2"' image-tree "$1" "$m"
+}
+
+##############################################################################
+# Scenarios: initramfs (/init on a tmpfs root)
+##############################################################################
+
+# On every boot that should succeed: if it fails, power off at once (the
+# default, a reboot after 10 s, has its own scenario).
+QUICK_FAIL=rd.emergency=poweroff
+
+scenario initramfs_label "initramfs: root=LABEL= rw, /sys mounted by /init, init gets argv, env, RD_TIMESTAMP"
+t_initramfs_label() {
+  local img dev d
+  img=$(pid1_copy base label)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rw quiet ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_check "$d" argv0 /sbin/init
+    expect_check "$d" args single
+    expect_rd_timestamp "$d"
+    expect_check_re "$d" root_entries '(^| )usr( |$)'
+    # The deployment, not the initramfs, is /.
+    [[ " $(pid1_check "$d" root_entries) " != *" init "* ]] || fail "/init is visible in the booted system"
+    expect_mnt "$d" / opts='^rw(,|$)'
+    expect_mnt "$d" /sysroot opts='^rw(,|$)' super='^rw(,|$)' source="/dev/$dev"
+    expect_mnt "$d" /sys fstype=sysfs
+    expect_check "$d" ro_stamp no
+    expect_out "$d" "booting $DEPLOY_1 from /dev/$dev\$" "'booting ... from /dev/$dev'"
+    expect_out "$d" '^ostree-prepare-root: time: ' "the phase timing line"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_uuid_ro "initramfs: root=UUID= ro (blkid's UUID), /sys pre-mounted: /sysroot read-only"
+t_initramfs_uuid_ro() {
+  local img dev uuid d
+  img=$(pid1_copy base uuid)
+  uuid=$(blkid -s UUID -o value "$img")
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=UUID=$uuid ro ostree=$T1 $QUICK_FAIL" --dev "$dev" --sysfs
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_check "$d" args ""
+    expect_mnt "$d" /sysroot opts='^ro(,|$)' super='^ro(,|$)'
+    expect_mnt "$d" / opts='^ro(,|$)'
+    expect_mnt "$d" /sys fstype=sysfs
+  fi
+  show_boot "$d"
+}
+
+# t_gpt ARGS: boot the GPT image with the kernel arguments ARGS (root=...).
+t_gpt() {
+  local img dev d
+  img=$(pid1_copy gpt gpt)
+  dev=$(pid1_attach "$img" --partitions)
+  boot main --cmdline "$1 rw ostree=$T1 $QUICK_FAIL" --dev "$dev" --dev "${dev}p1"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_mnt "$d" /sysroot source="/dev/${dev}p1"
+    expect_out "$d" "booting $DEPLOY_1 from /dev/${dev}p1\$" "'booting ... from /dev/${dev}p1'"
+  fi
+  show_boot "$d"
+}
+
+# Like the kernel, which tries every filesystem it knows, root=PARTUUID=
+# (a partition identifier: nothing says which filesystem is on it) must not
+# need rootfstype=.
+scenario initramfs_root_options "initramfs: root=/dev/..., rootfstype= list, rootflags= (defaults dropped), rootdelay="
+t_initramfs_root_options() {
+  local img dev d ms
+  img=$(pid1_copy base options)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=/dev/$dev rootfstype=xfs,ext4 rootflags=defaults,noatime,commit=7 rootdelay=1 rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_mnt "$d" /sysroot source="/dev/$dev" opts='^rw,noatime(,|$)' super='(^|,)commit=7(,|$)'
+    ms=$(cat "$d/ms")
+    ((ms >= 1000)) || fail "booted in $ms ms despite rootdelay=1"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_conf_from_initramfs "initramfs: prepare-root.conf comes from the initramfs, not from the deployment"
+t_initramfs_conf_from_initramfs() {
+  local img dev d
+  img=$(pid1_copy conf confinitramfs)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_check "$d" ro_stamp no
+    expect_mnt "$d" /sysroot opts='^rw(,|$)'
+  fi
+  show_boot "$d"
+}
+
+# The kernel executes /init whatever it is (a symlink is common in
+# generated initramfs images); the detection must not depend on its type.
+scenario initramfs_init_symlink "initramfs: /init is a symlink to the binary: still the initramfs mode"
+t_initramfs_init_symlink() {
+  local img dev d
+  img=$(pid1_copy base symlink)
+  dev=$(pid1_attach "$img")
+  boot main --init-symlink --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_rd_timestamp "$d"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_mode_karg "initramfs: ostree.prepare-root.mode=initramfs forces the mode (here /init is a symlink)"
+t_initramfs_mode_karg() {
+  local img dev d
+  img=$(pid1_copy base modekarg)
+  dev=$(pid1_attach "$img")
+  boot main --init-symlink --cmdline "root=LABEL=osroot rw rootwait=3 ostree=$T1 ostree.prepare-root.mode=initramfs $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_mnt "$d" /sys fstype=sysfs
+    expect_rd_timestamp "$d"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_no_pivot "initramfs: pivot_root refused (as on the kernel's rootfs): files deleted, root moved over /, chroot"
+t_initramfs_no_pivot() {
+  local img dev d left
+  img=$(pid1_copy base nopivot)
+  dev=$(pid1_attach "$img")
+  boot main --no-pivot --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_check "$d" args single
+    expect_rd_timestamp "$d"
+    [[ " $(pid1_check "$d" root_entries) " != *" init "* ]] || fail "/init is visible in the booted system"
+    expect_out "$d" 'initramfs emptied, root moved over /' "'initramfs emptied, root moved over /'"
+    # The initramfs's files are gone (its memory freed); only directories
+    # that were mount points then may stay.
+    left=$(cd "$d/initramfs" && find . -mindepth 1 ! -type d | sort | tr '\n' ' ')
+    [[ -z $left ]] || fail "files left in the initramfs: $left"
+    echo "left in the initramfs: $(cd "$d/initramfs" && find . -mindepth 1 | sort | tr '\n' ' ')"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_partuuid "initramfs: root=PARTUUID= on a GPT disk (no rootfstype=)"
+t_initramfs_partuuid() { t_gpt "root=PARTUUID=$PID1_PARTUUID"; }
+
+scenario initramfs_partlabel "initramfs: root=PARTLABEL= on a GPT disk, rootfstype=ext4"
+t_initramfs_partlabel() { t_gpt "root=PARTLABEL=$PID1_PARTLABEL rootfstype=ext4"; }
+
+scenario initramfs_deployment_2 "initramfs: ostree= of the other boot entry boots deployment B; logs in /dev/kmsg"
+t_initramfs_deployment_2() {
+  local img dev d
+  img=$(pid1_copy base deploy2)
+  dev=$(pid1_attach "$img")
+  boot main --kmsg --cmdline "root=LABEL=osroot rw ostree=$T2 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 2; then
+    expect_usr_ro "$d" "$DEPLOY_2"
+  fi
+  # With /dev/kmsg open, information goes there only, at level 6.
+  grep -qx "<6>ostree-prepare-root: booting $DEPLOY_2 from /dev/$dev" "$d/kmsg" ||
+    fail "no '<6>ostree-prepare-root: booting ...' record in /dev/kmsg"
+  grep -q '^<6>ostree-prepare-root: time: ' "$d/kmsg" || fail "no '<6>ostree-prepare-root: time:' record in /dev/kmsg"
+  expect_no_out "$d" '^ostree-prepare-root: '
+  echo "kmsg:"
+  cat "$d/kmsg"
+  show_boot "$d"
+}
+
+scenario initramfs_custom_init "initramfs: init=/sbin/init2 is executed (with the arguments)"
+t_initramfs_custom_init() {
+  local img dev d
+  img=$(pid1_copy base init2)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rw init=/sbin/init2 ostree=$T1 $QUICK_FAIL" --dev "$dev" -- a1 "b 2"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_check "$d" tag init2
+    expect_check "$d" argv0 /sbin/init2
+    expect_check "$d" args "a1 b 2"
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_init_fallback "initramfs: a missing init= is reported, then /sbin/init runs"
+t_initramfs_init_fallback() {
+  local img dev d
+  img=$(pid1_copy base fallback)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rw init=/sbin/nosuch ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  expect_status "$d" "exit 0"
+  expect_check "$d" tag init
+  expect_check "$d" argv0 /sbin/init
+  expect_check "$d" pid 1
+  expect_out "$d" 'cannot execute /sbin/nosuch' "'cannot execute /sbin/nosuch'"
+  show_boot "$d"
+}
+
+scenario initramfs_late_device "initramfs: the root device appears 2 s late (rootwait=20): found at once, by uevent"
+t_initramfs_late_device() {
+  local img dev d t_attach found ms setup modules device ts mono
+  img=$(pid1_copy late late)
+  # The device the image will get: its node must be in the namespace's /dev
+  # before it is attached (losetup -f creates the device if needed).
+  dev=$(losetup -f)
+  dev=${dev#/dev/}
+  boot main --background --cmdline "root=LABEL=late rootwait=20 rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  sleep 2
+  t_attach=$("$PID1_PYTHON" -c 'import time; print(int(time.monotonic() * 1e6))')
+  pid1_attach_at "$dev" "$img" || fail "could not attach $img to /dev/$dev (taken meanwhile?)"
+  pid1_wait "$d"
+  echo "boot $SCENARIO.main: $(cat "$d/status") after $(cat "$d/ms") ms"
+  if expect_booted "$d" 1; then
+    ms=$(cat "$d/ms")
+    ((ms < 8000)) || fail "boot took $ms ms with the device attached after 2 s (rootwait=20)"
+    ((ms >= 2000)) || fail "boot took $ms ms: it did not wait for the device?"
+    # When was the device found? RD_TIMESTAMP's monotonic start + the phases
+    # before and including "device", from the timing line.
+    ts=$(pid1_check "$d" rd_timestamp)
+    mono=${ts#* }
+    read -r setup modules device < <(sed -nE 's/.*time: setup ([0-9.]+) ms modules ([0-9.]+) ms device ([0-9.]+) ms.*/\1 \2 \3/p' "$d/out" "$d/err")
+    if [[ -z ${device:-} || ! $mono =~ ^[0-9]+$ ]]; then
+      fail "no timing line or RD_TIMESTAMP to tell when the device was found"
+    else
+      found=$(awk -v m="$mono" -v a="$setup" -v b="$modules" -v c="$device" 'BEGIN { printf "%.0f", m + (a + b + c) * 1000 }')
+      echo "device found $(((found - t_attach) / 1000)) ms after losetup started"
+      ((found > t_attach)) || fail "device 'found' before it was attached"
+      # A uevent wakes the search at once; a 1 s rescan would often be later.
+      ((found - t_attach < 500000)) || fail "device found $(((found - t_attach) / 1000)) ms after it was attached (no uevent wake-up?)"
+    fi
+  fi
+  show_boot "$d"
+}
+
+scenario initramfs_no_root_device "initramfs: root= never appears: message lists block devices, rd.emergency=poweroff ends PID 1"
+t_initramfs_no_root_device() {
+  local img dev uuid d ms
+  img=$(pid1_copy base nosuch)
+  uuid=$(blkid -s UUID -o value "$img")
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=nosuch rootwait=2 rd.emergency=poweroff ostree=$T1" --dev "$dev"
+  d=$BOOT_DIR
+  # reboot(RB_POWER_OFF) in a PID namespace kills its init with SIGINT
+  # (RB_AUTOBOOT: SIGHUP); a crash would be an exit status or another signal.
+  expect_status "$d" "signal INT"
+  ms=$(cat "$d/ms")
+  ((ms >= 2000 && ms < 6000)) || fail "ended after $ms ms, expected rootwait=2 s and a prompt poweroff"
+  expect_no_out "$d" '^CHECK '
+  expect_out "$d" 'root=LABEL=nosuch' "root=LABEL=nosuch"
+  expect_out "$d" 'boot failed while finding the root device: root device not found' "'boot failed while finding the root device: root device not found'"
+  expect_out "$d" 'block devices seen' "'block devices seen'"
+  expect_out "$d" "/dev/$dev: TYPE=ext4 UUID=$uuid LABEL=\"osroot\"" "the attached device with its TYPE, UUID and LABEL"
+  expect_out "$d" 'kernel command line: .*rd.emergency=poweroff' "the kernel command line"
+  expect_out "$d" 'powering off' "'powering off'"
+  expect_no_out "$d" 'internal error|reboot\(2\) failed'
+  # One message per line: no empty line (/proc/cmdline ends in a newline,
+  # which must not be printed as part of the command line).
+  if grep -qn '^$' "$d/err"; then fail "empty line in the messages (stderr line $(grep -n '^$' "$d/err" | head -n1 | cut -d: -f1))"; fi
+  show_boot "$d"
+}
+
+scenario initramfs_bad_ostree "initramfs: ostree= names no deployment: message (stderr and kmsg) lists the deployments, poweroff"
+t_initramfs_bad_ostree() {
+  local img dev d bad
+  img=$(pid1_copy base badostree)
+  dev=$(pid1_attach "$img")
+  bad=${T1%/*}/7
+  boot main --kmsg --cmdline "root=LABEL=osroot rw ostree=$bad rd.emergency=poweroff" --dev "$dev"
+  d=$BOOT_DIR
+  expect_status "$d" "signal INT"
+  # Errors go to the kernel log (level 3) and to stderr.
+  grep -q '^<3>ostree-prepare-root: boot failed while preparing' "$d/kmsg" ||
+    fail "no '<3>ostree-prepare-root: boot failed' record in /dev/kmsg"
+  grep -q '^<3>ostree-prepare-root: powering off' "$d/kmsg" || fail "no '<3>... powering off' record in /dev/kmsg"
+  expect_no_out "$d" '^CHECK '
+  expect_out "$d" 'boot failed while preparing' "'boot failed while preparing'"
+  expect_out "$d" "$bad" "the ostree= value"
+  expect_out "$d" "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
+  expect_out "$d" "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
+  expect_out "$d" 'powering off' "'powering off'"
+  show_boot "$d"
+}
+
+scenario initramfs_default_emergency "initramfs: failure without rd.emergency=: message, then reboot after 10 s"
+t_initramfs_default_emergency() {
+  local d ms
+  boot main --cmdline "root=LABEL=nosuch rootwait=0 ostree=$T1"
+  d=$BOOT_DIR
+  # RB_AUTOBOOT in a PID namespace: its init is killed by SIGHUP.
+  expect_status "$d" "signal HUP"
+  ms=$(cat "$d/ms")
+  ((ms >= 10000 && ms < 13000)) || fail "ended after $ms ms, expected a reboot after 10 s"
+  expect_out "$d" 'no block devices|block devices seen' "the block devices"
+  expect_out "$d" 'boot failed while finding the root device' "'boot failed while finding the root device'"
+  expect_out "$d" 'rebooting in 10 s' "'rebooting in 10 s'"
+  show_boot "$d"
+}
+
+scenario initramfs_hotfix "initramfs: hotfix overlay on a root mounted ro: /usr writable, the write lands in .usr-ovl-upper"
+t_initramfs_hotfix() {
+  local img dev d got
+  img=$(pid1_copy hotfix hotfix)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_check "$d" usr_writable yes
+    expect_mnt "$d" /usr fstype=overlay opts='^rw(,|$)'
+    # The kernel's `ro` still holds for everything but /usr.
+    expect_mnt "$d" / opts='^ro(,|$)'
+    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+  fi
+  show_boot "$d"
+  pid1_detach "$dev"
+  got=$(image_file "$img" "/$DEPLOY_1/.usr-ovl-upper/pid1-hotfix-probe")
+  [[ $got == "written by init" ]] || fail "hotfix write not in the image's .usr-ovl-upper (got '$got')"
+}
+
+##############################################################################
+# Scenarios: no initramfs (init= on the physical root)
+##############################################################################
+
+scenario root_ro "init=: root mounted ro: deployment booted, /run a tmpfs with the markers, image unchanged"
+t_root_ro() {
+  local img dev d before after
+  img=$(pid1_copy base rootro)
+  before=$(md5sum <"$img")
+  dev=$(pid1_attach "$img")
+  boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL" -- single
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_check "$d" argv0 /sbin/init
+    expect_check "$d" args single
+    expect_check "$d" rd_timestamp unset
+    expect_mnt "$d" /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
+    expect_mnt "$d" /run fstype=tmpfs root=/
+    expect_no_mnt "$d" /sys # not mounted by the "kernel", so nothing to move
+    expect_out "$d" "booting $DEPLOY_1 \\(no initramfs\\)" "'booting ... (no initramfs)'"
+  fi
+  show_boot "$d"
+  pid1_detach "$dev"
+  after=$(md5sum <"$img")
+  [[ $before == "$after" ]] || fail "the image changed (md5 $before -> $after) although mounted ro"
+}
+
+scenario root_rw_twice "init=: root mounted rw, booted twice: same result, nothing written to the physical root"
+t_root_rw_twice() {
+  local img dev d1 d2 before after diffs
+  img=$(pid1_copy base rootrw)
+  before=$(image_tree "$img")
+  dev=$(pid1_attach "$img")
+  boot first --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
+  d1=$BOOT_DIR
+  if expect_booted "$d1" 1; then
+    expect_usr_ro "$d1"
+    expect_mnt "$d1" /sysroot opts='^rw(,|$)'
+  fi
+  show_boot "$d1"
+  boot second --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
+  d2=$BOOT_DIR
+  if expect_booted "$d2" 1; then
+    expect_usr_ro "$d2"
+  fi
+  show_boot "$d2"
+  # Same report and mount table (mount ids aside) both times.
+  if ! diffs=$(diff <(pid1_normalized "$d1") <(pid1_normalized "$d2")); then
+    fail "second boot differs from the first:"
+    echo "$diffs"
+  fi
+  pid1_detach "$dev"
+  after=$(image_tree "$img")
+  if ! diffs=$(diff <(echo "$before") <(echo "$after")); then
+    fail "the physical root changed (entries: < before, > after):"
+    echo "$diffs" | head -n 40
+  fi
+}
+
+scenario root_conf_from_deployment "init=: the deployment's prepare-root.conf applies ([sysroot] readonly=true)"
+t_root_conf_from_deployment() {
+  local img dev d
+  img=$(pid1_copy conf rootconf)
+  dev=$(pid1_attach "$img")
+  boot main --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_check "$d" ro_stamp yes
+    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+    # /etc and /var stay writable when the sysroot is read-only.
+    expect_mnt "$d" /etc root="/$DEPLOY_1/etc" opts='^rw(,|$)'
+    expect_mnt "$d" /var opts='^rw(,|$)'
+  fi
+  show_boot "$d"
+}
+
+scenario root_bad_ostree "init=: ostree= names no deployment: message lists the deployments, poweroff, image unchanged"
+t_root_bad_ostree() {
+  local img dev d bad before after
+  img=$(pid1_copy base rootbad)
+  before=$(md5sum <"$img")
+  dev=$(pid1_attach "$img")
+  bad=${T1%/*}/7
+  boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$bad rd.emergency=poweroff"
+  d=$BOOT_DIR
+  expect_status "$d" "signal INT"
+  expect_no_out "$d" '^CHECK '
+  expect_out "$d" 'boot failed while preparing' "'boot failed while preparing'"
+  expect_out "$d" "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
+  expect_out "$d" "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
+  expect_out "$d" 'powering off' "'powering off'"
+  # Paths are printed as they are: /ostree/..., not //ostree/...
+  expect_no_out "$d" '//ostree'
+  show_boot "$d"
+  pid1_detach "$dev"
+  after=$(md5sum <"$img")
+  [[ $before == "$after" ]] || fail "the image changed (md5 $before -> $after) although mounted ro"
+}
+
+# What a boot reported, without what varies from boot to boot.
+pid1_normalized() {
+  grep -E '^(CHECK|MOUNT) ' "$1/out" | grep -vE '^CHECK (uptime|rd_timestamp|fds)=' |
+    awk '$1 == "MOUNT" { $2 = $3 = "-"; sub("^/boots/[^ /]*/cmdline$", "/boots/*/cmdline", $5) } { print }'
+}
+
+scenario root_hotfix_ro "init=: hotfix on a root mounted ro: /usr writable, the write lands in .usr-ovl-upper"
+t_root_hotfix_ro() {
+  local img dev d got
+  img=$(pid1_copy hotfix roothotfix)
+  dev=$(pid1_attach "$img")
+  boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_check "$d" usr_writable yes
+    expect_mnt "$d" /usr fstype=overlay opts='^rw(,|$)'
+    expect_mnt "$d" / opts='^ro(,|$)'
+    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+  fi
+  show_boot "$d"
+  pid1_detach "$dev"
+  got=$(image_file "$img" "/$DEPLOY_1/.usr-ovl-upper/pid1-hotfix-probe")
+  [[ $got == "written by init" ]] || fail "hotfix write not in the image's .usr-ovl-upper (got '$got')"
+}
+
+##############################################################################
+# Driver
+##############################################################################
+
+usage() { sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+run_scenario() {
+  local n=$1 name=$2 log=$PID1_WORK/logs/$2.log rc start
+  start=$(date +%s%N)
+  set +e
+  (
+    set +e -u -o pipefail
+    SCENARIO=$name
+    "t_$name"
+    ((FAILURES == 0))
+  ) >"$log" 2>&1
+  rc=$?
+  set -e
+  pid1_detach_all
+  if ((rc == 0)); then
+    echo "ok $n - $name: ${DESC[$name]}"
+  else
+    echo "not ok $n - $name: ${DESC[$name]}"
+  fi
+  if ((rc != 0 || VERBOSE)); then
+    sed 's/^/# /' "$log"
+  fi
+  echo "# ($((($(date +%s%N) - start) / 1000000)) ms)"
+  return "$rc"
+}
+
+inner_main() {
+  local filter=$1 keep=$2 name n=0 passed=0 failed=0 rc=0 t0
+  local -a selected=()
+  t0=$(date +%s%N)
+  PID1_WORK=$PID1_SCRATCH/mnt
+  mount -t tmpfs -o mode=0700 pid1-scratch "$PID1_WORK"
+  mkdir -p "$PID1_WORK/logs" "$PID1_WORK/boots"
+  # shellcheck disable=SC2034 # used by pid1-lib.sh
+  PID1_LOOPS=$PID1_SCRATCH/loops
+  trap pid1_detach_all EXIT
+  # shellcheck source=/dev/null
+  source "$MOUNTNS_CACHE/fixture.env"
+  T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
+  for name in "${SCENARIOS[@]}"; do
+    if [[ -z $filter ]] || grep -qE -- "$filter" <<<"$name"; then selected+=("$name"); fi
+  done
+  if ((${#selected[@]} == 0)); then
+    echo "pid1.sh: no scenario matches '$filter'" >&2
+    echo "0 passed, 0 failed"
+    return 1
+  fi
+  echo "1..${#selected[@]}"
+  echo "# impl: $PID1_BIN"
+  pid1_build_images "$PID1_BIN"
+  echo "# images built in $((($(date +%s%N) - t0) / 1000000)) ms"
+  for name in "${selected[@]}"; do
+    n=$((n + 1))
+    if run_scenario "$n" "$name"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+    fi
+  done
+  if [[ -n $keep ]]; then
+    mkdir -p "$keep"
+    cp -a "$PID1_WORK/boots" "$PID1_WORK/logs" "$keep/"
+  fi
+  echo "# total $((($(date +%s%N) - t0) / 1000000)) ms"
+  echo "$passed passed, $failed failed"
+  ((failed == 0)) || rc=1
+  return "$rc"
+}
+
+main() {
+  local filter="" keep="" scratch rc dev
+  local -a pass=()
+  PID1_BIN=$MOUNTNS_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-prepare-root
+  VERBOSE=0
+  while (($#)); do
+    case $1 in
+      --impl) PID1_BIN=$2; shift 2 ;;
+      --keep) keep=$(realpath -m "$2"); shift 2 ;;
+      -v) VERBOSE=1; shift ;;
+      -h | --help) usage; return 0 ;;
+      -*) echo "pid1.sh: unknown option $1" >&2; usage >&2; return 2 ;;
+      *) filter=$1; shift ;;
+    esac
+  done
+  PID1_BIN=$(realpath -m "$PID1_BIN")
+  if [[ -n ${PID1_SCRATCH:-} ]]; then
+    inner_main "$filter" "$keep"
+    return
+  fi
+  if ((EUID != 0)); then
+    echo "pid1.sh: must run as root (namespaces, loop devices, mounts)" >&2
+    return 2
+  fi
+  if [[ ! -f $PID1_BIN ]]; then
+    echo "pid1.sh: binary under test not found: $PID1_BIN (cargo build --release --target x86_64-unknown-linux-musl -p ostree-switchroot)" >&2
+    return 2
+  fi
+  local tool
+  for tool in "$PID1_BUSYBOX" mkfs.ext4 e2label debugfs blkid sfdisk partx losetup unshare "$PID1_PYTHON"; do
+    command -v "$tool" >/dev/null || { echo "pid1.sh: $tool not found (scripts/install-deps.sh)" >&2; return 2; }
+  done
+  "$HERE/fixture.sh" >/dev/null
+  scratch=$(mktemp -d /tmp/pid1ns.XXXXXX)
+  mkdir "$scratch/mnt"
+  : >"$scratch/loops"
+  set +e
+  pass=(--impl "$PID1_BIN")
+  if [[ -n $keep ]]; then pass+=(--keep "$keep"); fi
+  if ((VERBOSE)); then pass+=(-v); fi
+  if [[ -n $filter ]]; then pass+=("$filter"); fi
+  PID1_SCRATCH=$scratch LIBMOUNT_UTAB=$scratch/utab unshare --mount --propagation private -- \
+    /usr/bin/bash "$HERE/pid1.sh" "${pass[@]}"
+  rc=$?
+  set -e
+  # Belt and braces: loop devices still backed by our images (the inner run
+  # was killed, say) are detached here.
+  while read -r dev; do
+    if [[ $(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) == "$scratch"/* ]]; then
+      losetup -d "$dev" 2>/dev/null || true
+    fi
+  done <"$scratch/loops"
+  rm -rf "$scratch"
+  return "$rc"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
