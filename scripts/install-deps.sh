@@ -29,10 +29,10 @@ install_rust_target() {
 #   strace hyperfine: the benchmark; file: checks that the binary is static;
 #   xfsprogs btrfs-progs erofs-utils dosfstools fdisk: images to check the
 #     superblock and partition-table probes against blkid;
-#   scdoc: renders the man pages at install.
+#   scdoc: renders the man pages at install;
 #   busybox-static: the test init inside the images of tests/mountns/pid1.sh.
 apt_packages=(ostree ostree-boot python3-gi gir1.2-glib-2.0 strace hyperfine file util-linux e2fsprogs
-    xfsprogs btrfs-progs erofs-utils dosfstools fdisk busybox-static)
+    xfsprogs btrfs-progs erofs-utils dosfstools fdisk busybox-static scdoc)
 
 install_apt() {
     local missing=()
