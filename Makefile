@@ -21,9 +21,12 @@ FUZZ_SECONDS ?= 20
 
 all: build
 
+# The prebuilt Rust core and musl's libc.a bring unwind tables (.eh_frame,
+# ~13 KiB) that a panic=abort binary never reads: drop them after linking.
 build:
 	@scripts/install-deps.sh build
 	cargo build --release --locked --target $(TARGET) -p ostree-switchroot
+	objcopy --remove-section=.eh_frame $(PREPARE_ROOT)
 
 $(PREPARE_ROOT): build
 

@@ -8,9 +8,20 @@ use core::fmt;
 pub const PATH_CAP: usize = 256;
 
 /// A byte path of bounded length, built by joining components.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(PartialEq, Eq, Default)]
 pub struct PathBuf {
     buf: heapless::Vec<u8, PATH_CAP>,
+}
+
+impl Clone for PathBuf {
+    // One out-of-line copy instead of an element-by-element clone inlined at
+    // every call site.
+    #[inline(never)]
+    fn clone(&self) -> Self {
+        let mut p = PathBuf::new();
+        let _ = p.buf.extend_from_slice(&self.buf);
+        p
+    }
 }
 
 /// The path being built did not fit in [`PATH_CAP`] bytes.
