@@ -40,6 +40,18 @@ pub fn is_compressed(path: &[u8]) -> bool {
     !path.ends_with(b".ko")
 }
 
+/// Whether the running kernel knows filesystem `fstype` already (built in or
+/// loaded), from `/proc/filesystems` (lines `[nodev]\tNAME`).
+pub fn filesystem_known(fstype: &[u8]) -> bool {
+    let mut buf = [0u8; 2048];
+    let Ok(n) = sys::read_file(b"/proc/filesystems", &mut buf) else {
+        return false;
+    };
+    buf[..n]
+        .split(|&b| b == b'\n')
+        .any(|l| l.rsplit(|&b| b == b'\t').next() == Some(fstype))
+}
+
 /// One line of `modules.dep`: the module's path and its dependencies (all of
 /// them, transitively, in the order modprobe would unload them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +143,13 @@ pub struct Loader<'c> {
 }
 
 impl<'c> Loader<'c> {
-    pub fn new(cmdline: &'c Cmdline<'c>) -> Result<Self, Error> {
+    /// Modules of the running kernel under `root` (`/` in an initramfs; the
+    /// deployment's `/usr` with no initramfs): `root/lib/modules/$(uname -r)`.
+    pub fn new(cmdline: &'c Cmdline<'c>, root: &[u8]) -> Result<Self, Error> {
         let mut rel = [0u8; 65];
         let release = sys::kernel_release(&mut rel).map_err(|e| Error::sys("uname", b"", e))?;
-        let mut base = PathBuf::from(b"/lib/modules")?;
+        let mut base = PathBuf::from(root)?;
+        base.push(b"lib/modules")?;
         base.push(release)?;
         let dep_path = base.join(b"modules.dep")?;
         let dep = match sys::map_file(dep_path.as_bytes()) {

@@ -156,12 +156,14 @@ fn setup_logging() {
 
 /// Load the modules the initramfs lists (a missing one is fatal: the image
 /// is broken) and those on the command line (a missing one is a warning).
-fn load_modules(cmdline: &Cmdline) -> Result<u32, Error> {
+/// `root` holds the module tree (`/`, or the deployment's `/usr`); `list_file`
+/// is the initramfs's module list (none without an initramfs).
+fn load_modules(cmdline: &Cmdline, root: &[u8], list_file: Option<&[u8]>) -> Result<u32, Error> {
     let mut list_buf = [0u8; 4096];
-    let list = match sys::read_file(modules::MODULE_LIST, &mut list_buf) {
-        Ok(n) => &list_buf[..n],
-        Err(libc::ENOENT) => &[][..],
-        Err(e) => return Err(Error::sys("read", modules::MODULE_LIST, e)),
+    let list = match list_file.map(|f| (f, sys::read_file(f, &mut list_buf))) {
+        None | Some((_, Err(libc::ENOENT))) => &[][..],
+        Some((_, Ok(n))) => &list_buf[..n],
+        Some((f, Err(e))) => return Err(Error::sys("read", f, e)),
     };
     let mut loader: Option<Loader> = None;
     let mut result = Ok(());
@@ -171,7 +173,7 @@ fn load_modules(cmdline: &Cmdline) -> Result<u32, Error> {
         }
         let r = match &mut loader {
             Some(l) => l.load(name),
-            None => Loader::new(cmdline).and_then(|l| loader.insert(l).load(name)),
+            None => Loader::new(cmdline, root).and_then(|l| loader.insert(l).load(name)),
         };
         match r {
             Ok(()) => {}
@@ -182,10 +184,27 @@ fn load_modules(cmdline: &Cmdline) -> Result<u32, Error> {
     result.map(|()| loader.map_or(0, |l| l.loaded))
 }
 
+/// The plan mounts an overlay (hotfix `/usr`, transient `/etc`): make sure
+/// the overlay module is there, whatever the module lists said. A failure
+/// is only a warning: the mount itself then fails with a clear error.
+fn ensure_overlay(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]) {
+    if facts.hotfix != plan::Hotfix::On && !facts.etc_transient
+        || modules::filesystem_known(b"overlay")
+    {
+        return;
+    }
+    if let Err(e) = Loader::new(cmdline, root).and_then(|mut l| l.load(b"overlay")) {
+        warn!("ostree-prepare-root: warning: {e}");
+    }
+}
+
 /// The initramfs's work, up to (not including) the exec of init.
 fn initramfs(k: &KernelCmdline, params: &BootParams, phases: &mut Phases) -> Result<(), Failure> {
     let cmdline = k.get();
-    let n = in_phase("loading modules", load_modules(&cmdline))?;
+    let n = in_phase(
+        "loading modules",
+        load_modules(&cmdline, b"/", Some(modules::MODULE_LIST)),
+    )?;
     if params.debug {
         say!("ostree-prepare-root: {n} modules loaded");
     }
@@ -236,6 +255,7 @@ fn initramfs(k: &KernelCmdline, params: &BootParams, phases: &mut Phases) -> Res
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Root),
     )?;
     warn_ignored_hotfix(&gathered.facts);
+    ensure_overlay(&gathered.facts, &cmdline, b"/");
     let opts = exec::Options {
         verbose: params.debug,
     };
@@ -285,6 +305,19 @@ fn no_initramfs(
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Deployment),
     )?;
     warn_ignored_hotfix(&gathered.facts);
+    // Without an initramfs the kernel's modules are in the deployment.
+    let usr = in_phase(
+        "loading modules",
+        sysroot
+            .join(gathered.facts.deployment.rel().as_bytes())
+            .and_then(|d| d.join(b"usr"))
+            .map_err(Error::from),
+    )?;
+    in_phase(
+        "loading modules",
+        load_modules(&cmdline, usr.as_bytes(), None),
+    )?;
+    ensure_overlay(&gathered.facts, &cmdline, usr.as_bytes());
     let mut api: heapless::Vec<&[u8], 3> = heapless::Vec::new();
     for m in [&b"/proc"[..], b"/dev", b"/sys"] {
         if switch::is_mountpoint(m) {

@@ -355,6 +355,14 @@ pub fn errno_name(e: Errno) -> &'static str {
         libc::ENOTBLK => "ENOTBLK",
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::ENOEXEC => "ENOEXEC",
+        libc::EAGAIN => "EAGAIN",
+        libc::ESTALE => "ESTALE",
+        libc::EUCLEAN => "EUCLEAN",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EDQUOT => "EDQUOT",
+        libc::ENOTTY => "ENOTTY",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::ENOMEDIUM => "ENOMEDIUM",
         _ => "errno",
     }
 }

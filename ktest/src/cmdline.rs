@@ -1,0 +1,130 @@
+//! The `ktest.*` parameters of the kernel command line.
+//!
+//! Dotted parameters are module parameters to the kernel: it neither passes
+//! them to init's argv nor to its environment, so ktest reads `/proc/cmdline`.
+
+/// Split a command line like the kernel: whitespace separates parameters,
+/// double quotes group, a value wrapped in quotes loses them.
+pub fn split(line: &str) -> Vec<(String, Option<String>)> {
+    let mut params = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars().chain(std::iter::once(' ')) {
+        if c == '"' {
+            quoted = !quoted;
+            any = true;
+        } else if c.is_whitespace() && !quoted {
+            if any {
+                params.push(match cur.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (cur.clone(), None),
+                });
+            }
+            cur.clear();
+            any = false;
+        } else {
+            cur.push(c);
+            any = true;
+        }
+    }
+    params
+}
+
+/// What the host asked of this boot.
+#[derive(Debug, Default, Clone)]
+pub struct Args {
+    /// `ktest.step=NAME`: the label of this boot, echoed back.
+    pub step: String,
+    /// `ktest.deployment=A|B`: which tree `/` must be.
+    pub deployment: Option<String>,
+    /// `ktest.usr=ro|rw`: expected state of `/usr` (default `ro`).
+    pub usr_rw: bool,
+    /// `ktest.etc=ro|rw`, `ktest.var=ro|rw`: expected writability (default `rw`;
+    /// `ro` when the kernel mounted the root read-only and nothing remounted it).
+    pub etc_rw: bool,
+    pub var_rw: bool,
+    /// `ktest.sysroot=ro|rw`: expected mount state of `/sysroot`.
+    pub sysroot_rw: Option<bool>,
+    /// `ktest.write=PATH` (repeatable): write a file and sync.
+    pub write: Vec<String>,
+    /// `ktest.exists=PATH` / `ktest.absent=PATH` (repeatable).
+    pub exists: Vec<String>,
+    pub absent: Vec<String>,
+    /// `ktest.run="CMD ARGS"` (repeatable): run a command if present.
+    pub run: Vec<String>,
+    /// `ktest.mounts`: dump `/proc/self/mountinfo` as diagnostics.
+    pub mounts: bool,
+    /// The `ostree=` argument (to find the deployment directory).
+    pub ostree: Option<String>,
+    /// Unknown `ktest.*` keys, reported so a typo in a scenario fails loudly.
+    pub unknown: Vec<String>,
+}
+
+fn is_rw(v: &str) -> bool {
+    v == "rw"
+}
+
+impl Args {
+    pub fn parse(line: &str) -> Args {
+        let mut a = Args {
+            step: "default".into(),
+            etc_rw: true,
+            var_rw: true,
+            ..Args::default()
+        };
+        for (k, v) in split(line) {
+            let val = v.clone().unwrap_or_default();
+            match k.as_str() {
+                // The first `ostree=` wins, as in ostree-prepare-root.
+                "ostree" if a.ostree.is_none() => a.ostree = v,
+                "ktest.step" => a.step = val,
+                "ktest.deployment" => a.deployment = Some(val),
+                "ktest.usr" => a.usr_rw = is_rw(&val),
+                "ktest.etc" => a.etc_rw = is_rw(&val),
+                "ktest.var" => a.var_rw = is_rw(&val),
+                "ktest.sysroot" => a.sysroot_rw = Some(is_rw(&val)),
+                "ktest.write" => a.write.push(val),
+                "ktest.exists" => a.exists.push(val),
+                "ktest.absent" => a.absent.push(val),
+                "ktest.run" => a.run.push(val),
+                "ktest.mounts" => a.mounts = true,
+                k if k.starts_with("ktest.") => a.unknown.push(k.to_string()),
+                _ => {}
+            }
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_the_kernel() {
+        assert_eq!(
+            split(" a=1  b \"c=x y\" d=\"p q\"\n"),
+            vec![
+                ("a".into(), Some("1".into())),
+                ("b".into(), None),
+                ("c".into(), Some("x y".into())),
+                ("d".into(), Some("p q".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_ktest_args() {
+        let a = Args::parse(
+            "console=ttyS0 ostree=/ostree/boot.1/os/x/0 ktest.step=s1 ktest.usr=rw \
+             ktest.exists=/a ktest.exists=/b ktest.run=\"ostree admin unlock\" ktest.bogus=1 ostree=/no",
+        );
+        assert_eq!(a.step, "s1");
+        assert!(a.usr_rw);
+        assert_eq!(a.exists, vec!["/a", "/b"]);
+        assert_eq!(a.run, vec!["ostree admin unlock"]);
+        assert_eq!(a.unknown, vec!["ktest.bogus"]);
+        assert_eq!(a.ostree.as_deref(), Some("/ostree/boot.1/os/x/0"));
+    }
+}

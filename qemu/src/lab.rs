@@ -1,0 +1,217 @@
+//! The lab: everything a boot needs, built once per run (kernel, both
+//! initramfs images, base disks), and the kernel command lines of each mode.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::boot::{self, Echo, Hotplug, Outcome, Spec};
+use crate::disk::{self, Disk};
+use crate::initramfs;
+use crate::kernel::{self, Kernel};
+use crate::util;
+
+/// One TCG boot takes ~6 s here; a hang is declared after this.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Lab {
+    pub kernel: Kernel,
+    pub accel: String,
+    /// Our initramfs: `/init` = ostree-prepare-root, plus overlay.ko.
+    pub ours: PathBuf,
+    /// busybox + ostree's C ostree-prepare-root.
+    pub reference: PathBuf,
+    pub disk: Disk,
+    pub gpt_disk: Disk,
+    pub echo: Echo,
+}
+
+/// How the kernel reaches the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Our initramfs; `/init` is ostree-prepare-root.
+    Ours,
+    /// The busybox + C tool initramfs.
+    Reference,
+    /// No initramfs: the boot entry's `init=` (ostree-prepare-root in the deployment).
+    NoInitramfs,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Ours => "initramfs",
+            Mode::Reference => "reference",
+            Mode::NoInitramfs => "init=",
+        }
+    }
+}
+
+/// The module our initramfs loads (overlayfs, for the hotfix `/usr`).
+pub const MODULES: &[&str] = &["overlay"];
+
+impl Lab {
+    /// Build (or reuse) every artefact.
+    pub fn prepare(echo: Echo) -> Result<Lab> {
+        let kernel = kernel::ensure()?;
+        let accel = boot::accel(&kernel.vmlinuz);
+        let dir = util::work_dir().join("initramfs");
+        let modules: Vec<String> = MODULES.iter().map(|s| s.to_string()).collect();
+        let ours = dir.join("ours.cpio.gz");
+        initramfs::build(
+            &initramfs::Spec {
+                init: util::prepare_root_bin(),
+                modules_dir: kernel.modules.clone(),
+                modules: modules.clone(),
+                extras: vec![],
+                gzip: true,
+            },
+            &ours,
+        )?;
+        let reference = dir.join("reference.cpio.gz");
+        initramfs::build_reference(&kernel.modules, &modules, true, &reference)?;
+        let disk = disk::ensure("plain", false, &kernel)?;
+        let gpt_disk = disk::ensure("gpt", true, &kernel)?;
+        Ok(Lab {
+            kernel,
+            accel,
+            ours,
+            reference,
+            disk,
+            gpt_disk,
+            echo,
+        })
+    }
+
+    /// An initramfs of ours with other modules (scenario: missing module).
+    pub fn initramfs_variant(
+        &self,
+        name: &str,
+        spec_modules: &[String],
+        drop_files: bool,
+    ) -> Result<PathBuf> {
+        let out = util::work_dir()
+            .join("initramfs")
+            .join(format!("{name}.cpio.gz"));
+        if drop_files {
+            // The module list names them, the image lacks them: a broken image.
+            let mut a = crate::cpio::Archive::new();
+            a.dir("/dev", 0o755);
+            a.char_dev("/dev/console", 0o600, 5, 1);
+            for d in ["/proc", "/sys", "/run", "/sysroot"] {
+                a.dir(d, 0o755);
+            }
+            a.file("/init", 0o755, &std::fs::read(util::prepare_root_bin())?);
+            a.file(
+                initramfs::MODULE_LIST,
+                0o644,
+                (spec_modules.join("\n") + "\n").as_bytes(),
+            );
+            std::fs::write(&out, a.finish())?;
+        } else {
+            initramfs::build(
+                &initramfs::Spec {
+                    init: util::prepare_root_bin(),
+                    modules_dir: self.kernel.modules.clone(),
+                    modules: spec_modules.to_vec(),
+                    extras: vec![],
+                    gzip: true,
+                },
+                &out,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// The kernel command line for `mode` booting deployment `which` of
+    /// `disk`: `root=` by label with an initramfs (the kernel alone cannot
+    /// find labels), the NVMe device without one, plus the entry's `init=`.
+    pub fn cmdline(&self, disk: &Disk, mode: Mode, which: &str, extra: &str) -> String {
+        let mut a = vec![
+            "console=ttyS0".to_string(),
+            "panic=-1".to_string(),
+            // The failure action of our /init; the reference powers off on failure too.
+            "rd.emergency=poweroff".to_string(),
+        ];
+        let own_root = extra.split_whitespace().any(|w| w.starts_with("root="));
+        match mode {
+            _ if own_root => {}
+            Mode::NoInitramfs => {
+                a.push("root=/dev/nvme0n1".into());
+                a.push("rootwait".into());
+            }
+            _ => a.push(format!("root=LABEL={}", disk::FS_LABEL)),
+        }
+        if mode == Mode::NoInitramfs {
+            let init = disk.get(&format!("INIT_{which}"));
+            a.push(if init.is_empty() {
+                // libostree writes init= for initramfs-less deployments; if it did
+                // not, point at the same binary ourselves.
+                format!(
+                    "init={}/usr/lib/ostree/ostree-prepare-root",
+                    disk.ostree_arg(which)
+                )
+            } else {
+                format!("init={init}")
+            });
+        }
+        a.push(format!("ostree={}", disk.ostree_arg(which)));
+        if !extra.split_whitespace().any(|w| w == "ro") {
+            a.push("rw".into());
+        }
+        a.push(format!("ktest.deployment={which}"));
+        a.push(extra.to_string());
+        a.join(" ").trim().to_string()
+    }
+
+    /// Boot `disk` once.
+    pub fn boot(
+        &self,
+        disk: &Disk,
+        mode: Mode,
+        append: &str,
+        log: &str,
+        hotplug: Option<Hotplug>,
+    ) -> Result<Outcome> {
+        let initrd = match mode {
+            Mode::Ours => Some(self.ours.clone()),
+            Mode::Reference => Some(self.reference.clone()),
+            Mode::NoInitramfs => None,
+        };
+        self.boot_with(disk, initrd, append, log, hotplug)
+    }
+
+    pub fn boot_with(
+        &self,
+        disk: &Disk,
+        initrd: Option<PathBuf>,
+        append: &str,
+        log: &str,
+        hotplug: Option<Hotplug>,
+    ) -> Result<Outcome> {
+        let mut spec = Spec {
+            kernel: self.kernel.vmlinuz.clone(),
+            initrd,
+            disk: disk.image.clone(),
+            append: append.to_string(),
+            timeout: BOOT_TIMEOUT,
+            log: util::work_dir().join("logs").join(format!("{log}.log")),
+            echo: self.echo,
+            hotplug,
+            accel: self.accel.clone(),
+        };
+        let first = boot::boot(&spec)?;
+        if !first.silent {
+            return Ok(first);
+        }
+        // A QEMU that never started the guest says nothing about the code
+        // under test: try once more, keeping the first log.
+        eprintln!(
+            "qemu-harness: QEMU printed nothing in {:?}; retrying once",
+            boot::SILENT_LIMIT
+        );
+        spec.log = spec.log.with_extension("retry.log");
+        boot::boot(&spec)
+    }
+}

@@ -1,0 +1,193 @@
+//! `qemu-harness`: boot tests of ostree-prepare-root on a real kernel.
+//!
+//! Subcommands (run `qemu-harness help`):
+//!   kernel      fetch and unpack Debian's cloud kernel, print its paths
+//!   initramfs   write a newc initramfs (ours, or `--reference` busybox + C tool)
+//!   disk        build an OSTree test disk with the real ostree CLI
+//!   boot        boot a disk once and print ktest's report
+//!   test        run every scenario, print the summary table
+//!   demo        the README's story, on the terminal
+//!   deps        install the Debian packages the harness needs
+
+mod boot;
+mod cpio;
+mod demo;
+mod disk;
+mod initramfs;
+mod kernel;
+mod lab;
+mod scenarios;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: qemu-harness COMMAND [OPTIONS]
+
+  kernel                      fetch + unpack linux-image-cloud-amd64, print paths
+  initramfs -o OUT [--init BIN] [--modules-dir DIR] [--module NAME]... [--no-modules]
+            [--add SRC:DST]... [--gzip] [--reference]
+                              write a newc cpio initramfs (see qemu/README.md)
+  disk [--name NAME] [--gpt]  build an OSTree test disk, print its facts
+  boot [--mode initramfs|reference|init=] [--deployment A|B] [--append ARGS]
+       [--gpt] [--verbose]    boot the test disk once, print ktest's report
+  test [--only SUBSTRING] [--verbose]
+                              run every boot scenario; ends with `N passed, M failed`
+  demo                        the README's story: build, boot, hotfix, reboot
+  deps                        apt-get install what is missing
+";
+
+/// Minimal option parsing: `--name value`, `--flag`, repeatable options.
+struct Opts(Vec<String>);
+
+impl Opts {
+    fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .collect()
+    }
+    fn get(&self, name: &str) -> Option<String> {
+        self.all(name).pop()
+    }
+}
+
+fn cmd_initramfs(o: &Opts) -> Result<()> {
+    let out = PathBuf::from(o.get("-o").context("initramfs: -o OUT is required")?);
+    let modules_dir = match o.get("--modules-dir") {
+        Some(d) => PathBuf::from(d),
+        None => kernel::ensure()?.modules,
+    };
+    let mut modules = o.all("--module");
+    if modules.is_empty() && !o.flag("--no-modules") {
+        modules = lab::MODULES.iter().map(|s| s.to_string()).collect();
+    }
+    let files = if o.flag("--reference") {
+        initramfs::build_reference(&modules_dir, &modules, o.flag("--gzip"), &out)?
+    } else {
+        let mut extras = vec![];
+        for a in o.all("--add") {
+            let (src, dst) = a.split_once(':').context("--add wants SRC:DST")?;
+            extras.push((PathBuf::from(src), dst.to_string()));
+        }
+        let spec = initramfs::Spec {
+            init: o
+                .get("--init")
+                .map_or_else(util::prepare_root_bin, PathBuf::from),
+            modules_dir,
+            modules,
+            extras,
+            gzip: o.flag("--gzip"),
+        };
+        initramfs::build(&spec, &out)?
+    };
+    for (name, size) in files {
+        println!("{size:>10}  {name}");
+    }
+    println!(
+        "{}: {}",
+        out.display(),
+        util::human(std::fs::metadata(&out)?.len())
+    );
+    Ok(())
+}
+
+fn cmd_boot(o: &Opts) -> Result<bool> {
+    let echo = if o.flag("--verbose") {
+        boot::Echo::Everything
+    } else {
+        boot::Echo::Interesting
+    };
+    let lab = lab::Lab::prepare(echo)?;
+    let mode = match o.get("--mode").as_deref() {
+        None | Some("initramfs") => lab::Mode::Ours,
+        Some("reference") => lab::Mode::Reference,
+        Some("init=") | Some("init") => lab::Mode::NoInitramfs,
+        Some(m) => bail!("unknown --mode {m}"),
+    };
+    let which = o.get("--deployment").unwrap_or_else(|| "B".into());
+    let base = if o.flag("--gpt") {
+        &lab.gpt_disk
+    } else {
+        &lab.disk
+    };
+    let disk = disk::scratch_copy(base, "boot")?;
+    let append = lab.cmdline(&disk, mode, &which, &o.get("--append").unwrap_or_default());
+    println!(
+        "qemu-harness: booting ({}, {}): {append}",
+        mode.label(),
+        lab.accel
+    );
+    let out = lab.boot(&disk, mode, &append, "boot", None)?;
+    for p in out.problems() {
+        println!("problem: {p}");
+    }
+    println!(
+        "result: {} in {:.1}s (log: target/qemu/logs/boot.log)",
+        if out.all_ok() { "ok" } else { "FAILED" },
+        out.wall.as_secs_f64()
+    );
+    Ok(out.all_ok())
+}
+
+fn real_main() -> Result<bool> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        print!("{USAGE}");
+        return Ok(false);
+    }
+    let cmd = args.remove(0);
+    let o = Opts(args);
+    match cmd.as_str() {
+        "kernel" => {
+            let k = kernel::ensure()?;
+            println!(
+                "version={}\nvmlinuz={}\nmodules={}",
+                k.version,
+                k.vmlinuz.display(),
+                k.modules.display()
+            );
+        }
+        "initramfs" => cmd_initramfs(&o)?,
+        "disk" => {
+            let name = o.get("--name").unwrap_or_else(|| "plain".into());
+            let d = disk::ensure(&name, o.flag("--gpt"), &kernel::ensure()?)?;
+            println!("image={}", d.image.display());
+            for (k, v) in &d.meta {
+                println!("{k}={v}");
+            }
+        }
+        "boot" => return cmd_boot(&o),
+        "test" => return scenarios::run_all(o.get("--only").as_deref(), o.flag("--verbose")),
+        "demo" => return demo::run(),
+        "deps" => util::ensure_packages()?,
+        "__build-sysroot" => {
+            let a = &o.0;
+            if a.len() != 3 {
+                bail!("__build-sysroot BUILD FS_IMAGE FS_UUID");
+            }
+            disk::build_sysroot_in_namespace(a[0].as_ref(), a[1].as_ref(), &a[2])?;
+        }
+        "help" | "--help" | "-h" => print!("{USAGE}"),
+        other => bail!("unknown command {other}\n{USAGE}"),
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("qemu-harness: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

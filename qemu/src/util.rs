@@ -1,0 +1,168 @@
+//! Paths, running host commands with context, small helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// The workspace root (this crate's parent directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate has a parent")
+        .to_path_buf()
+}
+
+/// Downloads worth keeping across `cargo clean`: `<repo>/.cache/qemu`.
+pub fn cache_dir() -> PathBuf {
+    repo_root().join(".cache/qemu")
+}
+
+/// Build products of the harness (initramfs images, disks, logs): `<repo>/target/qemu`.
+pub fn work_dir() -> PathBuf {
+    repo_root().join("target/qemu")
+}
+
+/// Our `ostree-prepare-root`, as `make build` leaves it.
+pub fn prepare_root_bin() -> PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-prepare-root")
+}
+
+/// The guest agent, as `make ktest` leaves it.
+pub fn ktest_bin() -> PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-musl/release/ktest")
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run a command; fail with its stderr if it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    output(cmd).map(|_| ())
+}
+
+/// Run a command and return its stdout; fail with its stderr if it does not succeed.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let what = describe(cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a program is on PATH.
+pub fn have(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+/// Debian packages the harness needs, by what needs them:
+/// qemu-system-x86 (the VM), busybox-static (the reference initramfs),
+/// ostree + ostree-boot (the CLI that builds disks, the C prepare-root we
+/// compare with), e2fsprogs (mkfs.ext4 -d, debugfs), fdisk (sfdisk for GPT),
+/// kmod (depmod, when a kernel package ships no modules.dep),
+/// uuid-runtime is not needed: UUIDs come from /proc/sys/kernel/random/uuid.
+pub const APT_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("ostree", "ostree"),
+    ("/usr/lib/ostree/ostree-prepare-root", "ostree-boot"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
+    ("sfdisk", "fdisk"),
+    ("depmod", "kmod"),
+    ("dpkg-deb", "dpkg"),
+    ("unshare", "util-linux"),
+];
+
+/// Install the Debian packages that are missing (as root, with apt-get).
+pub fn ensure_packages() -> Result<()> {
+    let mut missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(prog, _)| {
+            if prog.starts_with('/') {
+                !Path::new(prog).exists()
+            } else {
+                !have(prog)
+                    && !Path::new("/usr/sbin").join(prog).exists()
+                    && !Path::new("/sbin").join(prog).exists()
+            }
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    // busybox-static provides /bin/busybox; a dynamic busybox is not enough.
+    if !is_static(Path::new("/bin/busybox")) && !missing.contains(&"busybox-static") {
+        missing.push("busybox-static");
+    }
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("qemu-harness: installing {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing))
+}
+
+/// Whether an ELF64 file has no program interpreter (`PT_INTERP`), i.e. is
+/// statically linked and can run alone in an initramfs.
+pub fn is_static(path: &Path) -> bool {
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(|a: [u8; 8]| u64::from_le_bytes(a) as usize)
+    };
+    if !b.starts_with(b"\x7fELF\x02") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        b.get(o..o + 4)
+            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
+    })
+}
+
+/// A fresh random UUID from the kernel.
+pub fn new_uuid() -> Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/uuid")?
+        .trim()
+        .to_string())
+}
+
+/// Human-readable byte count.
+pub fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}

@@ -1,0 +1,334 @@
+# shellcheck shell=bash
+# unlock-lib.sh - simulate booting an OSTree system in a mount namespace, to
+# test ostree-unlock. Sourced by unlock.sh (caller side, in its private outer
+# namespace) and by the boot stages below (inside each boot's namespaces).
+#
+# A "physical root" is an ext4 image (loop-mounted in unlock.sh's outer
+# namespace, so it survives between boots and has a real immutable
+# attribute) holding a copy of the fixture sysroot (fixture.sh) plus, in each
+# deployment's usr/bin, a static busybox and the ostree-unlock under test.
+#
+# boot PHYS [options] <<'EOF' ... EOF   boots PHYS once and runs the script
+# (busybox sh) from stdin in the booted system:
+#
+#   caller   unshare -m -p -f --propagation private, a tmpfs R as the new /
+#   stage1   (PID 1, host view) R gets host /usr read-only (bash, mount, the
+#            C tool's libraries), /proc (fresh: new PID namespace) with a fake
+#            /proc/cmdline, /dev (tmpfs with device nodes), /run (tmpfs), and
+#            PHYS bound at R/sysroot; pivot_root into R
+#   stage2   (PID 1, in R: "the initramfs") ostree-prepare-root /sysroot CMDLINE
+#            (ours, or with --prepare c ostree's C tool from the host); then
+#            a tmpfs on /sysroot/tmp with the harness in /tmp/.h (host /usr
+#            read-only at /tmp/.h/usr, results at /tmp/.h/results); move
+#            /proc, /dev, /run into /sysroot and pivot_root into it, as an
+#            initramfs's switch-root; with --shared `mount --make-rshared /`
+#            (what systemd does); then the scenario script runs as a child of
+#            PID 1 with busybox's applets first in PATH.
+#
+# In the booted system (see ul_boot_prelude for the helpers): / is the
+# deployment, /sysroot the physical root, /usr/bin/ostree-unlock the tool
+# under test, `ostree` the host's real ostree CLI (through its ld.so),
+# `setpriv` util-linux's. The script reports with fail/note; boot() copies its
+# output into the scenario log and counts the FAIL lines.
+
+UL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+UL_REPO_ROOT=$(cd "$UL_DIR/../.." && pwd)
+MOUNTNS_CACHE=${MOUNTNS_CACHE:-$UL_REPO_ROOT/target/mountns-cache}
+
+##############################################################################
+# Caller side (unlock.sh's outer namespace). Needs UL_SCRATCH (a tmpfs),
+# UL_UNLOCK and UL_PREPARE (binaries), UL_BUSYBOX, and the fixture.env
+# variables (OSNAME, DEPLOY_1, DEPLOY_1_NAME, ...).
+##############################################################################
+
+UL_FAILS=0
+# fail MSG: one failed expectation of the current scenario.
+fail() {
+  echo "FAIL: $*"
+  UL_FAILS=$((UL_FAILS + 1))
+}
+note() { echo "note: $*"; }
+
+# make_phys NAME: a fresh physical root, mounted at $UL_SCRATCH/NAME (printed).
+# Deployments are made immutable, as ostree leaves them.
+make_phys() {
+  local name=$1 src=$UL_SCRATCH/$1.src img=$UL_SCRATCH/$1.img mnt=$UL_SCRATCH/$1 d
+  rm -rf "$src"
+  cp -a "$MOUNTNS_CACHE/sysroot" "$src"
+  for d in "$src/$DEPLOY_1" "$src/$DEPLOY_2"; do
+    # New files only: existing ones are hardlinks into the repo.
+    install -m 0755 "$UL_BUSYBOX" "$d/usr/bin/busybox"
+    install -m 0755 "$UL_UNLOCK" "$d/usr/bin/ostree-unlock"
+  done
+  truncate -s 64M "$img"
+  mkfs.ext4 -q -F -L osroot -O ^has_journal -E lazy_itable_init=0 -d "$src" "$img" >/dev/null
+  rm -rf "$src"
+  mkdir -p "$mnt"
+  mount -o loop "$img" "$mnt"
+  chattr +i "$mnt/$DEPLOY_1" "$mnt/$DEPLOY_2"
+  echo "$mnt"
+}
+
+drop_phys() {
+  local mnt=$1
+  umount "$mnt" 2>/dev/null || umount -l "$mnt"
+  rm -f "$mnt.img"
+  rmdir "$mnt" 2>/dev/null || true
+}
+
+# target_of PHYS NAME: the ostree= value of the (non-pristine) boot entry of
+# deployment NAME (CSUM.SERIAL), read from PHYS's boot loader entries.
+target_of() {
+  local phys=$1 name=$2 entry t
+  for entry in "$phys"/boot/loader/entries/*.conf; do
+    [[ $entry == *-pristine.conf ]] && continue
+    t=$(sed -n 's/^options .*ostree=\([^ ]*\).*/\1/p' "$entry")
+    [[ -n $t ]] || continue
+    if [[ $(basename "$(readlink -f "$phys$t")") == "$name" ]]; then
+      echo "$t"
+      return 0
+    fi
+  done
+  echo "target_of: no boot entry for $name in $phys/boot/loader/entries" >&2
+  return 1
+}
+
+# has_immutable PATH: lsattr shows the `i` attribute on directory PATH.
+has_immutable() { lsattr -d "$1" 2>/dev/null | awk '{print $1}' | grep -q i; }
+
+UL_BOOTS=0
+# boot PHYS [--shared] [--deployment 1|2] [--cmdline STR] [--append STR]
+#      [--prepare ours|c] [--tag TAG] <<'EOF' (busybox sh script) EOF
+# Default cmdline: "root=LABEL=osroot rw ostree=<entry of deployment 1>".
+# Returns non-zero if the boot failed or the script reported a failure
+# (both also counted with fail).
+boot() {
+  local phys=$1 shared=0 dep=1 cmdline="" append="" prepare=ours tag res rc name fails
+  shift
+  while (($#)); do
+    case $1 in
+      --shared) shared=1; shift ;;
+      --deployment) dep=$2; shift 2 ;;
+      --cmdline) cmdline=$2; shift 2 ;;
+      --append) append=$2; shift 2 ;;
+      --prepare) prepare=$2; shift 2 ;;
+      --tag) tag=$2; shift 2 ;;
+      *) echo "boot: unknown option $1" >&2; return 2 ;;
+    esac
+  done
+  UL_BOOTS=$((UL_BOOTS + 1))
+  tag=${tag:-boot$UL_BOOTS}
+  if [[ -z $cmdline ]]; then
+    if [[ $dep == 1 ]]; then name=$DEPLOY_1_NAME; else name=$DEPLOY_2_NAME; fi
+    cmdline="root=LABEL=osroot rw ostree=$(target_of "$phys" "$name")" || {
+      fail "[$tag] no boot entry for deployment $dep"
+      return 1
+    }
+  fi
+  cmdline+=${append:+ $append}
+  res=$UL_SCRATCH/results/$UL_SCENARIO/$tag
+  rm -rf "$res"
+  mkdir -p "$res"
+  cat >"$res/scenario.sh"
+  echo "-- boot $tag ($(basename "$phys"), $(((shared)) && echo shared || echo private) propagation, $prepare prepare-root): $cmdline"
+  env UL_PHYS="$phys" UL_SHARED="$shared" UL_CMDLINE="$cmdline" UL_RESULTS="$res" \
+    UL_PREPARE_WHICH="$prepare" UL_PREPARE="$UL_PREPARE" UL_NEWROOT="$UL_SCRATCH/newroot" \
+    LIBMOUNT_UTAB="$UL_SCRATCH/libmount-utab" \
+    timeout --kill-after=5 60 \
+    unshare --mount --propagation private --pid --fork --kill-child -- \
+    /usr/bin/bash -c 'source "$1" && ul_stage1' ul-stage1 "$UL_DIR/unlock-lib.sh" \
+    >"$res/stage.log" 2>&1
+  rc=$?
+  if [[ ! -f $res/prepare.rc ]]; then
+    fail "[$tag] the boot harness failed (exit $rc) before prepare-root ran:"
+    sed 's/^/    /' "$res/stage.log"
+    return 1
+  fi
+  if [[ $(cat "$res/prepare.rc") != 0 ]]; then
+    fail "[$tag] ostree-prepare-root exited $(cat "$res/prepare.rc"):"
+    sed 's/^/    /' "$res/prepare.out"
+    return 1
+  fi
+  if [[ ! -f $res/script.rc ]]; then
+    fail "[$tag] the scenario script did not complete (exit $rc):"
+    sed 's/^/    /' "$res/stage.log" "$res/script.log" 2>/dev/null
+    return 1
+  fi
+  sed 's/^/  /' "$res/script.log"
+  fails=$(grep -c '^FAIL' "$res/script.log")
+  UL_FAILS=$((UL_FAILS + fails))
+  if [[ $(cat "$res/script.rc") != 0 ]] && ((fails == 0)); then
+    fail "[$tag] the scenario script exited $(cat "$res/script.rc")"
+    return 1
+  fi
+  ((fails == 0))
+}
+
+##############################################################################
+# Stage 1: new mount + PID namespace, host view; build R and pivot into it.
+##############################################################################
+
+ul_stage1() {
+  set -euo pipefail
+  local r=$UL_NEWROOT
+  mkdir -p "$r"
+  mount -t tmpfs -o mode=0755 initramfs "$r"
+  mkdir -p "$r"/{usr,proc,dev,run,sysroot,etc,tmp,h,.oldroot}
+  chmod 1777 "$r/tmp"
+  ln -s usr/bin "$r/bin"
+  ln -s usr/sbin "$r/sbin"
+  ln -s usr/lib "$r/lib"
+  ln -s usr/lib64 "$r/lib64"
+  # The initramfs: host /usr read-only (bash, mount, pivot_root; the C
+  # tool and its libraries), our tool on R itself.
+  mount --bind /usr "$r/usr"
+  mount -o remount,bind,ro "$r/usr"
+  mount -t tmpfs -o mode=0755 dev "$r/dev"
+  mknod -m 0666 "$r/dev/null" c 1 3
+  mknod -m 0666 "$r/dev/zero" c 1 5
+  mknod -m 0666 "$r/dev/full" c 1 7
+  mknod -m 0666 "$r/dev/random" c 1 8
+  mknod -m 0666 "$r/dev/urandom" c 1 9
+  ln -s /proc/self/fd "$r/dev/fd"
+  ln -s /proc/self/fd/0 "$r/dev/stdin"
+  ln -s /proc/self/fd/1 "$r/dev/stdout"
+  ln -s /proc/self/fd/2 "$r/dev/stderr"
+  mount -t proc proc "$r/proc"
+  printf '%s\n' "$UL_CMDLINE" >"$r/h/cmdline"
+  mount --bind "$r/h/cmdline" "$r/proc/cmdline"
+  mount -t tmpfs -o mode=0755 run "$r/run"
+  mount --bind "$UL_PHYS" "$r/sysroot"
+  install -m 0755 "$UL_PREPARE" "$r/h/ostree-prepare-root"
+  cp "$UL_DIR/unlock-lib.sh" "$MOUNTNS_CACHE/fixture.env" "$UL_RESULTS/scenario.sh" "$r/h/"
+  mkdir "$r/h/results"
+  mount --bind "$UL_RESULTS" "$r/h/results"
+  cd "$r"
+  pivot_root . .oldroot
+  export LIBMOUNT_UTAB=/h/libmount-utab
+  umount -l /.oldroot
+  rmdir /.oldroot
+  exec /usr/bin/bash -c 'source /h/unlock-lib.sh && ul_stage2' ul-stage2
+}
+
+##############################################################################
+# Stage 2: PID 1 in R (the initramfs): prepare, switch root, run the script.
+##############################################################################
+
+ul_stage2() {
+  set -uo pipefail
+  cd /
+  local tool=/h/ostree-prepare-root rc
+  local -a argv=(/sysroot "$UL_CMDLINE")
+  if [[ $UL_PREPARE_WHICH == c ]]; then
+    tool=/usr/lib/ostree/ostree-prepare-root # the host's, 2022.7: reads /proc/cmdline
+    argv=(/sysroot)
+  fi
+  env -i PATH=/usr/sbin:/usr/bin timeout 30 "$tool" "${argv[@]}" \
+    >/h/results/prepare.out 2>&1 </dev/null
+  rc=$?
+  echo "$rc" >/h/results/prepare.rc
+  ((rc == 0)) || exit 1
+  set -e
+  # The booted system's /tmp, holding the harness.
+  mount -t tmpfs -o mode=1777 tmp /sysroot/tmp
+  mkdir -p /sysroot/tmp/.h/usr /sysroot/tmp/.h/results /sysroot/tmp/.h/bin /sysroot/tmp/.h/oldroot
+  mount --bind /usr /sysroot/tmp/.h/usr
+  mount -o remount,bind,ro /sysroot/tmp/.h/usr
+  mount --bind /h/results /sysroot/tmp/.h/results
+  cp /h/unlock-lib.sh /h/fixture.env /h/scenario.sh /sysroot/tmp/.h/
+  # switch root, as an initramfs does
+  mount --move /proc /sysroot/proc
+  mount --move /dev /sysroot/dev
+  mount --move /run /sysroot/run
+  cd /sysroot
+  /usr/sbin/pivot_root . tmp/.h/oldroot
+  cd /
+  local bb=/usr/bin/busybox
+  $bb umount -l /tmp/.h/oldroot
+  $bb rmdir /tmp/.h/oldroot
+  if ((UL_SHARED)); then $bb mount --make-rshared /; fi
+  $bb --install -s /tmp/.h/bin
+  set +e
+  # The script, as a child of PID 1 (which stays in this mount namespace).
+  env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" \
+    $bb sh -c '. /tmp/.h/fixture.env && eval "$(sed -n "/^#BEGIN-PRELUDE/,/^#END-PRELUDE/p" /tmp/.h/unlock-lib.sh)" && . /tmp/.h/scenario.sh' \
+    >/tmp/.h/results/script.log 2>&1 </dev/null
+  rc=$?
+  echo "$rc" >/tmp/.h/results/script.rc
+}
+
+##############################################################################
+# The helpers of scenario scripts (busybox sh, in the booted system).
+##############################################################################
+# Extracted (between the markers) and evaluated by the script's busybox sh.
+: <<'PRELUDE'
+#BEGIN-PRELUDE
+FAILS=0
+H=/tmp/.h
+U=/usr/bin/ostree-unlock
+PHYS=/sysroot
+D1=$PHYS/$DEPLOY_1
+D2=$PHYS/$DEPLOY_2
+BK1=$PHYS/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME
+BK2=$PHYS/ostree/deploy/$OSNAME/backing/$DEPLOY_2_NAME
+STATE1=/run/ostree/deployment-state/$DEPLOY_1_NAME
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+note() { echo "note: $*"; }
+# Host programs through the host's dynamic loader.
+hostrun() {
+  "$H/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$H/usr/lib/x86_64-linux-gnu" "$@"
+}
+ostree() { hostrun "$H/usr/bin/ostree" "$@"; }
+setpriv() { hostrun "$H/usr/bin/setpriv" "$@"; }
+# run TAG CMD...: run CMD, output in $H/results/TAG.out (stdout+stderr), exit in RC.
+run() {
+  _tag=$1
+  shift
+  "$@" >"$H/results/$_tag.out" 2>&1 </dev/null
+  RC=$?
+  LAST=$_tag
+  echo "\$ $* -> exit $RC"
+  sed 's/^/    | /' "$H/results/$_tag.out"
+}
+out() { cat "$H/results/$LAST.out"; }
+expect_rc() { [ "$RC" = "$1" ] || fail "$LAST: exit $RC, expected $1${2:+ ($2)}"; }
+expect_ok() { [ "$RC" = 0 ] || fail "$LAST: exit $RC, expected 0${1:+ ($1)}"; }
+expect_err() { [ "$RC" != 0 ] || fail "$LAST: exit 0, expected a failure${1:+ ($1)}"; }
+# expect_out ERE [WHAT]: the last command's output matches ERE (any case).
+expect_out() { out | grep -qiE -- "$1" || fail "$LAST: output does not mention ${2:-/$1/}"; }
+expect_no_out() { ! out | grep -qiE -- "$1" || fail "$LAST: output mentions /$1/${2:+ ($2)}"; }
+writable() { ( : >"$1/.ul-probe" ) 2>/dev/null && rm -f "$1/.ul-probe"; }
+expect_writable() { writable "$1" || fail "$1 is not writable${2:+ ($2)}"; }
+expect_ro() { ! writable "$1" || fail "$1 is writable, expected read-only${2:+ ($2)}"; }
+expect_file() { [ -e "$1" ] || fail "$1 does not exist${2:+ ($2)}"; }
+expect_no_file() { ! [ -e "$1" ] && ! [ -L "$1" ] || fail "$1 exists${2:+ ($2)}"; }
+# top_mount PATH: the mountinfo line of the visible mount on PATH.
+top_mount() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | tail -n 1; }
+usr_fstype() { top_mount /usr | sed 's/.* - \([^ ]*\) .*/\1/'; }
+expect_usr_overlay() { [ "$(usr_fstype)" = overlay ] || fail "/usr is not an overlay: $(top_mount /usr)${1:+ ($1)}"; }
+expect_usr_pristine() {
+  [ "$(usr_fstype)" != overlay ] || fail "/usr is an overlay, expected the pristine bind: $(top_mount /usr)${1:+ ($1)}"
+  expect_ro /usr "${1:-pristine /usr}"
+  [ "$(cat /usr/share/which-deployment 2>/dev/null)" = A ] || fail "/usr is not deployment 1's${1:+ ($1)}"
+}
+# mode_of PATH: "TYPE MODE UID GID" with find's %y and octal %m.
+mode_of() { stat -c '%F %a %u %g' "$1" 2>/dev/null; }
+origin_unlocked() { sed -n 's/^unlocked=//p' "$PHYS/ostree/deploy/$OSNAME/deploy/$1.origin"; }
+# status_says STATE: ostree-unlock --status and real `ostree admin status`
+# agree on STATE (none: no Unlocked: line for the booted deployment).
+status_says() {
+  run status $U --status
+  expect_ok "--status"
+  expect_out "Unlocked: $1\$" "Unlocked: $1"
+  run ostree-status ostree admin status
+  expect_ok "real ostree admin status"
+  if [ "$1" = none ]; then
+    expect_no_out "Unlocked:" "no Unlocked: line (state none)"
+  else
+    # the booted deployment's block: from its "* " line to the next deployment
+    _blk=$(out | awk '/^\* /{b=1; print; next} /^  [^ ]/{b=0} b')
+    echo "$_blk" | grep -qE "Unlocked: $1\$" || fail "real ostree admin status: booted deployment not 'Unlocked: $1'"
+  fi
+}
+#END-PRELUDE
+PRELUDE
