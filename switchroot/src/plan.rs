@@ -47,8 +47,12 @@ pub mod markers {
     pub const ORIGIN_UNLOCKED_KEY: &str = "unlocked";
     /// Kernel argument that boots once without the hotfix overlay.
     pub const HOTFIX_KARG: &[u8] = b"ostree.prepare-root.hotfix";
-    /// Suffix of the boot entry `ostree-unlock --hotfix` adds for a pristine boot.
-    pub const PRISTINE_ENTRY_SUFFIX: &str = "-pristine.conf";
+    /// Prefix of the boot entry `ostree-unlock --hotfix` adds for a pristine
+    /// boot: `pristine-ostree-N-OS.conf`. Boot loaders read every `*.conf`;
+    /// libostree reads only `ostree-*.conf`, so it never sees this one (a
+    /// second `ostree-*` entry for a deployment would be listed twice and its
+    /// options copied into the next deployment's entry).
+    pub const PRISTINE_ENTRY_PREFIX: &str = "pristine-";
 }
 
 /// Whether `/usr` gets the persistent hotfix overlay.

@@ -81,7 +81,7 @@ drop_phys() {
 target_of() {
   local phys=$1 name=$2 entry t
   for entry in "$phys"/boot/loader/entries/*.conf; do
-    [[ $entry == *-pristine.conf ]] && continue
+    [[ ${entry##*/} == pristine-*.conf ]] && continue
     t=$(sed -n 's/^options .*ostree=\([^ ]*\).*/\1/p' "$entry")
     [[ -n $t ]] || continue
     if [[ $(basename "$(readlink -f "$phys$t")") == "$name" ]]; then
@@ -130,9 +130,10 @@ boot() {
   rm -rf "$res"
   mkdir -p "$res"
   cat >"$res/scenario.sh"
-  echo "-- boot $tag ($(basename "$phys"), $(((shared)) && echo shared || echo private) propagation, $prepare prepare-root): $cmdline"
+  echo "-- boot $tag ($(basename "$phys"), $( ((shared)) && echo shared || echo private) propagation, $prepare prepare-root): $cmdline"
+  # shellcheck disable=SC2016 # $1 is expanded by the child bash
   env UL_PHYS="$phys" UL_SHARED="$shared" UL_CMDLINE="$cmdline" UL_RESULTS="$res" \
-    UL_PREPARE_WHICH="$prepare" UL_PREPARE="$UL_PREPARE" UL_NEWROOT="$UL_SCRATCH/newroot" \
+    UL_PREPARE_WHICH="$prepare" UL_PREPARE="$UL_PREPARE" UL_OSNAME="$OSNAME" UL_NEWROOT="$UL_SCRATCH/newroot" \
     LIBMOUNT_UTAB="$UL_SCRATCH/libmount-utab" \
     timeout --kill-after=5 60 \
     unshare --mount --propagation private --pid --fork --kill-child -- \
@@ -229,6 +230,10 @@ ul_stage2() {
   echo "$rc" >/h/results/prepare.rc
   ((rc == 0)) || exit 1
   set -e
+  # /var as ostree's generator mounts it (the stateroot's var); /var/tmp is
+  # where ostree 2022.7 keeps development overlays.
+  mount --bind "/sysroot/sysroot/ostree/deploy/$UL_OSNAME/var" /sysroot/var
+  { mkdir -p /sysroot/var/tmp && chmod 1777 /sysroot/var/tmp; } 2>/dev/null || true # not on a read-only fs
   # The booted system's /tmp, holding the harness.
   mount -t tmpfs -o mode=1777 tmp /sysroot/tmp
   mkdir -p /sysroot/tmp/.h/usr /sysroot/tmp/.h/results /sysroot/tmp/.h/bin /sysroot/tmp/.h/oldroot
@@ -250,7 +255,8 @@ ul_stage2() {
   $bb --install -s /tmp/.h/bin
   set +e
   # The script, as a child of PID 1 (which stays in this mount namespace).
-  env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" \
+  # shellcheck disable=SC2016 # expanded by busybox sh
+  $bb env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" \
     $bb sh -c '. /tmp/.h/fixture.env && eval "$(sed -n "/^#BEGIN-PRELUDE/,/^#END-PRELUDE/p" /tmp/.h/unlock-lib.sh)" && . /tmp/.h/scenario.sh' \
     >/tmp/.h/results/script.log 2>&1 </dev/null
   rc=$?
@@ -303,7 +309,9 @@ expect_ro() { ! writable "$1" || fail "$1 is writable, expected read-only${2:+ (
 expect_file() { [ -e "$1" ] || fail "$1 does not exist${2:+ ($2)}"; }
 expect_no_file() { ! [ -e "$1" ] && ! [ -L "$1" ] || fail "$1 exists${2:+ ($2)}"; }
 # top_mount PATH: the mountinfo line of the visible mount on PATH.
-top_mount() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | tail -n 1; }
+top_mounts() { awk -v p="$1" '$5 == p' /proc/self/mountinfo; }
+top_mount() { top_mounts "$1" | tail -n 1; }
+usr_mounts() { top_mounts /usr | wc -l; }
 usr_fstype() { top_mount /usr | sed 's/.* - \([^ ]*\) .*/\1/'; }
 expect_usr_overlay() { [ "$(usr_fstype)" = overlay ] || fail "/usr is not an overlay: $(top_mount /usr)${1:+ ($1)}"; }
 expect_usr_pristine() {

@@ -208,7 +208,7 @@ impl BootEntry {
 }
 
 /// ostree's boot entries in `boot_dir/loader/entries`, newest (default) first.
-/// Entries this tool added (pristine boots) are left out.
+/// Entries this tool added (pristine boots, `pristine-*.conf`) are left out.
 pub fn boot_entries(boot_dir: &Path) -> Vec<BootEntry> {
     let mut out = Vec::new();
     let Ok(dir) = fs::read_dir(boot_dir.join("loader/entries")) else {
@@ -216,7 +216,8 @@ pub fn boot_entries(boot_dir: &Path) -> Vec<BootEntry> {
     };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".conf") || name.ends_with(markers::PRISTINE_ENTRY_SUFFIX) {
+        // libostree's own entries only: it reads ostree-*.conf, nothing else.
+        if !name.starts_with("ostree-") || !name.ends_with(".conf") {
             continue;
         }
         let Ok(text) = fs::read_to_string(e.path()) else {

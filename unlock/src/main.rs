@@ -212,6 +212,33 @@ fn boot_view(t: &Target) -> Option<WritableView> {
     }
 }
 
+fn pristine_entry_path(entry: &deployment::BootEntry) -> PathBuf {
+    let name = entry
+        .path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("ostree.conf");
+    entry
+        .path
+        .with_file_name(format!("{}{name}", markers::PRISTINE_ENTRY_PREFIX))
+}
+
+/// Whether `t` has its pristine boot entry.
+fn has_pristine_entry(t: &Target) -> bool {
+    let boot = if t.live {
+        PathBuf::from("/boot")
+    } else {
+        t.sysroot.join("boot")
+    };
+    deployment::boot_entries(&boot)
+        .iter()
+        .filter(|e| {
+            e.deployment(&t.sysroot)
+                .is_some_and(|d| s(d.name()) == t.name)
+        })
+        .any(|e| pristine_entry_path(e).exists())
+}
+
 /// Add (or with `add == false` remove) the boot entry that boots `t` once
 /// without its hotfix. Best effort: the kernel argument works without it.
 fn pristine_entry(t: &Target, add: bool) {
@@ -232,14 +259,7 @@ fn pristine_entry(t: &Target, add: bool) {
         }
         return;
     };
-    let stem = entry
-        .path
-        .file_stem()
-        .and_then(|f| f.to_str())
-        .unwrap_or("ostree");
-    let path = entry
-        .path
-        .with_file_name(format!("{stem}{}", markers::PRISTINE_ENTRY_SUFFIX));
+    let path = pristine_entry_path(entry);
     let r = if add {
         let text: Vec<String> = entry
             .text
@@ -284,13 +304,18 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     let dir = view.path.join(t.rel_in_deploy());
     set_immutable(&dir, false)?;
     step(1, "immutable attribute cleared");
-    // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
-    ensure_dir(&dir.join(s(markers::USR_OVL_WORK)), mode)?;
-    step(2, ".usr-ovl-work created");
-    ensure_dir(&dir.join(s(markers::USR_OVL_UPPER)), mode)?;
-    fsutil::fsync_dir(&dir)?;
-    step(3, ".usr-ovl-upper created");
+    let made = (|| {
+        // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
+        ensure_dir(&dir.join(s(markers::USR_OVL_WORK)), mode)?;
+        step(2, ".usr-ovl-work created");
+        ensure_dir(&dir.join(s(markers::USR_OVL_UPPER)), mode)?;
+        fsutil::fsync_dir(&dir)?;
+        step(3, ".usr-ovl-upper created");
+        Ok(())
+    })();
+    // Whatever happened, the deployment is immutable again.
     set_immutable(&dir, true)?;
+    made?;
     step(4, "immutable attribute restored");
     set_origin_unlocked(&view, t, Some("hotfix"))?;
     step(5, "origin written");
@@ -402,89 +427,105 @@ fn status(t: &Target, json: bool) {
 }
 
 fn run(args: &Args) -> Result<()> {
+    let is_status = matches!(args.command, Command::Status { .. });
+    // SAFETY: geteuid cannot fail.
+    if !is_status && unsafe { libc::geteuid() } != 0 {
+        return Err(msg(if args.sysroot.is_some() {
+            "needs root (it writes to the sysroot)"
+        } else {
+            "needs root (it mounts on /usr and writes to the sysroot)"
+        }));
+    }
     let target = match (&args.sysroot, &args.deployment) {
         (Some(root), Some(d)) => deployment::named(root, d, false)?,
         (Some(root), None) => deployment::default(root)?,
         (None, _) => {
-            if let Command::Status { .. } = args.command {
-                deployment::booted(Path::new("/sysroot"))?
-            } else {
-                // SAFETY: geteuid cannot fail.
-                if unsafe { libc::geteuid() } != 0 {
-                    return Err(msg(
-                        "needs root (it mounts on /usr and writes to the sysroot)",
-                    ));
-                }
+            if !is_status {
                 mounts::enter_pid1_namespace()?;
-                deployment::booted(Path::new("/sysroot"))?
             }
+            deployment::booted(Path::new("/sysroot"))?
         }
     };
-    if args.sysroot.is_some() && !matches!(args.command, Command::Status { .. }) {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(msg("needs root (it writes to the sysroot)"));
-        }
-    }
     match args.command {
         Command::Status { json } => {
             status(&target, json);
             Ok(())
         }
         Command::Discard => {
-            if deployment::state(&target) != Unlocked::Hotfix
-                && !deployment::hotfix_markers(&target)
-            {
-                let any = fs::symlink_metadata(target.dir().join(s(markers::USR_OVL_UPPER)))
-                    .is_ok()
-                    || fs::symlink_metadata(target.dir().join(s(markers::USR_OVL_WORK))).is_ok();
-                if !any {
-                    println!(
-                        "{}/{} has no hotfix; nothing to discard.",
-                        target.stateroot, target.name
-                    );
-                    return Ok(());
-                }
-            }
-            discard(&target)
-        }
-        Command::Unlock(mode) => {
-            let current = deployment::state(&target);
-            if current == mode && (mode != Unlocked::Hotfix || deployment::hotfix_markers(&target))
-            {
+            // Anything a hotfix, or an interrupted discard, leaves behind.
+            let exists = |p: PathBuf| fs::symlink_metadata(p).is_ok();
+            let backing = target
+                .sysroot
+                .join("ostree/deploy")
+                .join(target.rel_backing());
+            let leftover_data = !(target.live && mounts::usr_is_overlay())
+                && markers::HOTFIX_DISCARDED
+                    .iter()
+                    .any(|d| exists(backing.join(s(d))));
+            let any = deployment::state(&target) == Unlocked::Hotfix
+                || exists(target.dir().join(s(markers::USR_OVL_UPPER)))
+                || exists(target.dir().join(s(markers::USR_OVL_WORK)))
+                || has_pristine_entry(&target)
+                || leftover_data;
+            if !any {
                 println!(
-                    "{}/{} is already unlocked ({}); nothing to do.",
-                    target.stateroot,
-                    target.name,
-                    mode.name()
+                    "{}/{} has no hotfix; nothing to discard.",
+                    target.stateroot, target.name
                 );
                 return Ok(());
             }
-            if current != Unlocked::None && current != mode {
-                return Err(msg(format!(
-                    "{}/{} is already unlocked in {} mode; reboot first{}",
-                    target.stateroot,
-                    target.name,
-                    current.name(),
-                    if current == Unlocked::Hotfix {
-                        " after ostree-unlock --discard"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            if !target.live && mode != Unlocked::Hotfix {
-                return Err(msg("development and transient mode act on the running system; offline (--sysroot) only --hotfix, --discard and --status work"));
-            }
-            if mode != Unlocked::Hotfix && mounts::usr_is_overlay() {
-                return Err(msg("/usr is already an overlay (a hotfix being completed?); see ostree-unlock --status"));
-            }
-            match mode {
-                Unlocked::Hotfix => unlock_hotfix(&target),
-                Unlocked::Transient => unlock_development(&target, true),
-                _ => unlock_development(&target, false),
-            }
+            discard(&target)
         }
+        Command::Unlock(mode) => unlock(&target, mode),
+    }
+}
+
+fn unlock(target: &Target, mode: Unlocked) -> Result<()> {
+    let current = deployment::state(target);
+    let overlay = target.live && mounts::usr_is_overlay();
+    // "Already unlocked" only when it really took effect: the overlay is
+    // mounted (upstream can record a state whose mount never reached PID 1,
+    // ostree#2653) and a hotfix is complete; otherwise finish the job.
+    let complete = (!target.live || overlay)
+        && (mode != Unlocked::Hotfix
+            || (deployment::hotfix_markers(target) && has_pristine_entry(target)));
+    if current == mode && complete {
+        println!(
+            "{}/{} is already unlocked ({}); nothing to do.",
+            target.stateroot,
+            target.name,
+            mode.name()
+        );
+        return Ok(());
+    }
+    if current != Unlocked::None && current != mode {
+        let hint = if current == Unlocked::Hotfix {
+            " after ostree-unlock --discard"
+        } else {
+            ""
+        };
+        return Err(msg(format!(
+            "{}/{} is already unlocked in {} mode; reboot first{hint}",
+            target.stateroot,
+            target.name,
+            current.name()
+        )));
+    }
+    if !target.live && mode != Unlocked::Hotfix {
+        return Err(msg("development and transient mode act on the running system; offline (--sysroot) only --hotfix, --discard and --status work"));
+    }
+    let finishing_hotfix = mode == Unlocked::Hotfix && deployment::hotfix_markers(target);
+    if overlay && current != mode && !finishing_hotfix {
+        // After a --discard in this boot, /usr is still the old overlay, whose
+        // data goes at the next boot: new writes there would be lost.
+        return Err(msg(
+            "/usr is already an overlay (a discarded hotfix still mounted?); reboot first",
+        ));
+    }
+    match mode {
+        Unlocked::Hotfix => unlock_hotfix(target),
+        Unlocked::Transient => unlock_development(target, true),
+        _ => unlock_development(target, false),
     }
 }
 

@@ -101,6 +101,17 @@ impl WritableView {
             None,
         )
         .map_err(|e| io_err("make writable", &view.path, e))?;
+        // The bind is writable now; if the filesystem itself is read-only
+        // (kernel `ro`, a squashfs), statvfs still says so.
+        let c = cpath(&view.path);
+        // SAFETY: an all-zero statvfs is a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        if r == 0 && st.f_flag & libc::ST_RDONLY != 0 {
+            let erofs = std::io::Error::from_raw_os_error(libc::EROFS);
+            return Err(io_err("write to", dir, erofs));
+        }
         Ok(view)
     }
 

@@ -1,0 +1,957 @@
+#!/usr/bin/env bash
+# unlock.sh - mount-namespace scenarios for ostree-unlock on a simulated
+# booted OSTree system (prepare-root, switch root, unlock, "reboot").
+#
+# Usage: unlock.sh [--unlock PATH] [--prepare PATH] [--keep DIR] [-v] [FILTER]
+#   --unlock   ostree-unlock under test (default: <repo>/target/
+#              x86_64-unknown-linux-musl/release/ostree-unlock)
+#   --prepare  our ostree-prepare-root (default: same directory)
+#   --keep     copy every boot's results (scripts, outputs) to DIR
+#   -v         print the log of passing scenarios too
+#   FILTER     extended regex; only scenarios whose name matches run
+# Must run as root. Prints TAP; the last line is "N passed, M failed"; the
+# exit status is non-zero if any scenario failed.
+#
+# Everything happens in private mount namespaces: unlock.sh re-executes itself
+# in one (a scratch tmpfs, the loop-mounted ext4 physical roots), and every
+# boot is a nested mount + PID namespace with a tmpfs pivoted in as / (see
+# unlock-lib.sh). The machine's own / is never touched.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=unlock-lib.sh
+source "$HERE/unlock-lib.sh"
+
+declare -a SCENARIOS=()
+declare -A DESC=()
+scenario() { SCENARIOS+=("$1"); DESC[$1]=$2; }
+
+# phys NAME: the physical root NAME, created on first use; scenarios that
+# continue each other (a reboot after development...) share it by name.
+phys() {
+  if mountpoint -q "$UL_SCRATCH/$1"; then echo "$UL_SCRATCH/$1"; else make_phys "$1"; fi
+}
+
+##############################################################################
+# Scenarios. Host-side checks run in unlock.sh's outer namespace on the
+# loop-mounted physical root ($p); in-boot checks in the script given to boot.
+##############################################################################
+
+# --- 1. development ----------------------------------------------------------
+
+dev_unlock_script() {
+  cat <<'EOF'
+run unlock $U
+expect_ok "development unlock"
+expect_out "Development mode enabled"
+expect_usr_overlay "after development unlock"
+touch /usr/x 2>/dev/null || fail "touch /usr/x failed: /usr not writable after unlock"
+# from another process of the namespace, too
+sh -c ': >/usr/x2' 2>/dev/null || fail "a child process cannot write /usr"
+expect_file "$BK1/usr-transient/upper/x" "the write lands in the deployment's backing usr-transient/upper"
+expect_file "$STATE1/unlocked-development"
+expect_no_file "$STATE1/unlocked-transient"
+[ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "development wrote unlocked= into the origin"
+m=$(mode_of "$BK1/usr-transient/upper")
+[ "$m" = "directory $(stat -c %a /sysroot/$DEPLOY_1/usr) 0 0" ] || fail "usr-transient/upper is '$m', expected /usr's mode owned by root"
+status_says development
+# the same unlock again: succeeds, changes nothing
+before=$(usr_mounts)
+run again $U
+expect_ok "second development unlock"
+[ "$(usr_mounts)" = "$before" ] || { fail "the second unlock changed the /usr mounts ($before before):"; top_mounts /usr; }
+expect_file /usr/x "the second unlock kept /usr/x"
+expect_file "$BK1/usr-transient/upper/x" "the second unlock kept the upper data"
+# another mode is refused, naming the current one
+run hotfix $U --hotfix
+expect_err "--hotfix after development"
+expect_out "development" "the current state (development)"
+expect_no_file "$D1/.usr-ovl-upper" "refused --hotfix left no marker"
+expect_no_file "$D1/.usr-ovl-work" "refused --hotfix left no marker"
+[ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "refused --hotfix wrote unlocked= into the origin"
+run transient $U --transient
+expect_err "--transient after development"
+expect_out "development" "the current state (development)"
+EOF
+}
+
+scenario development_private "development under private propagation: writable /usr now, markers, status, idempotent, other modes refused"
+t_development_private() {
+  local p before
+  p=$(phys dev-private)
+  before=$(stat -c %.9Y "$p/ostree/deploy")
+  boot "$p" < <(dev_unlock_script)
+  awk -v a="$before" -v b="$(stat -c %.9Y "$p/ostree/deploy")" 'BEGIN { exit !(b > a) }' ||
+    fail "mtime of ostree/deploy not bumped by the development unlock"
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 lost its immutable attribute (development needs no change to it)"
+}
+
+scenario development_shared "development under shared propagation (systemd's make-rshared /): the same, and services' namespaces see it"
+t_development_shared() {
+  local p
+  p=$(phys dev-shared)
+  boot "$p" --shared < <(cat <<'EOF'
+# a service's mount namespace (slave of /), started before the unlock
+unshare -m --propagation slave sleep 60 &
+svc=$!
+i=0
+while [ "$(readlink /proc/$svc/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && [ $i -lt 100 ]; do
+  sleep 0.05
+  i=$((i + 1))
+done
+EOF
+    dev_unlock_script
+    cat <<'EOF'
+run svc nsenter -t "$svc" -m sh -c ': >/usr/svc-write'
+expect_ok "a write to /usr from a service's (slave) namespace"
+kill "$svc"
+EOF
+  )
+}
+
+scenario development_nested_ns "development run from a private child namespace (unshare -m): the overlay lands in PID 1's (ostree#2653)"
+t_development_nested_ns() {
+  local p
+  p=$(phys dev-nested)
+  boot "$p" <<'EOF'
+run unlock unshare -m --propagation private $U
+expect_ok "unlock in a child namespace"
+expect_usr_overlay "in PID 1's namespace, after unlocking from a child namespace"
+expect_writable /usr "in PID 1's namespace"
+EOF
+  # For reference (notes, not checks): upstream's unlock there (ostree#2653).
+  boot "$(phys dev-upstream)" <<'EOF'
+ostree admin unlock >/dev/null 2>&1
+note "upstream ostree admin unlock, private propagation: exit $?, /usr is $(usr_fstype), writable: $(writable /usr && echo yes || echo no)"
+EOF
+}
+
+scenario development_reboot "reboot after development: /usr pristine, stale usr-transient deleted at boot"
+t_development_reboot() {
+  local name p
+  for name in dev-private dev-shared; do
+    p=$(phys "$name")
+    if [[ ! -d $p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient ]]; then
+      # run alone (FILTER): unlock first
+      # shellcheck disable=SC2016 # expanded in the booted system
+      boot "$p" --tag "setup-$name" <<<'run unlock $U; expect_ok; touch /usr/x'
+    fi
+    [[ -f $p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient/upper/x ]] ||
+      fail "$name: no development data (usr-transient/upper/x) to clean up"
+    boot "$p" <<'EOF'
+expect_usr_pristine "after reboot"
+expect_no_file /usr/x "development file after reboot"
+expect_no_file "$BK1/usr-transient" "stale development data (prepare-root deletes it)"
+expect_no_file "$STATE1/unlocked-development"
+status_says none
+EOF
+  done
+}
+
+# --- 3. read-only sysroot --------------------------------------------------
+
+scenario development_readonly_sysroot "development and hotfix with sysroot.readonly=true (/sysroot read-only, ostree#2262)"
+t_development_readonly_sysroot() {
+  local p
+  p=$(phys dev-ro)
+  printf '\n[sysroot]\nreadonly=true\n' >>"$p/ostree/repo/config"
+  boot "$p" <<'EOF'
+expect_ro /sysroot "/sysroot with sysroot.readonly"
+run unlock $U
+expect_ok "development with a read-only /sysroot"
+expect_usr_overlay
+expect_writable /usr
+: >/usr/x 2>/dev/null
+expect_file "$BK1/usr-transient/upper/x" "data on the deployment's filesystem"
+expect_ro /sysroot "/sysroot still read-only after unlock"
+status_says development
+EOF
+  p=$(phys hotfix-ro)
+  printf '\n[sysroot]\nreadonly=true\n' >>"$p/ostree/repo/config"
+  boot "$p" --tag hotfix <<'EOF'
+expect_ro /sysroot "/sysroot with sysroot.readonly"
+run unlock $U --hotfix
+expect_ok "--hotfix with a read-only /sysroot"
+expect_usr_overlay
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+expect_ro /sysroot "/sysroot still read-only after --hotfix"
+EOF
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after --hotfix"
+  boot "$p" --tag hotfix-reboot <<'EOF'
+expect_usr_overlay "hotfix after reboot, read-only /sysroot"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf not kept across the reboot"
+status_says hotfix
+EOF
+}
+
+scenario development_readonly_fs "development on a read-only filesystem (ro superblock): overlay data on a tmpfs"
+t_development_readonly_fs() {
+  local p
+  p=$(phys dev-rofs)
+  mount -o remount,ro "$p"
+  boot "$p" <<'EOF'
+run unlock $U
+expect_ok "development on a read-only filesystem"
+expect_usr_overlay
+expect_writable /usr
+status_says development
+EOF
+  mount -o remount,rw "$p"
+}
+
+# --- 4. transient ------------------------------------------------------------
+
+scenario transient "transient: /usr read-only, writable in a private namespace after remount; status transient"
+t_transient() {
+  local v
+  for v in "" --shared; do
+    boot "$(phys "transient$v")" $v <<'EOF'
+run unlock $U --transient
+expect_ok "--transient"
+expect_usr_overlay
+expect_ro /usr "transient overlay, normal writes"
+expect_file "$STATE1/unlocked-transient"
+expect_no_file "$STATE1/unlocked-development"
+run remount unshare -m sh -c 'mount -o remount,rw /usr && touch /usr/y'
+expect_ok "remount rw and write in a private namespace"
+expect_file /usr/y "the write is visible (read-only) outside"
+expect_ro /usr "/usr outside the private namespace after it remounted"
+status_says transient
+before=$(usr_mounts)
+run again $U --transient
+expect_ok "second --transient"
+[ "$(usr_mounts)" = "$before" ] || { fail "the second --transient changed the /usr mounts ($before before):"; top_mounts /usr; }
+run dev $U
+expect_err "development after transient"
+expect_out transient "the current state (transient)"
+EOF
+  done
+  boot "$(phys transient)" --tag reboot <<'EOF'
+expect_usr_pristine "after reboot"
+expect_no_file /usr/y
+expect_no_file "$BK1/usr-transient" "stale transient data (prepare-root deletes it)"
+status_says none
+EOF
+}
+
+# --- 5. hotfix ---------------------------------------------------------------
+
+scenario hotfix "hotfix (private and shared): writable now, markers, origin, status, immutable again, persists, C prepare-root too"
+t_hotfix() {
+  local v p before res t
+  for v in "" --shared; do
+    t=${v:+-shared}
+    p=$(phys "hotfix$t")
+    before=$(stat -c %.9Y "$p/ostree/deploy")
+    boot "$p" $v --tag "hotfix$t" <<'EOF'
+run unlock $U --hotfix
+expect_ok "--hotfix"
+expect_out "Hotfix mode enabled"
+expect_usr_overlay "after --hotfix"
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+usrmode=$(stat -c %a "$D1/usr")
+for d in .usr-ovl-upper .usr-ovl-work; do
+  m=$(mode_of "$D1/$d")
+  [ "$m" = "directory $usrmode 0 0" ] || fail "$d is '$m', expected 'directory $usrmode 0 0' (/usr's mode, root)"
+done
+expect_file "$D1/.usr-ovl-upper/hf" "the write in the hotfix upper"
+[ "$(origin_unlocked "$DEPLOY_1_NAME")" = hotfix ] || fail "origin has no unlocked=hotfix"
+grep -qx "refspec=$OSNAME/stable" "$PHYS/ostree/deploy/$OSNAME/deploy/$DEPLOY_1_NAME.origin" || fail "origin lost its refspec"
+status_says hotfix
+run json $U --status --json
+expect_ok "--status --json"
+run again $U --hotfix
+expect_ok "second --hotfix"
+expect_file /usr/hf "second --hotfix keeps the file"
+[ "$(usr_mounts)" = 2 ] || { fail "/usr mounts after a second --hotfix: $(usr_mounts), expected 2 (bind + overlay):"; top_mounts /usr; }
+run dev $U
+expect_err "development after hotfix"
+expect_out hotfix "the current state (hotfix)"
+EOF
+    res=$UL_SCRATCH/results/$UL_SCENARIO/hotfix$t
+    /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["unlocked"]=="hotfix" and d["booted"] is True, d' \
+      "$res/json.out" || fail "live --status --json: not JSON with unlocked=hotfix, booted=true: $(cat "$res/json.out")"
+    has_immutable "$p/$DEPLOY_1" || fail "deployment 1 has no immutable attribute after --hotfix"
+    awk -v a="$before" -v b="$(stat -c %.9Y "$p/ostree/deploy")" 'BEGIN { exit !(b > a) }' ||
+      fail "mtime of ostree/deploy not bumped by --hotfix"
+    boot "$p" $v --tag "reboot$t" <<'EOF'
+expect_usr_overlay "hotfix after reboot"
+expect_writable /usr "hotfix after reboot"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf not kept across the reboot"
+status_says hotfix
+EOF
+    boot "$p" $v --prepare c --tag "c-prepare-root$t" <<'EOF'
+expect_usr_overlay "ostree's C prepare-root on ostree-unlock's markers"
+expect_writable /usr "C prepare-root hotfix"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf not seen under the C tool's overlay"
+status_says hotfix
+EOF
+  done
+}
+
+# --- 6. markers of real ostree admin unlock --hotfix ------------------------
+
+scenario upstream_hotfix "markers of real 'ostree admin unlock --hotfix' honoured by our prepare-root and --status"
+t_upstream_hotfix() {
+  local p
+  p=$(phys upstream-hotfix)
+  boot "$p" --shared <<'EOF'
+run ostree-unlock ostree admin unlock --hotfix
+expect_ok "real ostree admin unlock --hotfix"
+expect_file "$D1/.usr-ovl-upper"
+expect_file "$D1/.usr-ovl-work"
+if [ "$(usr_fstype)" = overlay ]; then
+  echo upstream >/usr/uh || fail "upstream hotfix overlay not writable"
+else
+  fail "upstream's overlay did not reach us under shared propagation"
+  echo upstream >"$D1/.usr-ovl-upper/uh"
+fi
+EOF
+  boot "$p" --shared --tag reboot <<'EOF'
+expect_usr_overlay "our prepare-root on upstream's markers"
+expect_writable /usr
+[ "$(cat /usr/uh 2>/dev/null)" = upstream ] || fail "/usr/uh (written under upstream's hotfix) not kept"
+run status $U --status
+expect_ok
+expect_out "Unlocked: hotfix\$" "Unlocked: hotfix"
+EOF
+}
+
+scenario upstream_states "development/transient of real 'ostree admin unlock' read by ostree-unlock (--status, same mode ok, other refused)"
+t_upstream_states() {
+  boot "$(phys upstream-dev)" --shared <<'EOF'
+run upstream ostree admin unlock
+expect_ok "real ostree admin unlock"
+run status $U --status
+expect_out "Unlocked: development\$" "Unlocked: development"
+run again $U
+expect_ok "ostree-unlock after upstream's development unlock"
+run hotfix $U --hotfix
+expect_err "--hotfix after upstream's development unlock"
+expect_out development
+EOF
+  boot "$(phys upstream-transient)" --shared <<'EOF'
+run upstream ostree admin unlock --transient
+expect_ok "real ostree admin unlock --transient"
+run status $U --status
+expect_out "Unlocked: transient\$" "Unlocked: transient"
+run dev $U
+expect_err "development after upstream's transient unlock"
+expect_out transient
+EOF
+}
+
+scenario upstream_private_then_ours "after upstream's unlock silently failed (private propagation, ostree#2653), ostree-unlock in the same mode makes /usr writable"
+t_upstream_private_then_ours() {
+  boot "$(phys upstream-private-dev)" <<'EOF'
+run upstream ostree admin unlock
+expect_ok "real ostree admin unlock"
+note "upstream's overlay reached us: $(writable /usr && echo yes || echo no) (ostree#2653)"
+run ours $U
+expect_ok "ostree-unlock after upstream's development unlock"
+expect_usr_overlay "after ostree-unlock"
+expect_writable /usr "after ostree-unlock (development)"
+EOF
+  boot "$(phys upstream-private-hotfix)" <<'EOF'
+run upstream ostree admin unlock --hotfix
+expect_ok "real ostree admin unlock --hotfix"
+note "upstream's overlay reached us: $(writable /usr && echo yes || echo no) (ostree#2653)"
+run ours $U --hotfix
+expect_ok "ostree-unlock --hotfix after upstream's"
+expect_usr_overlay "after ostree-unlock --hotfix"
+expect_writable /usr "after ostree-unlock --hotfix"
+EOF
+}
+
+scenario c_prepare_root_boot "on a system booted by ostree's C prepare-root (2022.7: empty /run/ostree-booted, no /run/ostree/.private)"
+t_c_prepare_root_boot() {
+  local p
+  boot "$(phys c-dev)" --prepare c <<'EOF'
+run unlock $U
+expect_ok "development"
+expect_writable /usr
+status_says development
+EOF
+  p=$(phys c-hotfix)
+  boot "$p" --prepare c --tag hotfix <<'EOF'
+run unlock $U --hotfix
+expect_ok "--hotfix"
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+status_says hotfix
+EOF
+  boot "$p" --prepare c --tag reboot <<'EOF'
+expect_usr_overlay "C prepare-root, hotfix after reboot"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf not kept across the reboot"
+EOF
+}
+
+# --- 7. the way back ---------------------------------------------------------
+
+scenario hotfix_way_back "ostree.prepare-root.hotfix=0 and the pristine boot entry boot once without the hotfix"
+t_hotfix_way_back() {
+  local p entry opts
+  p=$(phys way-back)
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_ok
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+EOF
+  boot "$p" --append ostree.prepare-root.hotfix=0 --tag karg <<'EOF'
+expect_usr_pristine "boot with ostree.prepare-root.hotfix=0"
+expect_no_file /usr/hf "hotfix file with hotfix=0"
+expect_file "$D1/.usr-ovl-upper/hf" "the hotfix itself is kept"
+expect_file "$D1/.usr-ovl-work"
+EOF
+  mapfile -t entry < <(ls "$p"/boot/loader/entries/pristine-*.conf 2>/dev/null)
+  if ((${#entry[@]} != 1)); then
+    fail "expected one pristine-*.conf boot entry after --hotfix, found ${#entry[@]}: $(ls "$p/boot/loader/entries")"
+  else
+    sed 's/^/  pristine entry: /' "${entry[0]}"
+    grep -qx 'version 0' "${entry[0]}" || fail "pristine entry has no 'version 0'"
+    opts=$(sed -n 's/^options //p' "${entry[0]}")
+    [[ " $opts " == *" ostree.prepare-root.hotfix=0 "* ]] || fail "pristine entry options lack ostree.prepare-root.hotfix=0"
+    [[ " $opts " == *" ostree=$(target_of "$p" "$DEPLOY_1_NAME") "* ]] || fail "pristine entry does not boot deployment 1"
+    boot "$p" --cmdline "$opts" --tag pristine-entry <<'EOF'
+expect_usr_pristine "boot from the pristine entry"
+expect_no_file /usr/hf
+EOF
+  fi
+  boot "$p" --tag normal-again <<'EOF'
+expect_usr_overlay "the next normal boot has the hotfix again"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf missing in the next normal boot"
+EOF
+  # discarding from a pristine boot: nothing uses the data, deleted at once
+  boot "$p" --append ostree.prepare-root.hotfix=0 --tag discard-from-pristine <<'EOF'
+expect_usr_pristine
+run discard $U --discard
+expect_ok "--discard in a hotfix=0 boot"
+expect_no_file "$D1/.usr-ovl-upper"
+expect_no_file "$D1/.usr-ovl-work"
+expect_no_file "$BK1/hotfix-discarded-upper" "discarded data, not in use: deleted at once"
+expect_no_file "$BK1/hotfix-discarded-work" "discarded data, not in use: deleted at once"
+status_says none
+EOF
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 &&
+    fail "pristine entry still there after --discard: $(ls "$p/boot/loader/entries")"
+  true
+}
+
+scenario pristine_entry_vs_ostree "the pristine boot entry does not confuse real ostree (status lists D1 once; deploy keeps no hotfix=0)"
+t_pristine_entry_vs_ostree() {
+  local p e
+  p=$(phys pristine-vs-ostree)
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_ok
+expect_usr_overlay
+ls /boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "no pristine entry after --hotfix"
+run status ostree admin status
+expect_ok
+n=$(out | grep -c "$DEPLOY_1_NAME")
+[ "$n" = 1 ] || fail "real ostree admin status lists deployment 1 $n times"
+run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
+expect_ok "real ostree admin deploy after --hotfix"
+EOF
+  for e in "$p"/boot/loader/entries/*.conf; do
+    [[ ${e##*/} == pristine-*.conf ]] && continue
+    if grep -q 'ostree.prepare-root.hotfix=0' "$e"; then
+      fail "after real 'ostree admin deploy', the regular entry $(basename "$e") carries ostree.prepare-root.hotfix=0:"
+      sed 's/^/    /' "$e"
+    fi
+  done
+  true
+}
+
+# --- 8. discard --------------------------------------------------------------
+
+scenario discard "--discard: next boot pristine, markers and origin key gone, data deleted at the next boot"
+t_discard() {
+  local p bk
+  p=$(phys discard)
+  bk=$p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_ok
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+EOF
+  boot "$p" --tag discard <<'EOF'
+expect_usr_overlay
+run discard $U --discard
+expect_ok "--discard"
+expect_no_file "$D1/.usr-ovl-upper" "marker after --discard"
+expect_no_file "$D1/.usr-ovl-work" "marker after --discard"
+[ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "origin still has unlocked= after --discard"
+status_says none
+expect_writable /usr "the running overlay stays until reboot"
+run again $U --discard
+expect_ok "second --discard"
+expect_out "nothing to discard"
+EOF
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 has no immutable attribute after --discard"
+  boot "$p" --tag after <<'EOF'
+expect_usr_pristine "after --discard and reboot"
+expect_no_file /usr/hf
+expect_no_file "$BK1/hotfix-discarded-upper" "discarded data after the next boot"
+expect_no_file "$BK1/hotfix-discarded-work" "discarded data after the next boot"
+status_says none
+EOF
+  if [[ -d $bk ]] && [[ -n $(ls -A "$bk") ]]; then fail "backing dir not empty: $(ls -A "$bk")"; fi
+  true
+}
+
+scenario discard_then_hotfix "--discard then --hotfix again in the same boot: refused, or what is written to /usr then persists"
+t_discard_then_hotfix() {
+  local p
+  p=$(phys discard-rehotfix)
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_ok
+echo one >/usr/hf1
+EOF
+  boot "$p" --tag discard-rehotfix <<'EOF'
+run discard $U --discard
+expect_ok "--discard"
+run hotfix $U --hotfix
+echo "$RC" >/tmp/.h/results/rehotfix.rc
+if [ "$RC" = 0 ]; then
+  echo two >/usr/hf2 2>/dev/null || fail "/usr not writable after the new --hotfix"
+else
+  note "--hotfix after --discard refused in the same boot (acceptable)"
+fi
+EOF
+  if [[ $(cat "$UL_SCRATCH/results/$UL_SCENARIO/discard-rehotfix/rehotfix.rc" 2>/dev/null) == 0 ]]; then
+    boot "$p" --tag after <<'EOF'
+expect_usr_overlay "the re-enabled hotfix"
+[ "$(cat /usr/hf2 2>/dev/null)" = two ] || fail "/usr/hf2, written after the accepted --hotfix, is lost at reboot (it went to the discarded upper)"
+expect_no_file /usr/hf1 "the discarded hotfix's file"
+EOF
+  fi
+}
+
+# --- 9. offline ----------------------------------------------------------------
+
+scenario offline "offline --sysroot: --hotfix on the default and on a named deployment, status --json, --discard"
+t_offline() {
+  local p q bk json
+  p=$(phys offline-default)
+  # The fixture's newest boot entry is deployment 2's.
+  run_host hotfix "$UL_UNLOCK" --sysroot "$p" --hotfix
+  [[ $RC == 0 ]] || fail "offline --hotfix exited $RC"
+  [[ -d $p/$DEPLOY_2/.usr-ovl-upper && -d $p/$DEPLOY_2/.usr-ovl-work ]] ||
+    fail "offline --hotfix: no markers in deployment 2 (the default)"
+  [[ -e $p/$DEPLOY_1/.usr-ovl-upper ]] && fail "offline --hotfix touched deployment 1"
+  grep -qx 'unlocked=hotfix' "$p/$DEPLOY_2.origin" || fail "deployment 2's origin has no unlocked=hotfix"
+  has_immutable "$p/$DEPLOY_2" || fail "deployment 2 not immutable after offline --hotfix"
+  grep -qs 'ostree.prepare-root.hotfix=0' "$p"/boot/loader/entries/pristine-*.conf ||
+    fail "offline --hotfix added no pristine boot entry"
+  run_host json "$UL_UNLOCK" --sysroot "$p" --status --json
+  json=$(cat "$UL_OUT")
+  /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["unlocked"]=="hotfix", d' "$json" ||
+    fail "--status --json: not JSON with unlocked=hotfix: $json"
+  boot "$p" --deployment 2 <<'EOF'
+expect_usr_overlay "boot of the offline-hotfixed default deployment"
+expect_writable /usr
+[ "$(cat /usr/share/which-deployment)" = B ] || fail "not deployment 2"
+EOF
+  # the named deployment, as --deployment CSUM.SERIAL
+  q=$(phys offline-named)
+  run_host named "$UL_UNLOCK" --sysroot "$q" --deployment "$DEPLOY_2_NAME" --hotfix
+  [[ $RC == 0 ]] || fail "offline --deployment $DEPLOY_2_NAME --hotfix exited $RC"
+  [[ -d $q/$DEPLOY_2/.usr-ovl-upper && -d $q/$DEPLOY_2/.usr-ovl-work ]] ||
+    fail "offline --deployment D2: no markers in deployment 2"
+  # and as OS/CSUM.SERIAL, another deployment
+  run_host named1 "$UL_UNLOCK" --sysroot "$q" --deployment "$OSNAME/$DEPLOY_1_NAME" --hotfix
+  [[ $RC == 0 ]] || fail "offline --deployment OS/D1 --hotfix exited $RC"
+  [[ -d $q/$DEPLOY_1/.usr-ovl-upper ]] || fail "offline --deployment OS/D1: no markers in deployment 1"
+  boot "$q" <<'EOF'
+expect_usr_overlay "boot of the offline-hotfixed named deployment 1"
+expect_writable /usr
+EOF
+  # offline discard deletes the data at once
+  bk=$p/ostree/deploy/$OSNAME/backing/$DEPLOY_2_NAME
+  run_host discard "$UL_UNLOCK" --sysroot "$p" --discard
+  [[ $RC == 0 ]] || fail "offline --discard exited $RC"
+  [[ -e $p/$DEPLOY_2/.usr-ovl-upper || -e $p/$DEPLOY_2/.usr-ovl-work ]] && fail "markers left after offline --discard"
+  [[ -e $bk/hotfix-discarded-upper || -e $bk/hotfix-discarded-work ]] && fail "offline --discard left the data in $bk"
+  grep -q '^unlocked=' "$p/$DEPLOY_2.origin" && fail "origin keeps unlocked= after offline --discard"
+  has_immutable "$p/$DEPLOY_2" || fail "deployment 2 not immutable after offline --discard"
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "offline --discard left the pristine boot entry"
+  run_host status "$UL_UNLOCK" --sysroot "$p" --status
+  grep -q 'Unlocked: none' "$UL_OUT" || fail "offline --status after --discard: not none"
+  run_host named-missing "$UL_UNLOCK" --sysroot "$p" --deployment nosuch.0 --hotfix
+  [[ $RC != 0 ]] || fail "--deployment nosuch.0 accepted"
+  grep -q "$DEPLOY_1_NAME" "$UL_OUT" || fail "--deployment nosuch.0: the error does not list the deployments"
+  true
+}
+
+# run_host TAG CMD...: on the host side; output in $UL_OUT, exit in RC.
+run_host() {
+  local tag=$1
+  shift
+  UL_OUT=$UL_SCRATCH/results/$UL_SCENARIO/host-$tag.out
+  mkdir -p "$(dirname "$UL_OUT")"
+  set +e
+  "$@" >"$UL_OUT" 2>&1 </dev/null
+  RC=$?
+  echo "\$ ${*/#$UL_UNLOCK/ostree-unlock} -> exit $RC"
+  sed 's/^/    | /' "$UL_OUT"
+}
+
+# --- 10. crash safety --------------------------------------------------------
+
+# After an interrupted --hotfix/--discard: the boot works, /usr is either the
+# pristine bind or a writable hotfix overlay (holding /usr/hf when WANT_HF=1).
+either_script() {
+  echo "WANT_HF=$1"
+  cat <<'EOF'
+if [ "$(usr_fstype)" = overlay ]; then
+  expect_writable /usr "hotfix overlay after an interrupted command"
+  [ "$(cat /usr/share/which-deployment 2>/dev/null)" = A ] || fail "overlay /usr is not deployment 1's"
+  if [ "$WANT_HF" = 1 ]; then
+    [ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "hotfix overlay without the hotfix's /usr/hf: not the full hotfix"
+  fi
+  echo "state: hotfixed"
+else
+  expect_usr_pristine "after an interrupted command"
+  echo "state: pristine"
+fi
+run status $U --status
+EOF
+}
+
+hotfixed_script() {
+  cat <<'EOF'
+expect_usr_overlay "boot after the completed --hotfix"
+[ "$(cat /usr/hf 2>/dev/null)" = fixed ] || fail "/usr/hf not there: not fully hotfixed"
+status_says hotfix
+EOF
+}
+
+pristine_script() {
+  cat <<'EOF'
+expect_usr_pristine "boot after the completed --discard"
+expect_no_file /usr/hf
+expect_no_file "$D1/.usr-ovl-upper"
+expect_no_file "$D1/.usr-ovl-work"
+expect_no_file "$BK1/hotfix-discarded-upper" "discarded data after the boot"
+expect_no_file "$BK1/hotfix-discarded-work" "discarded data after the boot"
+status_says none
+EOF
+}
+
+# host-side checks on a completed hotfix (1) or discard (0)
+check_completed() {
+  local p=$1 hotfix=$2
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the completed command"
+  if ((hotfix)); then
+    ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "no pristine boot entry after the completed --hotfix"
+  else
+    ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "pristine boot entry left after the completed --discard"
+    grep -q '^unlocked=' "$p/$DEPLOY_1.origin" && fail "origin keeps unlocked= after the completed --discard"
+  fi
+  true
+}
+
+# crash_hotfix N reboot|live: --hotfix stopped after step N, then rerun after
+# a reboot (the power cut) or in the same boot (the process was killed).
+crash_hotfix() {
+  local n=$1 how=$2 p
+  p=$(phys "crash-hotfix-$how-$n")
+  echo "=== OSTREE_UNLOCK_STOP_AFTER=$n ostree-unlock --hotfix, rerun $how"
+  if [[ $how == live ]]; then
+    boot "$p" --tag "stop$n" <<EOF
+run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
+expect_rc 75 "stopped after step $n"
+run rerun \$U --hotfix
+expect_ok "rerun of --hotfix in the same boot"
+expect_usr_overlay "after the rerun, without reboot"
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after the rerun, without reboot"
+EOF
+  else
+    boot "$p" --tag "stop$n" <<EOF
+run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
+expect_rc 75 "stopped after step $n"
+EOF
+    boot "$p" --tag "rerun$n" < <(either_script 0; cat <<'EOF'
+run unlock $U --hotfix
+expect_ok "rerun of --hotfix"
+expect_usr_overlay "after the rerun"
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after the rerun"
+EOF
+)
+  fi
+  boot "$p" --tag "hotfixed$n" < <(hotfixed_script)
+  check_completed "$p" 1
+}
+
+crash_discard() {
+  local n=$1 how=$2 p
+  p=$(phys "crash-discard-$how-$n")
+  # shellcheck disable=SC2016 # expanded in the booted system
+  boot "$p" --tag "setup$n" <<<'run unlock $U --hotfix; expect_ok; echo fixed >/usr/hf'
+  echo "=== OSTREE_UNLOCK_STOP_AFTER=$n ostree-unlock --discard, rerun $how"
+  if [[ $how == live ]]; then
+    boot "$p" --tag "dstop$n" <<EOF
+run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
+expect_rc 75 "stopped after step $n"
+run rerun \$U --discard
+expect_ok "rerun of --discard in the same boot"
+EOF
+  else
+    boot "$p" --tag "dstop$n" <<EOF
+run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
+expect_rc 75 "stopped after step $n"
+EOF
+    boot "$p" --tag "drerun$n" < <(either_script 1; cat <<'EOF'
+run discard $U --discard
+expect_ok "rerun of --discard"
+EOF
+)
+  fi
+  boot "$p" --tag "pristine$n" < <(pristine_script)
+  check_completed "$p" 0
+}
+
+scenario crash_hotfix_reboot "--hotfix stopped after each step 1..6, reboot: pristine or hotfixed; rerun completes"
+t_crash_hotfix_reboot() { local n; for n in 1 2 3 4 5 6; do crash_hotfix "$n" reboot; done; }
+
+scenario crash_hotfix_live "--hotfix stopped after each step 1..6, rerun in the same boot: completes, /usr writable at once"
+t_crash_hotfix_live() { local n; for n in 1 2 3 4 5 6; do crash_hotfix "$n" live; done; }
+
+scenario crash_discard_reboot "--discard stopped after each step 1..6, reboot: pristine or hotfixed; rerun completes, next boot pristine"
+t_crash_discard_reboot() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" reboot; done; }
+
+scenario crash_discard_live "--discard stopped after each step 1..6, rerun in the same boot: completes, next boot pristine"
+t_crash_discard_live() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" live; done; }
+
+# --- 11. security ------------------------------------------------------------
+
+scenario security "planted symlinks refused or removed, marker dirs not world-writable, setuid kept in the hotfix"
+t_security() {
+  local p q
+  p=$(phys security-link)
+  chattr -i "$p/$DEPLOY_1"
+  ln -s /etc "$p/$DEPLOY_1/.usr-ovl-upper"
+  mkdir -m 0755 "$p/$DEPLOY_1/.usr-ovl-work"
+  chattr +i "$p/$DEPLOY_1"
+  boot "$p" <<'EOF'
+before=$(ls -la /etc; stat -c '%a %u %g' /etc)
+run unlock $U --hotfix
+expect_err "--hotfix with .usr-ovl-upper -> /etc"
+expect_out '\.usr-ovl-upper' "the path .usr-ovl-upper"
+[ "$(ls -la /etc; stat -c '%a %u %g' /etc)" = "$before" ] || fail "/etc changed"
+[ -L "$D1/.usr-ovl-upper" ] || fail "the planted symlink is gone (replaced?)"
+expect_usr_pristine "after the refused --hotfix"
+[ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "refused --hotfix wrote unlocked= into the origin"
+EOF
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 left without its immutable attribute by the refused --hotfix"
+  # development: a planted backing/D1/usr-transient -> /etc is removed, never followed
+  q=$(phys security-dev)
+  mkdir -p "$q/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME"
+  chmod 0700 "$q/ostree/deploy/$OSNAME/backing" "$q/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME"
+  ln -s /etc "$q/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient"
+  boot "$q" --shared <<'EOF'
+before=$(ls -la /etc; stat -c '%a %u %g' /etc)
+run unlock $U
+expect_ok "development with a planted usr-transient symlink"
+[ "$(ls -la /etc; stat -c '%a %u %g' /etc)" = "$before" ] || fail "/etc changed"
+[ -d "$BK1/usr-transient" ] && ! [ -L "$BK1/usr-transient" ] || fail "usr-transient is not a real directory"
+# nothing the tool made is world-writable
+for d in "$BK1/usr-transient" "$BK1/usr-transient/upper" "$BK1/usr-transient/work" "$BK1" /run/ostree/deployment-state "$STATE1"; do
+  m=$(stat -c %a "$d")
+  case $m in *[2367]) fail "$d is world-writable ($m)" ;; esac
+done
+EOF
+  # hotfix: modes under a permissive umask, setuid through the overlay
+  boot "$(phys security-hotfix)" <<'EOF'
+umask 0
+run unlock $U --hotfix
+expect_ok
+for d in "$D1/.usr-ovl-upper" "$D1/.usr-ovl-work"; do
+  m=$(stat -c %a "$d")
+  case $m in *[2367]) fail "$d is world-writable ($m)" ;; esac
+done
+umask 022
+cp /usr/bin/busybox /usr/bin/suid-bb && chown 0:0 /usr/bin/suid-bb && chmod 4755 /usr/bin/suid-bb || fail "could not install a setuid binary into /usr"
+[ "$(stat -c %a /usr/bin/suid-bb)" = 4755 ] || fail "setuid bit lost through the overlay: $(stat -c %a /usr/bin/suid-bb)"
+[ "$(stat -c %a "$D1/.usr-ovl-upper/bin/suid-bb")" = 4755 ] || fail "setuid bit lost in the upper directory"
+case ",$(top_mount /usr | awk '{print $6}')," in *,nosuid,*) fail "/usr overlay is nosuid" ;; esac
+EOF
+  boot "$(phys security-hotfix)" --tag reboot <<'EOF'
+[ "$(stat -c %a /usr/bin/suid-bb 2>/dev/null)" = 4755 ] || fail "setuid bit lost after reboot: $(stat -c %a /usr/bin/suid-bb 2>&1)"
+case ",$(top_mount /usr | awk '{print $6}')," in *,nosuid,*) fail "/usr overlay is nosuid after reboot" ;; esac
+EOF
+}
+
+# --- 12. non-root ------------------------------------------------------------
+
+scenario non_root "run as an unprivileged user (live and offline): refused, saying it needs root"
+NEEDS_ROOT='needs? root|must (be run as|be) root|requires? root|root privileges|only root'
+t_non_root() {
+  local p
+  p=$(phys nonroot)
+  boot "$p" < <(echo "NEEDS_ROOT='$NEEDS_ROOT'"; cat <<'EOF'
+for mode in "" --hotfix --transient --discard; do
+  run nonroot setpriv --reuid=65534 --regid=65534 --clear-groups $U $mode
+  expect_err "unprivileged ostree-unlock $mode"
+  expect_out "$NEEDS_ROOT" "that it needs root"
+done
+# offline, on a sysroot the user can read
+for mode in --hotfix --discard; do
+  run nonroot-offline setpriv --reuid=65534 --regid=65534 --clear-groups $U --sysroot /sysroot $mode
+  expect_err "unprivileged offline $mode"
+  expect_out "$NEEDS_ROOT" "that it needs root"
+done
+expect_usr_pristine "after the refused unprivileged unlocks"
+expect_no_file "$STATE1"
+expect_no_file "$D1/.usr-ovl-work"
+expect_no_file "$D2/.usr-ovl-work"
+EOF
+  )
+  # offline, on a sysroot the user cannot even read (unlock.sh's scratch is 0700)
+  run_host nonroot-offline setpriv --reuid=65534 --regid=65534 --clear-groups "$UL_UNLOCK" --sysroot "$p" --hotfix
+  [[ $RC != 0 ]] || fail "unprivileged offline --hotfix exited 0"
+  grep -qiE "$NEEDS_ROOT" "$UL_OUT" || fail "unprivileged offline --hotfix on an unreadable sysroot: the message does not say it needs root"
+  [[ -e $p/$DEPLOY_2/.usr-ovl-upper ]] && fail "unprivileged offline --hotfix created markers"
+  true
+}
+
+##############################################################################
+# Driver
+##############################################################################
+
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$HERE/unlock.sh"; }
+
+run_scenario() {
+  local n=$1 name=$2 log=$UL_SCRATCH/logs/$2.log rc start
+  start=$SECONDS
+  set +e
+  (
+    set +e
+    UL_SCENARIO=$name
+    UL_FAILS=0
+    "t_$name"
+    ((UL_FAILS == 0))
+  ) >"$log" 2>&1
+  rc=$?
+  set -e
+  if ((rc == 0)); then
+    echo "ok $n - $name: ${DESC[$name]}"
+  else
+    echo "not ok $n - $name: ${DESC[$name]}"
+  fi
+  if ((rc != 0 || VERBOSE)); then
+    sed 's/^/# /' "$log"
+    echo "# ($((SECONDS - start))s)"
+  fi
+  return "$rc"
+}
+
+# release_phys [KEEP...]: unmount and delete the physical roots, but KEEP.
+release_phys() {
+  local img name
+  for img in "$UL_SCRATCH"/*.img; do
+    [[ -e $img ]] || continue
+    name=$(basename "$img" .img)
+    [[ " $* " == *" $name "* ]] && continue
+    drop_phys "${img%.img}"
+  done
+}
+
+inner_main() {
+  local filter=$1 keep=$2 name n=0 passed=0 failed=0
+  local -a selected=()
+  UL_SCRATCH=$UL_INNER/mnt
+  mount -t tmpfs -o mode=0700 unlock-scratch "$UL_SCRATCH"
+  mkdir -p "$UL_SCRATCH/logs" "$UL_SCRATCH/results"
+  # shellcheck source=/dev/null
+  source "$MOUNTNS_CACHE/fixture.env"
+  for name in "${SCENARIOS[@]}"; do
+    if [[ -z $filter ]] || grep -qE -- "$filter" <<<"$name"; then selected+=("$name"); fi
+  done
+  if ((${#selected[@]} == 0)); then
+    echo "unlock.sh: no scenario matches '$filter'" >&2
+    umount -l "$UL_SCRATCH"
+    echo "0 passed, 0 failed"
+    return 1
+  fi
+  echo "1..${#selected[@]}"
+  echo "# unlock:       $UL_UNLOCK"
+  echo "# prepare-root: $UL_PREPARE"
+  for name in "${selected[@]}"; do
+    n=$((n + 1))
+    if run_scenario "$n" "$name"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    # development_reboot reboots the physical roots of the two before it.
+    release_phys dev-private dev-shared
+  done
+  release_phys
+  if [[ -n $keep ]]; then mkdir -p "$keep" && cp -a "$UL_SCRATCH/results" "$UL_SCRATCH/logs" "$keep/"; fi
+  umount -l "$UL_SCRATCH"
+  echo "# ${SECONDS}s"
+  echo "$passed passed, $failed failed"
+  ((failed == 0))
+}
+
+main() {
+  local filter="" keep="" scratch rc
+  local -a pass=()
+  UL_UNLOCK=$UL_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-unlock
+  UL_PREPARE=""
+  UL_BUSYBOX=/bin/busybox
+  VERBOSE=0
+  while (($#)); do
+    case $1 in
+      --unlock) UL_UNLOCK=$2; shift 2 ;;
+      --prepare) UL_PREPARE=$2; shift 2 ;;
+      --keep) keep=$(realpath -m "$2"); shift 2 ;;
+      -v) VERBOSE=1; shift ;;
+      -h | --help) usage; return 0 ;;
+      -*) echo "unlock.sh: unknown option $1" >&2; usage >&2; return 2 ;;
+      *) filter=$1; shift ;;
+    esac
+  done
+  UL_UNLOCK=$(realpath -m "$UL_UNLOCK")
+  UL_PREPARE=$(realpath -m "${UL_PREPARE:-$(dirname "$UL_UNLOCK")/ostree-prepare-root}")
+  export UL_UNLOCK UL_PREPARE UL_BUSYBOX VERBOSE
+  if [[ -n ${UL_INNER:-} ]]; then
+    inner_main "$filter" "$keep"
+    return
+  fi
+  if ((EUID != 0)); then
+    echo "unlock.sh: must run as root (mount namespaces, loop devices, pivot_root)" >&2
+    return 2
+  fi
+  local missing=()
+  for f in "$UL_UNLOCK" "$UL_PREPARE" "$UL_BUSYBOX" /usr/bin/ostree /usr/lib/ostree/ostree-prepare-root \
+    /usr/bin/setpriv /usr/sbin/mkfs.ext4 /usr/bin/chattr /usr/bin/lsattr /usr/bin/python3; do
+    [[ -e $f ]] || missing+=("$f")
+  done
+  if ((${#missing[@]})); then
+    echo "unlock.sh: missing: ${missing[*]} (build with cargo; apt packages: ostree ostree-boot busybox-static e2fsprogs util-linux python3)" >&2
+    echo "0 passed, 1 failed"
+    return 1
+  fi
+  if ! file -L "$UL_BUSYBOX" 2>/dev/null | grep -q 'statically linked'; then
+    echo "unlock.sh: $UL_BUSYBOX is not a static busybox (apt package busybox-static)" >&2
+    echo "0 passed, 1 failed"
+    return 1
+  fi
+  "$HERE/fixture.sh" >/dev/null
+  scratch=$(mktemp -d /tmp/unlock-mountns.XXXXXX)
+  mkdir "$scratch/mnt"
+  set +e
+  pass=(--unlock "$UL_UNLOCK" --prepare "$UL_PREPARE")
+  if [[ -n $keep ]]; then pass+=(--keep "$keep"); fi
+  if ((VERBOSE)); then pass+=(-v); fi
+  if [[ -n $filter ]]; then pass+=("$filter"); fi
+  UL_INNER=$scratch LIBMOUNT_UTAB=$scratch/utab unshare --mount --propagation private -- \
+    /usr/bin/bash "$HERE/unlock.sh" "${pass[@]}"
+  rc=$?
+  set -e
+  rm -rf "$scratch"
+  return "$rc"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
