@@ -427,17 +427,23 @@ t_initramfs_init_fallback() {
 
 scenario initramfs_late_device "initramfs: the root device appears 2 s late (rootwait=20): found at once, by uevent"
 t_initramfs_late_device() {
-  local img dev d t_attach found ms setup modules device ts mono
+  local img dev="" d t_attach found ms setup modules device ts mono first n
+  local -a nodes=()
   img=$(pid1_copy late late)
   # The device the image will get: its node must be in the namespace's /dev
-  # before it is attached (losetup -f creates the device if needed).
-  dev=$(losetup -f)
-  dev=${dev#/dev/}
-  boot main --background --cmdline "root=LABEL=late rootwait=20 rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  # before it is attached. Offer the first free loop device and the next few,
+  # in case another process takes one in the meantime.
+  first=$(losetup -f)
+  first=${first#/dev/loop}
+  for ((n = first; n < first + 8; n++)); do nodes+=(--dev "loop$n"); done
+  boot main --background --cmdline "root=LABEL=late rootwait=20 rw ostree=$T1 $QUICK_FAIL" "${nodes[@]}"
   d=$BOOT_DIR
   sleep 2
   t_attach=$("$PID1_PYTHON" -c 'import time; print(int(time.monotonic() * 1e6))')
-  pid1_attach_at "$dev" "$img" || fail "could not attach $img to /dev/$dev (taken meanwhile?)"
+  for ((n = first; n < first + 8; n++)); do
+    if pid1_attach_at "loop$n" "$img" 2>/dev/null; then dev=loop$n; break; fi
+  done
+  [[ -n $dev ]] || fail "could not attach $img to any of loop$first..loop$((first + 7))"
   pid1_wait "$d"
   echo "boot $SCENARIO.main: $(cat "$d/status") after $(cat "$d/ms") ms"
   if expect_booted "$d" 1; then
