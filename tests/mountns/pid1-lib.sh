@@ -247,11 +247,12 @@ pid1_majmin() {
 #                           parent mount is shared (EINVAL)
 #   --init PATH             (root mode) what to execute (default: the T1 path
 #                           + /usr/lib/ostree/ostree-prepare-root)
+#   --shell                 (initramfs) add a /bin/sh that reports it ran
 #   --background            start the namespace and return; pid1_wait later
 #   ARG...                  arguments given to PID 1 (after argv[0])
 # Results in DIR: out, err, status ("exit N" or "signal NAME"), rc, ms.
 pid1_boot() {
-  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0
+  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0 shell=0
   local -a devs=()
   shift
   while (($#)); do
@@ -266,6 +267,7 @@ pid1_boot() {
       --no-pivot) nopivot=1; shift ;;
       --kmsg) kmsg=1; shift ;;
       --init-symlink) symlink=1; shift ;;
+      --shell) shell=1; shift ;;
       --init) init=$2; shift 2 ;;
       --background) bg=1; shift ;;
       --) shift; break ;;
@@ -291,6 +293,7 @@ pid1_boot() {
       PID1_STAGE_DIR="$dir" PID1_STAGE_MODE="$mode" PID1_STAGE_IMAGE="$image" \
       PID1_STAGE_RO="$mount_ro" PID1_STAGE_SYSFS="$sysfs" PID1_STAGE_INIT="$init" \
       PID1_STAGE_NOPIVOT="$nopivot" PID1_STAGE_KMSG="$kmsg" PID1_STAGE_SYMLINK="$symlink" \
+      PID1_STAGE_SHELL="$shell" \
       PID1_STAGE_BIN="$PID1_BIN" PID1_STAGE_T1="$T1" \
       PID1_BUSYBOX="$PID1_BUSYBOX" LIBMOUNT_UTAB="$dir/utab" \
       timeout --kill-after=5 60 \
@@ -344,6 +347,13 @@ pid1_stage() {
       install -m 0755 "$PID1_STAGE_BIN" "$r/init"
     fi
     mkdir -m 0755 "$r/dev" "$r/proc"
+    if ((PID1_STAGE_SHELL)); then
+      # An initramfs with a shell for rd.shell: /bin/sh here reports that it
+      # ran (as PID 1, with its arguments) and ends.
+      install -D -m 0755 "$PID1_BUSYBOX" "$r/bin/busybox"
+      printf '#!/bin/busybox sh\necho "SHELL pid=$$ argv0=$0 path=$PATH"\n' >"$r/bin/sh"
+      chmod 0755 "$r/bin/sh"
+    fi
     if ((PID1_STAGE_SYSFS)); then
       mkdir -m 0755 "$r/sys"
       mount -t sysfs sysfs "$r/sys"

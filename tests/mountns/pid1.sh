@@ -532,6 +532,24 @@ t_initramfs_default_emergency() {
   show_boot "$d"
 }
 
+scenario initramfs_rd_shell "initramfs: failure with rd.shell: the initramfs's /bin/sh runs as PID 1; without one, the reboot"
+t_initramfs_rd_shell() {
+  local d
+  boot main --shell --cmdline "root=LABEL=nosuch rootwait=0 rd.shell ostree=$T1"
+  d=$BOOT_DIR
+  expect_status "$d" "exit 0"
+  expect_out "$d" 'boot failed while finding the root device' "'boot failed while finding the root device'"
+  expect_out "$d" 'starting /bin/sh \(rd.shell\)' "'starting /bin/sh (rd.shell)'"
+  expect_out "$d" '^SHELL pid=1 argv0=/bin/sh path=/usr/sbin:/usr/bin:/sbin:/bin$' "the shell, as PID 1"
+  show_boot "$d"
+  # rd.emergency=shell, but this initramfs has no shell: said, then rd's default (reboot).
+  boot noshell --cmdline "root=LABEL=nosuch rootwait=0 rd.emergency=shell ostree=$T1"
+  d=$BOOT_DIR
+  expect_status "$d" "signal HUP"
+  expect_out "$d" 'this initramfs has no /bin/sh' "'this initramfs has no /bin/sh'"
+  show_boot "$d"
+}
+
 scenario initramfs_hotfix "initramfs: hotfix overlay on a root mounted ro: /usr writable, the write lands in .usr-ovl-upper"
 t_initramfs_hotfix() {
   local img dev d got
