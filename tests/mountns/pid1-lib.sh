@@ -351,6 +351,7 @@ pid1_stage() {
       # An initramfs with a shell for rd.shell: /bin/sh here reports that it
       # ran (as PID 1, with its arguments) and ends.
       install -D -m 0755 "$PID1_BUSYBOX" "$r/bin/busybox"
+      # shellcheck disable=SC2016 # expanded by the shell in the initramfs
       printf '#!/bin/busybox sh\necho "SHELL pid=$$ argv0=$0 path=$PATH"\n' >"$r/bin/sh"
       chmod 0755 "$r/bin/sh"
     fi
