@@ -68,7 +68,7 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 
 /// A short fingerprint of the inputs, so a disk is rebuilt when ktest or
 /// ostree-prepare-root change (FNV-1a; not security relevant).
-fn fingerprint(parts: &[&[u8]]) -> String {
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for &b in p.iter().chain(&[0xff]) {

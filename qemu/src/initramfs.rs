@@ -195,7 +195,7 @@ exec switch_root /sysroot /sbin/init
 "#;
 
 /// The shared libraries (and ELF interpreter) a dynamic binary loads, from `ldd`.
-fn ldd_closure(bin: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn ldd_closure(bin: &Path) -> Result<Vec<PathBuf>> {
     let text = output(Command::new("ldd").arg(bin))?;
     let mut libs = vec![];
     for l in text.lines() {

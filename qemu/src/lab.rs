@@ -202,15 +202,25 @@ impl Lab {
             accel: self.accel.clone(),
         };
         let first = boot::boot(&spec)?;
-        if !first.silent {
+        // Two hiccups of QEMU's emulation (seen rarely under TCG on these
+        // machines) say nothing about the code under test: a QEMU that never
+        // starts the guest, and an emulated NVMe disk that stops answering
+        // (the guest logs "nvme nvme0: I/O ... timeout" and the boot hangs).
+        // Try once more, keeping the first log.
+        let nvme_hang = first.timed_out
+            && first.console.contains("nvme nvme0: I/O")
+            && first.console.contains("timeout");
+        if !first.silent && !nvme_hang {
             return Ok(first);
         }
-        // A QEMU that never started the guest says nothing about the code
-        // under test: try once more, keeping the first log.
-        eprintln!(
-            "qemu-harness: QEMU printed nothing in {:?}; retrying once",
-            boot::SILENT_LIMIT
-        );
+        if first.silent {
+            eprintln!(
+                "qemu-harness: QEMU printed nothing in {:?}; retrying once",
+                boot::SILENT_LIMIT
+            );
+        } else {
+            eprintln!("qemu-harness: the emulated NVMe disk stopped answering (I/O timeout); retrying once");
+        }
         spec.log = spec.log.with_extension("retry.log");
         boot::boot(&spec)
     }

@@ -13,6 +13,7 @@ mod boot;
 mod cpio;
 mod demo;
 mod disk;
+mod distro;
 mod initramfs;
 mod kernel;
 mod lab;

@@ -23,6 +23,8 @@ pub struct Report {
     pub initramfs_ms: Option<u64>,
     pub to_init_ms: Option<u64>,
     pub wall: Duration,
+    /// The initramfs a distro scenario built, for the size/time table.
+    pub initrd: Option<std::path::PathBuf>,
 }
 
 /// A scenario in progress: counts boots, collects problems.
@@ -42,6 +44,7 @@ impl<'a> Run<'a> {
                 initramfs_ms: None,
                 to_init_ms: None,
                 wall: Duration::ZERO,
+                initrd: None,
             },
         }
     }
@@ -69,7 +72,7 @@ impl<'a> Run<'a> {
         disk::scratch_copy(base, &self.slug())
     }
 
-    fn note(&mut self, what: impl Into<String>) {
+    pub fn note(&mut self, what: impl Into<String>) {
         self.r.problems.push(what.into());
     }
 
@@ -130,6 +133,52 @@ impl<'a> Run<'a> {
         Ok(o)
     }
 
+    /// Boot with `initrd` (an image a distro tool built) and the command line
+    /// of our initramfs mode, and require every ktest check to pass except
+    /// those named in `expect_not_ok`, which must be reported and `not ok`
+    /// (a state this boot must show, e.g. `/var` left to ostree's generator).
+    pub fn expect_ok_initrd(
+        &mut self,
+        disk: &Disk,
+        initrd: &std::path::Path,
+        which: &str,
+        extra: &str,
+        step: &str,
+        expect_not_ok: &[&str],
+    ) -> Result<Outcome> {
+        let append = self.lab.cmdline(
+            disk,
+            Mode::Ours,
+            which,
+            &format!("ktest.step={step} {extra}"),
+        );
+        let log = self.log_name(step);
+        let o = self
+            .lab
+            .boot_with(disk, Some(initrd.to_path_buf()), &append, &log, None)?;
+        self.record(step, &o);
+        let at = format!("boot {} ({step})", self.r.boots);
+        let expected = |p: &str| {
+            o.tests.iter().any(|t| {
+                !t.ok
+                    && expect_not_ok.contains(&t.name.as_str())
+                    && p.starts_with(&format!("not ok {} - {} ", t.number, t.name))
+            })
+        };
+        for p in o.problems() {
+            if !expected(&p) {
+                self.note(format!("{at}: {p} [target/qemu/logs/{log}.log]"));
+            }
+        }
+        for name in expect_not_ok {
+            self.check(
+                o.tests.iter().any(|t| t.name == *name && !t.ok),
+                format!("{at}: ktest did not report {name} as not ok [target/qemu/logs/{log}.log]"),
+            );
+        }
+        Ok(o)
+    }
+
     /// Boot and require a clean failure: `needles` on the console in lines of
     /// our tool, no kernel panic, no real init, powered off.
     pub fn expect_failure(
@@ -170,11 +219,11 @@ impl<'a> Run<'a> {
 }
 
 /// Path of a file inside deployment `which`, as seen on the physical root.
-fn in_deploy(disk: &Disk, which: &str, rel: &str) -> String {
+pub fn in_deploy(disk: &Disk, which: &str, rel: &str) -> String {
     format!("/{}/{rel}", disk.deploy_dir(which))
 }
 
-fn hotfix_markers(disk: &Disk, which: &str) -> Vec<String> {
+pub fn hotfix_markers(disk: &Disk, which: &str) -> Vec<String> {
     [".usr-ovl-upper", ".usr-ovl-work"]
         .iter()
         .map(|m| in_deploy(disk, which, m))
@@ -182,12 +231,18 @@ fn hotfix_markers(disk: &Disk, which: &str) -> Vec<String> {
 }
 
 /// Checks every boot of ours makes beyond the reference's: the `/run/ostree` markers.
-const OURS: &str = "ktest.exists=/run/ostree";
+pub const OURS: &str = "ktest.exists=/run/ostree";
 
-type ScenarioFn = fn(&mut Run) -> Result<()>;
+pub type ScenarioFn = fn(&mut Run) -> Result<()>;
 
 /// Every scenario, in the order of the issue.
 pub fn all() -> Vec<(&'static str, ScenarioFn)> {
+    let mut v = base();
+    v.extend(crate::distro::scenarios());
+    v
+}
+
+fn base() -> Vec<(&'static str, ScenarioFn)> {
     vec![
         ("0 reference: busybox + C tool", |r| {
             let d = r.disk(&r.lab.disk)?;
@@ -496,16 +551,37 @@ pub fn run_all(only: Option<&str>, verbose: bool) -> Result<bool> {
         );
     }
     println!("(8 ostree-unlock: not yet, comes with the ostree-unlock issue)");
-    if !compare.is_empty() {
+    // The distro-built images: the first boot of their scenario.
+    let distro: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            let img = r.initrd.as_ref()?;
+            let size = std::fs::metadata(img).ok()?.len();
+            Some(format!(
+                "{:<34} {:>12} {:>14} {:>16}",
+                format!(
+                    "{} ({})",
+                    img.file_name().unwrap_or_default().to_string_lossy(),
+                    r.name.split_whitespace().next().unwrap_or_default()
+                ),
+                util::human(size),
+                ms(r.initramfs_ms),
+                ms(r.to_init_ms)
+            ))
+        })
+        .collect();
+    if !compare.is_empty() || !distro.is_empty() {
         println!();
         println!(
             "{:<34} {:>12} {:>14} {:>16}",
             "initramfs (same kernel and disk)", "size (gzip)", "initramfs ms", "kernel→init ms"
         );
         println!("{}", "-".repeat(79));
-        for row in &compare {
+        for row in compare.iter().chain(&distro) {
             println!("{row}");
         }
+    }
+    if !compare.is_empty() {
         println!(
             "(medians of {} boots each, TCG; times from ktest's RD_TIMESTAMP and /proc/uptime)",
             {
@@ -514,6 +590,12 @@ pub fn run_all(only: Option<&str>, verbose: bool) -> Result<bool> {
                     .and_then(|v| v.parse::<usize>().ok())
                     .unwrap_or(3)
             }
+        );
+    }
+    if !distro.is_empty() {
+        println!(
+            "(distro-built images, by scenario: one boot each; dracut's systemd passes no \
+             RD_TIMESTAMP to a non-systemd init, hence no initramfs ms)"
         );
     }
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.problems.is_empty()).collect();

@@ -76,7 +76,11 @@ pub fn have(prog: &str) -> bool {
 /// ostree + ostree-boot (the CLI that builds disks, the C prepare-root we
 /// compare with), e2fsprogs (mkfs.ext4 -d, debugfs), fdisk (sfdisk for GPT),
 /// kmod (depmod, when a kernel package ships no modules.dep),
-/// uuid-runtime is not needed: UUIDs come from /proc/sys/kernel/random/uuid.
+/// uuid-runtime is not needed: UUIDs come from /proc/sys/kernel/random/uuid;
+/// dracut-core (dracut and lsinitrd, for the dracut boots: not the `dracut`
+/// package, which conflicts with initramfs-tools and would take over the
+/// host's own initramfs), systemd (what dracut's systemd module copies),
+/// util-linux (switch_root of the mkinitcpio-style image).
 pub const APT_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("busybox", "busybox-static"),
@@ -88,6 +92,10 @@ pub const APT_PACKAGES: &[(&str, &str)] = &[
     ("depmod", "kmod"),
     ("dpkg-deb", "dpkg"),
     ("unshare", "util-linux"),
+    ("switch_root", "util-linux"),
+    ("dracut", "dracut-core"),
+    ("lsinitrd", "dracut-core"),
+    ("/usr/lib/systemd/systemd", "systemd"),
 ];
 
 /// Install the Debian packages that are missing (as root, with apt-get).

@@ -27,7 +27,8 @@ installkernel() {
 }
 
 install() {
-    inst_simple @LIBDIR@/ostree/ostree-prepare-root /usr/lib/ostree/ostree-prepare-root
+    # At the path the unit's ExecStart names (@LIBDIR@, rendered the same way).
+    inst_simple @LIBDIR@/ostree/ostree-prepare-root
     local conf
     for conf in /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf; do
         [[ -e $dracutsysrootdir$conf ]] && inst_simple "$conf"
