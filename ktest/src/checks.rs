@@ -95,6 +95,13 @@ pub fn plan(args: &Args) -> Vec<Check> {
         };
         v.push(check(name, move || mount_state("/sysroot", rw)));
     }
+    // Commands (ostree-unlock ...) run before the state checks, which then
+    // describe the system they leave.
+    for c in &args.run {
+        let c = c.clone();
+        let first = c.split_whitespace().next().unwrap_or("").to_string();
+        v.push(check(format!("run-{}", slug(&first)), move || run(&c)));
+    }
     let usr_rw = args.usr_rw;
     let name = if usr_rw {
         "usr-writable"
@@ -130,11 +137,6 @@ pub fn plan(args: &Args) -> Vec<Check> {
         v.push(check(format!("absent-{}", slug(&p)), move || {
             exists(&p, false)
         }));
-    }
-    for c in &args.run {
-        let c = c.clone();
-        let first = c.split_whitespace().next().unwrap_or("").to_string();
-        v.push(check(format!("run-{}", slug(&first)), move || run(&c)));
     }
     for k in &args.unknown {
         let k = k.clone();

@@ -2,10 +2,10 @@
 //!
 //! 1. the deployment boots from a two-file initramfs (`/init` + `overlay.ko`),
 //!    `/usr` read-only;
-//! 2. hotfix enabled (the markers `ostree admin unlock --hotfix` leaves), a
-//!    change is written to `/usr`;
+//! 2. `ostree-unlock --hotfix` in the guest, a change is written to `/usr`;
 //! 3. after a reboot the change is still there;
-//! 4. the pristine deployment (the other boot entry) is one boot away.
+//! 4. the pristine deployment is one boot away (the kernel argument of the
+//!    "(pristine)" boot entry that `--hotfix` added).
 //!
 //! Every claim printed is backed by a KTAP line from ktest in the guest; the
 //! demo fails loudly if one is missing.
@@ -83,24 +83,17 @@ pub fn run() -> Result<bool> {
     boot(&lab, &d, "B", "ktest.exists=/run/ostree", "first-boot")?;
     println!("    -> / is deployment B, /usr is read-only, /etc and /var writable, /run/ostree-booted valid");
 
-    say("Hotfix: make the markers `ostree admin unlock --hotfix` leaves (.usr-ovl-upper, .usr-ovl-work)");
-    let markers: Vec<String> = [".usr-ovl-upper", ".usr-ovl-work"]
-        .iter()
-        .map(|m| format!("/{}/{m}", d.deploy_dir("B")))
-        .collect();
-    disk::mkdirs(&d.fs_image, &markers)?;
-    println!("    (written into the disk image with debugfs; nothing is mounted on this machine)");
-
-    say("Boot 2: /usr is now a writable overlay; the guest writes /usr/share/demo-hotfix");
+    say("Boot 2: in the guest, `ostree-unlock --hotfix`; /usr is now a writable overlay and the guest writes /usr/share/demo-hotfix");
     boot(
         &lab,
         &d,
         "B",
-        "ktest.usr=rw ktest.write=/usr/share/demo-hotfix",
+        "ktest.exists=/usr/bin/ostree-unlock ktest.run=\"ostree-unlock --hotfix\" \
+         ktest.usr=rw ktest.write=/usr/share/demo-hotfix",
         "hotfix-write",
     )?;
 
-    say("Boot 3: reboot; the change to /usr is still there");
+    say("Boot 3: reboot; ostree-prepare-root mounts the hotfix again: the change to /usr is still there");
     boot(
         &lab,
         &d,
@@ -114,16 +107,23 @@ pub fn run() -> Result<bool> {
         "    on the disk, in the deployment's upper dir: {}",
         on_disk.trim()
     );
+    let entries = disk::list_dir(&d.fs_image, "/boot/loader/entries").unwrap_or_default();
+    let entries: Vec<&str> = entries
+        .iter()
+        .map(String::as_str)
+        .filter(|e| e.ends_with(".conf"))
+        .collect();
+    println!("    boot entries: {}", entries.join(" "));
 
-    say("Boot 4: the pristine deployment is one boot away: the other boot entry (ostree= .../1)");
+    say("Boot 4: the pristine deployment is one boot away: the \"(pristine)\" entry's ostree.prepare-root.hotfix=0");
     boot(
         &lab,
         &d,
-        "A",
-        "ktest.absent=/usr/share/demo-hotfix",
+        "B",
+        "ostree.prepare-root.hotfix=0 ktest.absent=/usr/share/demo-hotfix",
         "pristine",
     )?;
-    println!("    -> deployment A: /usr read-only, no hotfix file");
+    println!("    -> deployment B as shipped: /usr read-only, no hotfix file (the hotfix stays for the next boot)");
 
     say(&format!(
         "Done in {:.0} s. Every claim above is a KTAP `ok` from the guest; logs in target/qemu/logs/demo-*.log",

@@ -88,7 +88,7 @@ fn make_tree(
     t: &Path,
     letter: &str,
     version: u32,
-    bins: (&[u8], &[u8]),
+    bins: (&[u8], &[u8], &[u8]),
     kernel: &Kernel,
 ) -> Result<()> {
     for d in [
@@ -109,7 +109,7 @@ fn make_tree(
     ] {
         fs::create_dir_all(t.join(d))?;
     }
-    let (ktest, prepare_root) = bins;
+    let (ktest, prepare_root, unlock) = bins;
     let kdir = t.join("usr/lib/modules").join(&kernel.version);
     fs::create_dir_all(&kdir)?;
     fs::write(
@@ -142,6 +142,7 @@ fn make_tree(
     exe(&t.join("usr/sbin/init"), ktest)?;
     exe(&t.join("usr/lib/ktest"), ktest)?;
     exe(&t.join("usr/lib/ostree/ostree-prepare-root"), prepare_root)?;
+    exe(&t.join("usr/bin/ostree-unlock"), unlock)?;
     Ok(())
 }
 
@@ -150,12 +151,14 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
     let ktest = fs::read(util::ktest_bin()).context("ktest binary missing: run `make ktest`")?;
     let prep = fs::read(util::prepare_root_bin())
         .context("ostree-prepare-root missing: run `make build`")?;
+    let unlock = fs::read(util::unlock_bin()).context("ostree-unlock missing: run `make build`")?;
     let fp = fingerprint(&[
         &ktest,
         &prep,
+        &unlock,
         &[u8::from(gpt)],
         kernel.version.as_bytes(),
-        b"disk-v2",
+        b"disk-v3",
     ]);
     let dir = util::work_dir().join("disks").join(name);
     let env_file = dir.join("disk.env");
@@ -179,8 +182,20 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
     let _ = fs::remove_dir_all(&dir);
     let build = dir.join("build");
     fs::create_dir_all(&build)?;
-    make_tree(&build.join("tree-A"), "A", 1, (&ktest, &prep), kernel)?;
-    make_tree(&build.join("tree-B"), "B", 2, (&ktest, &prep), kernel)?;
+    make_tree(
+        &build.join("tree-A"),
+        "A",
+        1,
+        (&ktest, &prep, &unlock),
+        kernel,
+    )?;
+    make_tree(
+        &build.join("tree-B"),
+        "B",
+        2,
+        (&ktest, &prep, &unlock),
+        kernel,
+    )?;
     let fs_uuid = util::new_uuid()?;
     let exe = std::env::current_exe()?;
     run(Command::new("unshare")

@@ -407,8 +407,66 @@ fn base() -> Vec<(&'static str, ScenarioFn)> {
             r.expect_failure(&d, Some(initrd), &append, "missing-module", &["overlay"])?;
             Ok(())
         }),
+        ("8a ostree-unlock: development vanishes", |r| {
+            let d = r.disk(&r.lab.disk)?;
+            let file = "/usr/share/ktest-development";
+            let run =
+                format!("{UNLOCK} ktest.run=\"ostree-unlock\" ktest.usr=rw ktest.write={file}");
+            r.expect_ok(&d, Mode::Ours, "B", &run, "unlock-development")?;
+            r.expect_ok(
+                &d,
+                Mode::Ours,
+                "B",
+                &format!("ktest.absent={file}"),
+                "development-reboot",
+            )?;
+            Ok(())
+        }),
+        ("8b ostree-unlock: hotfix persists, way back", |r| {
+            let d = r.disk(&r.lab.disk)?;
+            let file = "/usr/share/ktest-unlock-hotfix";
+            let run = format!(
+                "{UNLOCK} ktest.run=\"ostree-unlock --hotfix\" ktest.usr=rw ktest.write={file}"
+            );
+            r.expect_ok(&d, Mode::Ours, "B", &run, "unlock-hotfix")?;
+            let kept = format!("ktest.usr=rw ktest.exists={file}");
+            r.expect_ok(&d, Mode::Ours, "B", &kept, "hotfix-reboot")?;
+            // The way back, for one boot: the kernel argument of the pristine entry.
+            let once = format!("ostree.prepare-root.hotfix=0 ktest.absent={file}");
+            r.expect_ok(&d, Mode::Ours, "B", &once, "hotfix-pristine-once")?;
+            // ... and for good: --discard, then a pristine boot.
+            let discard =
+                format!("ktest.run=\"ostree-unlock --discard\" ktest.usr=rw ktest.exists={file}");
+            r.expect_ok(&d, Mode::Ours, "B", &discard, "hotfix-discard")?;
+            r.expect_ok(
+                &d,
+                Mode::Ours,
+                "B",
+                &format!("ktest.absent={file}"),
+                "discarded",
+            )?;
+            Ok(())
+        }),
+        ("8c ostree-unlock: transient is read-only", |r| {
+            let d = r.disk(&r.lab.disk)?;
+            let name = d
+                .deploy_dir("B")
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let flag = format!("/run/ostree/deployment-state/{name}/unlocked-transient");
+            // /usr stays read-only (ktest's default expectation) with the flag set.
+            let run =
+                format!("{UNLOCK} ktest.run=\"ostree-unlock --transient\" ktest.exists={flag}");
+            r.expect_ok(&d, Mode::Ours, "B", &run, "unlock-transient")?;
+            Ok(())
+        }),
     ]
 }
+
+/// Scenario 8 needs the tool in the deployment (the disk builder puts it there).
+const UNLOCK: &str = "ktest.exists=/usr/bin/ostree-unlock";
 
 /// Scenario 5: markers on, write to `/usr`, reboot, still there (and on the
 /// disk), markers off, the next boot is pristine.
@@ -550,7 +608,6 @@ pub fn run_all(only: Option<&str>, verbose: bool) -> Result<bool> {
             ms(r.to_init_ms)
         );
     }
-    println!("(8 ostree-unlock: not yet, comes with the ostree-unlock issue)");
     // The distro-built images: the first boot of their scenario.
     let distro: Vec<String> = reports
         .iter()

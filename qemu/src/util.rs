@@ -28,6 +28,11 @@ pub fn prepare_root_bin() -> PathBuf {
     repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-prepare-root")
 }
 
+/// `ostree-unlock`, as `make build` leaves it (installed into the test disks).
+pub fn unlock_bin() -> PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-unlock")
+}
+
 /// The guest agent, as `make ktest` leaves it.
 pub fn ktest_bin() -> PathBuf {
     repo_root().join("target/x86_64-unknown-linux-musl/release/ktest")
