@@ -574,7 +574,7 @@ t_initramfs_hotfix() {
 # Scenarios: no initramfs (init= on the physical root)
 ##############################################################################
 
-scenario root_ro "init=: root mounted ro: deployment booted, /run a tmpfs with the markers, image unchanged"
+scenario root_ro "init=: root mounted ro, booted twice: deployment booted, /run a tmpfs with the markers, image unchanged"
 t_root_ro() {
   local img dev d before after
   img=$(pid1_copy base rootro)
@@ -591,6 +591,14 @@ t_root_ro() {
     expect_mnt "$d" /run fstype=tmpfs root=/
     expect_no_mnt "$d" /sys # not mounted by the "kernel", so nothing to move
     expect_out "$d" "booting $DEPLOY_1 \\(no initramfs\\)" "'booting ... (no initramfs)'"
+  fi
+  show_boot "$d"
+  # A second boot of the same read-only root works like the first.
+  boot again --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL"
+  d=$BOOT_DIR
+  if expect_booted "$d" 1; then
+    expect_usr_ro "$d"
+    expect_mnt "$d" /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
   fi
   show_boot "$d"
   pid1_detach "$dev"
