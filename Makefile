@@ -29,6 +29,7 @@ build:
 	@scripts/install-deps.sh build
 	cargo build --release --locked --target $(TARGET) -p ostree-switchroot -p ostree-unlock
 	objcopy --remove-section=.eh_frame $(PREPARE_ROOT)
+	objcopy --remove-section=.eh_frame $(UNLOCK)
 
 $(PREPARE_ROOT): build
 

@@ -713,3 +713,64 @@ pub fn pread(fd: &Fd, buf: &mut [u8], offset: u64) -> SysResult<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     check_size(unsafe { libc::pread(fd.0, buf.as_mut_ptr().cast(), buf.len(), offset as i64) })
 }
+
+/// `geteuid(2)`.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `setns(2)`: join the namespace open at `fd` (of type `nstype`, such as
+/// `CLONE_NEWNS`). Only sound in a single-threaded process, as ours are.
+pub fn setns(fd: &Fd, nstype: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall on an owned descriptor.
+    check(unsafe { libc::setns(fd.0, nstype) }).map(drop)
+}
+
+/// Set the access and modification times of `path` to now (`utimensat(2)`).
+pub fn touch(path: &[u8]) -> SysResult<()> {
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string; NULL times means "now".
+        check(unsafe { libc::utimensat(libc::AT_FDCWD, p, core::ptr::null(), 0) }).map(drop)
+    })
+}
+
+/// `lchown(2)`: does not follow a final symlink.
+pub fn lchown(path: &[u8], uid: u32, gid: u32) -> SysResult<()> {
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        check(unsafe { libc::lchown(p, uid, gid) }).map(drop)
+    })
+}
+
+/// `chmod(2)`.
+pub fn chmod(path: &[u8], mode: u32) -> SysResult<()> {
+    with_cstr(path, |p| {
+        // SAFETY: `p` is a valid C string for the duration of the call.
+        check(unsafe { libc::chmod(p, mode) }).map(drop)
+    })
+}
+
+/// `fchmod(2)`.
+pub fn fchmod(fd: &Fd, mode: u32) -> SysResult<()> {
+    // SAFETY: plain syscall on an owned descriptor.
+    check(unsafe { libc::fchmod(fd.0, mode) }).map(drop)
+}
+
+/// The inode flags of an open file (`FS_IOC_GETFLAGS`, as `lsattr`).
+pub fn inode_flags(fd: &Fd) -> SysResult<c_int> {
+    // The kernel reads and writes an int, whatever the ioctl's name says.
+    let mut flags: c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`, a valid out-pointer.
+    check(unsafe { libc::ioctl(fd.0, libc::FS_IOC_GETFLAGS, &mut flags) })?;
+    Ok(flags)
+}
+
+/// Set the inode flags of an open file (`FS_IOC_SETFLAGS`, as `chattr`).
+pub fn set_inode_flags(fd: &Fd, flags: c_int) -> SysResult<()> {
+    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`, which outlives the call.
+    check(unsafe { libc::ioctl(fd.0, libc::FS_IOC_SETFLAGS, &flags) }).map(drop)
+}
+
+/// `FS_IMMUTABLE_FL` of [`inode_flags`] (`chattr +i`).
+pub const FS_IMMUTABLE_FL: c_int = 0x10;

@@ -1,256 +1,220 @@
 //! Which deployment to act on, and its unlock state, read the way libostree
 //! reads them.
 
-use std::fs;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use core::fmt;
 
-use switchroot::deploy::{self, Deployment};
-use switchroot::inputs::RealSysroot;
+use switchroot::deploy::Deployment;
+use switchroot::path::{Lossy, PathBuf};
 use switchroot::plan::markers;
+use switchroot::sys;
 
-use crate::fsutil::{msg, Context, Result};
+use crate::err;
+use crate::error::{read_error, Context, Result};
+use crate::fsutil::{exists, is_real_dir, read_small};
 
-/// A deployment and where its sysroot is.
+/// Largest origin file and `/run/ostree-booted` read (both are a few lines).
+pub const SMALL_FILE_MAX: usize = 16 * 1024;
+/// Most deployments looked at under one sysroot (ostree keeps a handful).
+const MAX_DEPLOYMENTS: usize = 64;
+
+/// A deployment and where its sysroot is, with the paths every command
+/// needs, built once (a path too long is an error here, not later).
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The physical root (`/sysroot` when live).
     pub sysroot: PathBuf,
-    pub stateroot: String,
+    pub stateroot: PathBuf,
     /// `CSUM.SERIAL`.
-    pub name: String,
+    pub name: PathBuf,
     /// Acting on the running system (mounts, runtime flags) or on a sysroot at rest.
     pub live: bool,
-}
-
-fn s(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    /// `SYSROOT/ostree/deploy`.
+    pub deploy: PathBuf,
+    /// `SYSROOT/ostree/deploy/OS/deploy/CSUM.SERIAL`.
+    pub dir: PathBuf,
+    /// The deployment relative to `ostree/deploy` (for writable views).
+    pub rel_in_deploy: PathBuf,
+    /// `OS/backing/CSUM.SERIAL`, relative to `ostree/deploy`.
+    pub rel_backing: PathBuf,
+    /// `OS/deploy/CSUM.SERIAL.origin`, relative to `ostree/deploy`.
+    pub origin_rel: PathBuf,
+    /// `/run/ostree/deployment-state/CSUM.SERIAL`.
+    pub state_dir: PathBuf,
 }
 
 impl Target {
-    fn from_deployment(sysroot: &Path, d: &Deployment, live: bool) -> Target {
-        Target {
-            sysroot: sysroot.to_path_buf(),
-            stateroot: s(d.stateroot()),
-            name: s(d.name()),
+    pub fn new(sysroot: &[u8], stateroot: &[u8], name: &[u8], live: bool) -> Result<Target> {
+        let sysroot = PathBuf::from(sysroot)?;
+        let deploy = sysroot.join(b"ostree/deploy")?;
+        let os = PathBuf::from(stateroot)?;
+        let rel_in_deploy = os.join(b"deploy")?.join(name)?;
+        let mut origin_rel = rel_in_deploy.clone();
+        origin_rel.push_raw(b".origin")?;
+        Ok(Target {
+            dir: deploy.join(rel_in_deploy.as_bytes())?,
+            rel_backing: os.join(markers::BACKING)?.join(name)?,
+            state_dir: PathBuf::from(markers::DEPLOYMENT_STATE)?.join(name)?,
+            name: PathBuf::from(name)?,
+            stateroot: os,
+            sysroot,
             live,
-        }
+            deploy,
+            rel_in_deploy,
+            origin_rel,
+        })
     }
 
-    /// `SYSROOT/ostree/deploy/OS/deploy/CSUM.SERIAL`.
-    pub fn dir(&self) -> PathBuf {
-        self.sysroot
-            .join("ostree/deploy")
-            .join(&self.stateroot)
-            .join("deploy")
-            .join(&self.name)
+    fn from_deployment(sysroot: &[u8], d: &Deployment, live: bool) -> Result<Target> {
+        Target::new(sysroot, d.stateroot(), d.name(), live)
     }
 
-    /// Path of the deployment relative to `ostree/deploy` (for writable views).
-    pub fn rel_in_deploy(&self) -> PathBuf {
-        Path::new(&self.stateroot).join("deploy").join(&self.name)
-    }
-
-    /// `OS/backing/CSUM.SERIAL`, relative to `ostree/deploy`.
-    pub fn rel_backing(&self) -> PathBuf {
-        Path::new(&self.stateroot)
-            .join(s(markers::BACKING))
-            .join(&self.name)
-    }
-
-    pub fn origin_rel(&self) -> PathBuf {
-        Path::new(&self.stateroot)
-            .join("deploy")
-            .join(format!("{}.origin", self.name))
-    }
-
-    /// `/run/ostree/deployment-state/CSUM.SERIAL`.
-    pub fn state_dir(&self) -> PathBuf {
-        Path::new(std::ffi::OsStr::from_bytes(markers::DEPLOYMENT_STATE)).join(&self.name)
+    /// `dir/rel`.
+    pub fn in_dir(&self, rel: &[u8]) -> Result<PathBuf> {
+        Ok(self.dir.join(rel)?)
     }
 }
 
-/// Every deployment directory under `sysroot`, as (stateroot, name).
-fn all_deployments(sysroot: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Ok(roots) = fs::read_dir(sysroot.join("ostree/deploy")) else {
-        return out;
-    };
-    for os in roots.flatten() {
-        let Ok(deps) = fs::read_dir(os.path().join("deploy")) else {
-            continue;
-        };
-        for d in deps.flatten() {
-            if d.file_type().is_ok_and(|t| t.is_dir())
-                && !d.file_name().as_bytes().starts_with(b".")
-            {
-                out.push((
-                    os.file_name().to_string_lossy().into_owned(),
-                    d.file_name().to_string_lossy().into_owned(),
-                ));
-            }
-        }
+/// `OS/CSUM.SERIAL`.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stateroot, self.name)
     }
-    out.sort_unstable();
-    out
+}
+
+/// Deployments as `OS/CSUM.SERIAL`, sorted.
+pub type Deployments = heapless::Vec<PathBuf, MAX_DEPLOYMENTS>;
+
+/// `OS/CSUM.SERIAL` split into its stateroot and name.
+pub fn split(d: &PathBuf) -> (&[u8], &[u8]) {
+    let b = d.as_bytes();
+    match b.iter().position(|&c| c == b'/') {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, b""),
+    }
+}
+
+/// Every deployment directory under `sysroot`.
+fn all_deployments(sysroot: &[u8]) -> Result<Deployments> {
+    let deploy = PathBuf::from(sysroot)?.join(b"ostree/deploy")?;
+    let mut out = Deployments::new();
+    let mut full = false;
+    // Unreadable directories have no deployments; names too long for our
+    // paths cannot be acted on and are left out.
+    let _ = sys::for_each_dir_entry(deploy.as_bytes(), |os| {
+        let Ok(dir) = deploy.join(os).and_then(|p| p.join(b"deploy")) else {
+            return;
+        };
+        let _ = sys::for_each_dir_entry(dir.as_bytes(), |name| {
+            if name.starts_with(b".") || !dir.join(name).is_ok_and(|p| is_real_dir(p.as_bytes())) {
+                return;
+            }
+            let Ok(d) = PathBuf::from(os).and_then(|p| p.join(name)) else {
+                return;
+            };
+            full |= out.push(d).is_err();
+        });
+    });
+    if full {
+        return Err(err!(
+            "more than {MAX_DEPLOYMENTS} deployments under {deploy}, refusing"
+        ));
+    }
+    out.sort_unstable_by(|a, b| split(a).cmp(&split(b)));
+    Ok(out)
 }
 
 /// The booted deployment: the one whose directory has the device and inode
 /// recorded in `/run/ostree-booted` (or, as libostree falls back, those of `/`).
-pub fn booted(sysroot: &Path) -> Result<Target> {
-    let booted = Path::new("/run/ostree-booted");
-    let data = match fs::read(booted) {
+pub fn booted(sysroot: &[u8]) -> Result<Target> {
+    const BOOTED: &[u8] = markers::OSTREE_BOOTED;
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    let data = match read_small(BOOTED, &mut buf) {
         Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(msg("not booted into an OSTree deployment (no /run/ostree-booted); use --sysroot DIR for a sysroot at rest"))
+        Err(libc::ENOENT) => {
+            return Err(err!("not booted into an OSTree deployment (no /run/ostree-booted); use --sysroot DIR for a sysroot at rest"))
         }
-        Err(e) => return Err(crate::fsutil::io_err("read", booted, e)),
+        Err(e) => return Err(read_error(BOOTED, e, SMALL_FILE_MAX)),
     };
-    let id = match switchroot::gvariant::lookup_u64_pair(&data, "backing-root-device-inode") {
+    let id = match switchroot::gvariant::lookup_u64_pair(data, "backing-root-device-inode") {
         Some(id) => id,
         None => {
-            let md = fs::metadata("/").ctx("stat", Path::new("/"))?;
-            (md.dev(), md.ino())
+            let st = sys::stat(b"/").ctx("stat", b"/")?;
+            (st.dev, st.ino)
         }
     };
-    for (os, name) in all_deployments(sysroot) {
-        let dir = sysroot
-            .join("ostree/deploy")
-            .join(&os)
-            .join("deploy")
-            .join(&name);
-        if let Ok(md) = fs::symlink_metadata(&dir) {
-            if (md.dev(), md.ino()) == id {
-                return Ok(Target {
-                    sysroot: sysroot.to_path_buf(),
-                    stateroot: os,
-                    name,
-                    live: true,
-                });
-            }
+    let deploy = PathBuf::from(sysroot)?.join(b"ostree/deploy")?;
+    for d in &all_deployments(sysroot)? {
+        let (os, name) = split(d);
+        let dir = deploy.join(os)?.join(b"deploy")?.join(name)?;
+        if sys::lstat(dir.as_bytes()).is_ok_and(|st| (st.dev, st.ino) == id) {
+            return Target::new(sysroot, os, name, true);
         }
     }
-    Err(msg(format!(
-        "no deployment under {} matches the booted one (device {}, inode {})",
-        sysroot.join("ostree/deploy").display(),
+    Err(err!(
+        "no deployment under {deploy} matches the booted one (device {}, inode {})",
         id.0,
         id.1
-    )))
+    ))
 }
 
 /// A named deployment (`CSUM.SERIAL`, or `OS/CSUM.SERIAL`) of an offline sysroot.
-pub fn named(sysroot: &Path, name: &str, live: bool) -> Result<Target> {
-    let (want_os, want_name) = match name.split_once('/') {
-        Some((os, n)) => (Some(os), n),
+pub fn named(sysroot: &[u8], name: &[u8], live: bool) -> Result<Target> {
+    let (want_os, want_name) = match name.iter().position(|&b| b == b'/') {
+        Some(i) => (Some(&name[..i]), &name[i + 1..]),
         None => (None, name),
     };
-    let found: Vec<_> = all_deployments(sysroot)
-        .into_iter()
-        .filter(|(os, n)| n == want_name && want_os.map_or(true, |w| w == os))
-        .collect();
-    match found.as_slice() {
-        [(os, n)] => Ok(Target {
-            sysroot: sysroot.to_path_buf(),
-            stateroot: os.clone(),
-            name: n.clone(),
-            live,
-        }),
-        [] => Err(msg(format!(
-            "no deployment {name} under {}; existing: {}",
-            sysroot.join("ostree/deploy").display(),
-            listing(sysroot)
-        ))),
-        _ => Err(msg(format!(
-            "deployment {name} exists in several stateroots; say OS/{name}"
-        ))),
+    let all = all_deployments(sysroot)?;
+    let mut found = all
+        .iter()
+        .map(split)
+        .filter(|&(os, n)| n == want_name && want_os.map_or(true, |w| w == os));
+    match (found.next(), found.next()) {
+        (Some((os, n)), None) => Target::new(sysroot, os, n, live),
+        (None, _) => Err(err!(
+            "no deployment {} under {}; existing: {}",
+            Lossy(name),
+            PathBuf::from(sysroot)?.join(b"ostree/deploy")?,
+            Listing(&all)
+        )),
+        _ => Err(err!(
+            "deployment {0} exists in several stateroots; say OS/{0}",
+            Lossy(name)
+        )),
     }
 }
 
-fn listing(sysroot: &Path) -> String {
-    let all: Vec<String> = all_deployments(sysroot)
-        .into_iter()
-        .map(|(os, n)| format!("{os}/{n}"))
-        .collect();
-    if all.is_empty() {
-        "none".into()
-    } else {
-        all.join(" ")
-    }
-}
+/// Space-separated deployments, or `none`.
+struct Listing<'a>(&'a Deployments);
 
-/// One Boot Loader Specification entry of ostree's.
-#[derive(Debug, Clone)]
-pub struct BootEntry {
-    pub path: PathBuf,
-    pub version: u64,
-    pub text: String,
-}
-
-impl BootEntry {
-    pub fn key(&self, key: &str) -> Option<&str> {
-        self.text.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .filter(|r| r.starts_with(' '))
-                .map(str::trim)
-        })
-    }
-
-    /// The deployment its `ostree=` argument leads to.
-    pub fn deployment(&self, sysroot: &Path) -> Option<Deployment> {
-        let options = self.key("options")?;
-        let cmdline = switchroot::cmdline::Cmdline::new(options.as_bytes());
-        let target = cmdline.value(b"ostree")?;
-        let root = switchroot::path::PathBuf::from(sysroot.as_os_str().as_bytes()).ok()?;
-        deploy::resolve(&RealSysroot { root: &root }, target).ok()
-    }
-}
-
-/// ostree's boot entries in `boot_dir/loader/entries`, newest (default) first.
-/// Entries this tool added (pristine boots, `pristine-*.conf`) are left out.
-pub fn boot_entries(boot_dir: &Path) -> Vec<BootEntry> {
-    let mut out = Vec::new();
-    let Ok(dir) = fs::read_dir(boot_dir.join("loader/entries")) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        // libostree's own entries only: it reads ostree-*.conf, nothing else.
-        if !name.starts_with("ostree-") || !name.ends_with(".conf") {
-            continue;
+impl fmt::Display for Listing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
         }
-        let Ok(text) = fs::read_to_string(e.path()) else {
-            continue;
-        };
-        let mut entry = BootEntry {
-            path: e.path(),
-            version: 0,
-            text,
-        };
-        entry.version = entry
-            .key("version")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        out.push(entry);
+        for (i, d) in self.0.iter().enumerate() {
+            write!(f, "{}{d}", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
     }
-    out.sort_unstable_by(|a, b| b.version.cmp(&a.version).then(a.path.cmp(&b.path)));
-    out
 }
 
 /// The default deployment of a sysroot at rest: the one of its newest boot entry.
-pub fn default(sysroot: &Path) -> Result<Target> {
-    let entries = boot_entries(&sysroot.join("boot"));
-    let d = entries
-        .iter()
-        .find_map(|e| e.deployment(sysroot))
-        .ok_or_else(|| {
-            msg(format!(
-                "no boot entry in {} leads to a deployment; give --deployment",
-                sysroot.join("boot/loader/entries").display()
-            ))
-        })?;
-    Ok(Target::from_deployment(sysroot, &d, false))
+pub fn default(sysroot: &[u8]) -> Result<Target> {
+    let root = PathBuf::from(sysroot)?;
+    let entries = crate::entries::list(root.join(b"boot")?.as_bytes())?;
+    let mut buf = [0u8; crate::entries::ENTRY_MAX];
+    for e in &entries.list {
+        let Some(text) = entries.read(e, &mut buf) else {
+            continue;
+        };
+        if let Some(d) = crate::entries::deployment(text, &root) {
+            return Target::from_deployment(sysroot, &d, false);
+        }
+    }
+    Err(err!(
+        "no boot entry in {} leads to a deployment; give --deployment",
+        entries.dir
+    ))
 }
 
 /// The unlock state, with libostree's precedence: the runtime flags
@@ -274,28 +238,61 @@ impl Unlocked {
     }
 }
 
-/// Read the unlock state of `t`.
-pub fn state(t: &Target) -> Unlocked {
+/// Read the unlock state of `t`. An unreadable origin has no `unlocked=`
+/// (as libostree reads it); only one too large to read is an error.
+pub fn state(t: &Target) -> Result<Unlocked> {
     if t.live {
-        let dir = t.state_dir();
-        if fs::symlink_metadata(dir.join(s(markers::UNLOCKED_DEVELOPMENT))).is_ok() {
-            return Unlocked::Development;
+        if exists(t.state_dir.join(markers::UNLOCKED_DEVELOPMENT)?.as_bytes()) {
+            return Ok(Unlocked::Development);
         }
-        if fs::symlink_metadata(dir.join(s(markers::UNLOCKED_TRANSIENT))).is_ok() {
-            return Unlocked::Transient;
+        if exists(t.state_dir.join(markers::UNLOCKED_TRANSIENT)?.as_bytes()) {
+            return Ok(Unlocked::Transient);
         }
     }
-    let origin = t.sysroot.join("ostree/deploy").join(t.origin_rel());
-    let text = fs::read_to_string(origin).unwrap_or_default();
-    if crate::origin::get(&text, markers::ORIGIN_UNLOCKED_KEY).as_deref() == Some("hotfix") {
-        return Unlocked::Hotfix;
+    let origin = t.deploy.join(t.origin_rel.as_bytes())?;
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    let text = match read_small(origin.as_bytes(), &mut buf) {
+        Ok(d) => core::str::from_utf8(d).unwrap_or(""),
+        Err(libc::EFBIG) => return Err(read_error(origin.as_bytes(), libc::EFBIG, SMALL_FILE_MAX)),
+        Err(_) => "",
+    };
+    if crate::origin::get(text, markers::ORIGIN_UNLOCKED_KEY) == Some("hotfix") {
+        return Ok(Unlocked::Hotfix);
     }
-    Unlocked::None
+    Ok(Unlocked::None)
 }
 
 /// Both hotfix markers exist as real directories.
 pub fn hotfix_markers(t: &Target) -> bool {
-    let d = t.dir();
-    crate::fsutil::is_real_dir(&d.join(s(markers::USR_OVL_UPPER)))
-        && crate::fsutil::is_real_dir(&d.join(s(markers::USR_OVL_WORK)))
+    let real = |m: &[u8]| t.dir.join(m).is_ok_and(|p| is_real_dir(p.as_bytes()));
+    real(markers::USR_OVL_UPPER) && real(markers::USR_OVL_WORK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_paths() {
+        let t = Target::new(b"/sysroot", b"os", b"abc.0", true).unwrap();
+        assert_eq!(t.dir.as_bytes(), b"/sysroot/ostree/deploy/os/deploy/abc.0");
+        assert_eq!(t.rel_in_deploy.as_bytes(), b"os/deploy/abc.0");
+        assert_eq!(t.rel_backing.as_bytes(), b"os/backing/abc.0");
+        assert_eq!(t.origin_rel.as_bytes(), b"os/deploy/abc.0.origin");
+        assert_eq!(
+            t.state_dir.as_bytes(),
+            b"/run/ostree/deployment-state/abc.0"
+        );
+        assert_eq!(t.to_string(), "os/abc.0");
+    }
+
+    #[test]
+    fn listing() {
+        let mut v = Deployments::new();
+        assert_eq!(Listing(&v).to_string(), "none");
+        v.push(PathBuf::from(b"os/a.0").unwrap()).unwrap();
+        v.push(PathBuf::from(b"os/b.1").unwrap()).unwrap();
+        assert_eq!(Listing(&v).to_string(), "os/a.0 os/b.1");
+        assert_eq!(split(&v[0]), (&b"os"[..], &b"a.0"[..]));
+    }
 }

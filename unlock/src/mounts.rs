@@ -2,68 +2,46 @@
 //! namespace whatever the propagation of `/` and `/usr` (ostree#2653), and
 //! unlocking must work when `/sysroot` is mounted read-only (ostree#2262).
 
-use std::ffi::CString;
-use std::fs;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use core::fmt::Write;
 
-use crate::fsutil::{ensure_dir, io_err, last_os_error, Context, Result};
+use switchroot::error::ErrnoDisplay;
+use switchroot::path::{Lossy, PathBuf};
+use switchroot::plan::markers;
+use switchroot::sys::{self, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, O_RDONLY};
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
-}
-
-fn mount(
-    src: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> std::io::Result<()> {
-    let src = src.map(|s| CString::new(s).unwrap_or_default());
-    let fstype = fstype.map(|s| CString::new(s).unwrap_or_default());
-    let data = data.map(|s| CString::new(s).unwrap_or_default());
-    let target = cpath(target);
-    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    // SAFETY: every pointer is NULL or a valid C string for the duration of the call.
-    let r = unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(last_os_error())
-    }
-}
+use crate::err;
+use crate::error::{Context, Error, Result};
+use crate::fsutil::{ensure_dir, for_each_file_line};
 
 /// Detach the mount at `path` (lazily).
-pub fn detach(path: &Path) -> Result<()> {
-    let c = cpath(path);
-    // SAFETY: `c` is a valid C string.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(io_err("detach", path, last_os_error()));
-    }
-    Ok(())
+pub fn detach(path: &[u8]) -> Result<()> {
+    sys::umount2(path, MNT_DETACH).ctx("detach", path)
 }
 
 /// Enter PID 1's mount namespace if we are not in it already, so that the
 /// overlay is seen by PID 1 and everything it starts, whatever the propagation.
 pub fn enter_pid1_namespace() -> Result<()> {
-    let ours = fs::metadata("/proc/self/ns/mnt").ctx("stat", Path::new("/proc/self/ns/mnt"))?;
-    let pid1 = fs::metadata("/proc/1/ns/mnt").ctx("stat", Path::new("/proc/1/ns/mnt"))?;
-    if ours.ino() == pid1.ino() && ours.dev() == pid1.dev() {
+    const OURS: &[u8] = b"/proc/self/ns/mnt";
+    const PID1: &[u8] = b"/proc/1/ns/mnt";
+    let ours = sys::stat(OURS).ctx("stat", OURS)?;
+    let pid1 = sys::stat(PID1).ctx("stat", PID1)?;
+    if ours.ino == pid1.ino && ours.dev == pid1.dev {
         return Ok(());
     }
-    let f = fs::File::open("/proc/1/ns/mnt").ctx("open", Path::new("/proc/1/ns/mnt"))?;
-    // SAFETY: setns on an open namespace descriptor; we are single-threaded.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
-        return Err(io_err(
-            "enter the mount namespace of",
-            Path::new("/proc/1/ns/mnt"),
-            last_os_error(),
-        ));
-    }
-    Ok(())
+    let fd = sys::open(PID1, O_RDONLY, 0).ctx("open", PID1)?;
+    sys::setns(&fd, libc::CLONE_NEWNS).ctx("enter the mount namespace of", PID1)
+}
+
+/// Scratch mount points live here (mode 0000 directory, made by prepare-root).
+const SCRATCH: &[u8] = markers::RUN_OSTREE_PRIVATE;
+
+/// `SCRATCH/name`, created (mode 0700) with its parents.
+fn scratch_dir(name: &[u8]) -> Result<PathBuf> {
+    ensure_dir(markers::RUN_OSTREE, 0o755)?;
+    ensure_dir(SCRATCH, 0o000)?;
+    let path = PathBuf::from(SCRATCH)?.join(name)?;
+    ensure_dir(path.as_bytes(), 0o700)?;
+    Ok(path)
 }
 
 /// A writable view of a directory that may be on a read-only mount (such as
@@ -71,63 +49,57 @@ pub fn enter_pid1_namespace() -> Result<()> {
 /// a private scratch directory. Detached when dropped.
 pub struct WritableView {
     pub path: PathBuf,
+    /// A bind mount of ours (detached on drop), or the directory itself.
+    mounted: bool,
 }
-
-/// Scratch mount points live here (mode 0000 directory, made by prepare-root).
-const SCRATCH: &str = "/run/ostree/.private";
 
 impl WritableView {
     /// Bind `dir` at a scratch point and clear its read-only flag. Fails with
     /// EROFS when the filesystem itself is read-only.
-    pub fn of(dir: &Path, name: &str) -> Result<WritableView> {
-        ensure_dir(Path::new("/run/ostree"), 0o755)?;
-        ensure_dir(Path::new(SCRATCH), 0o000)?;
-        let path = Path::new(SCRATCH).join(name);
-        ensure_dir(&path, 0o700)?;
-        mount(
-            Some(&dir.to_string_lossy()),
-            &path,
-            None,
-            libc::MS_BIND,
-            None,
-        )
-        .map_err(|e| io_err(&format!("bind mount {} at", dir.display()), &path, e))?;
-        let view = WritableView { path };
-        mount(
-            None,
-            &view.path,
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT,
-            None,
-        )
-        .map_err(|e| io_err("make writable", &view.path, e))?;
+    pub fn of(dir: &[u8], name: &[u8]) -> Result<WritableView> {
+        let path = scratch_dir(name)?;
+        let p = path.as_bytes();
+        sys::mount(Some(dir), p, None, MS_BIND, None).map_err(|e| {
+            err!(
+                "bind mount {} at {}: {}",
+                Lossy(dir),
+                Lossy(p),
+                ErrnoDisplay(e)
+            )
+        })?;
+        let view = WritableView {
+            path,
+            mounted: true,
+        };
+        let p = view.path.as_bytes();
+        sys::mount(None, p, None, MS_BIND | MS_REMOUNT, None).ctx("make writable", p)?;
         // The bind is writable now; if the filesystem itself is read-only
         // (kernel `ro`, a squashfs), statvfs still says so.
-        let c = cpath(&view.path);
-        // SAFETY: an all-zero statvfs is a valid value.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
-        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-        if r == 0 && st.f_flag & libc::ST_RDONLY != 0 {
-            let erofs = std::io::Error::from_raw_os_error(libc::EROFS);
-            return Err(io_err("write to", dir, erofs));
+        if sys::is_readonly_fs(p) == Ok(true) {
+            return Err(Error::sys("write to", dir, libc::EROFS));
         }
         Ok(view)
     }
 
     /// The same view, without the mount: for offline use on a plain directory.
-    pub fn plain(dir: &Path) -> WritableView {
-        WritableView {
-            path: dir.to_path_buf(),
-        }
+    pub fn plain(dir: &[u8]) -> Result<WritableView> {
+        Ok(WritableView {
+            path: PathBuf::from(dir)?,
+            mounted: false,
+        })
+    }
+
+    /// `self.path/rel`.
+    pub fn join(&self, rel: &[u8]) -> Result<PathBuf> {
+        Ok(self.path.join(rel)?)
     }
 }
 
 impl Drop for WritableView {
     fn drop(&mut self) {
-        if self.path.starts_with(SCRATCH) {
-            let _ = detach(&self.path);
-            let _ = fs::remove_dir(&self.path);
+        if self.mounted {
+            let _ = detach(self.path.as_bytes());
+            let _ = sys::rmdir(self.path.as_bytes());
         }
     }
 }
@@ -135,47 +107,88 @@ impl Drop for WritableView {
 /// A tmpfs for overlay data when the deployment's filesystem cannot be
 /// written. It lives as long as the overlay that uses it (the overlay keeps
 /// its own reference), so its mount point is detached right away.
-pub fn scratch_tmpfs(name: &str) -> Result<PathBuf> {
-    ensure_dir(Path::new("/run/ostree"), 0o755)?;
-    ensure_dir(Path::new(SCRATCH), 0o000)?;
-    let path = Path::new(SCRATCH).join(name);
-    ensure_dir(&path, 0o700)?;
+pub fn scratch_tmpfs(name: &[u8]) -> Result<PathBuf> {
+    let path = scratch_dir(name)?;
     // No nosuid/nodev: setuid programs in the overlay's upper layer must work.
-    mount(Some("tmpfs"), &path, Some("tmpfs"), 0, Some("mode=0755"))
-        .map_err(|e| io_err("mount tmpfs on", &path, e))?;
+    sys::mount(
+        Some(b"tmpfs"),
+        path.as_bytes(),
+        Some(b"tmpfs"),
+        0,
+        Some(b"mode=0755"),
+    )
+    .ctx("mount tmpfs on", path.as_bytes())?;
     Ok(path)
 }
 
 /// Mount an overlay over `/usr` (read-only if `readonly`).
-pub fn mount_usr_overlay(lower: &Path, upper: &Path, work: &Path, readonly: bool) -> Result<()> {
-    let data = format!(
+pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
+    let mut data = switchroot::out::LineBuf::new();
+    let _ = write!(
+        data,
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
+        Lossy(lower),
+        Lossy(upper),
+        Lossy(work)
     );
-    let flags = if readonly { libc::MS_RDONLY } else { 0 };
-    mount(
-        Some("overlay"),
-        Path::new("/usr"),
-        Some("overlay"),
+    let flags = if readonly { MS_RDONLY } else { 0 };
+    sys::mount(
+        Some(b"overlay"),
+        b"/usr",
+        Some(b"overlay"),
         flags,
-        Some(&data),
+        Some(data.as_bytes()),
     )
-    .map_err(|e| io_err(&format!("mount overlay ({data}) on"), Path::new("/usr"), e))
+    .map_err(|e| {
+        err!(
+            "mount overlay ({}) on /usr: {}",
+            Lossy(data.as_bytes()),
+            ErrnoDisplay(e)
+        )
+    })
 }
+
+/// Longest `/proc/self/mountinfo` line looked at in full (longer ones are
+/// judged by their start, which holds the fields we read).
+const MOUNTINFO_LINE: usize = 8192;
 
 /// Whether `/usr` is currently an overlay (from /proc/self/mountinfo).
 pub fn usr_is_overlay() -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
     // The last mount listed for /usr is the visible one.
-    info.lines()
-        .rfind(|l| l.split(' ').nth(4) == Some("/usr"))
-        .is_some_and(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|t| t.starts_with("overlay "))
-        })
+    let mut last = false;
+    let r = for_each_file_line::<MOUNTINFO_LINE>(b"/proc/self/mountinfo", |line| {
+        if let Some(overlay) = usr_mount(line) {
+            last = overlay;
+        }
+    });
+    r.is_ok() && last
+}
+
+/// For a mountinfo line of a mount on `/usr`: whether it is an overlay.
+/// `None` for mounts elsewhere.
+pub fn usr_mount(line: &[u8]) -> Option<bool> {
+    if line.split(|&b| b == b' ').nth(4) != Some(b"/usr") {
+        return None;
+    }
+    let fs = line
+        .windows(3)
+        .position(|w| w == b" - ")
+        .map(|i| &line[i + 3..]);
+    Some(fs.is_some_and(|t| t.starts_with(b"overlay ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let bind = b"61 60 8:2 /ostree/deploy/os/deploy/abc.0/usr /usr ro,relatime shared:1 - ext4 /dev/sda2 rw";
+        let ovl = b"70 61 0:40 / /usr rw,relatime - overlay overlay rw,lowerdir=/usr,upperdir=/x";
+        let other = b"62 60 0:5 / /usr/local rw - overlay overlay rw";
+        assert_eq!(usr_mount(bind), Some(false));
+        assert_eq!(usr_mount(ovl), Some(true));
+        assert_eq!(usr_mount(other), None);
+        assert_eq!(usr_mount(b""), None);
+    }
 }

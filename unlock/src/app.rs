@@ -1,0 +1,437 @@
+//! The commands: unlock (development, transient, hotfix), discard, status.
+//! Each hotfix and discard step is ordered so that a power cut between any
+//! two leaves a boot that is pristine or fully hotfixed, and safe to rerun.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use switchroot::path::{Lossy, PathBuf};
+use switchroot::plan::markers;
+use switchroot::{say, sys, warn};
+
+use crate::args::{self, Args, Command, USAGE};
+use crate::deployment::{self, Target, Unlocked, SMALL_FILE_MAX};
+use crate::entries::{self, ENTRY_MAX};
+use crate::err;
+use crate::error::{read_error, Context, Result};
+use crate::fsutil::{self, ensure_dir, exists, parent, remove_tree, set_immutable, write_atomic};
+use crate::mounts::{self, WritableView};
+
+/// The step after which to stop (0: never); see [`step`].
+static STOP_AFTER: AtomicU32 = AtomicU32::new(0);
+
+/// Take `OSTREE_UNLOCK_STOP_AFTER` from the environment.
+pub fn set_stop_after(value: &[u8]) {
+    let n = core::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    STOP_AFTER.store(n.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// A test hook standing in for a power cut: `OSTREE_UNLOCK_STOP_AFTER=N`
+/// ends the process abruptly after step N of a hotfix or a discard.
+fn step(n: u32, what: &str) {
+    if STOP_AFTER.load(Ordering::Relaxed) == n {
+        warn!("ostree-unlock: stopping after step {n} ({what}) as OSTREE_UNLOCK_STOP_AFTER asks");
+        sys::exit(75);
+    }
+}
+
+/// Mode of the deployment's `/usr`, which the overlay directories copy
+/// (a umask-made 0700 once broke polkitd: ostree#1843).
+fn usr_mode(t: &Target) -> Result<u32> {
+    let usr = t.in_dir(b"usr")?;
+    Ok(sys::stat(usr.as_bytes()).ctx("stat", usr.as_bytes())?.mode & 0o7777)
+}
+
+/// `ostree/deploy` of the sysroot, writable: a writable bind when live (the
+/// sysroot is often mounted read-only), the directory itself offline.
+fn deploy_view(t: &Target) -> Result<WritableView> {
+    if t.live {
+        WritableView::of(t.deploy.as_bytes(), b"unlock-deploy")
+    } else {
+        WritableView::plain(t.deploy.as_bytes())
+    }
+}
+
+fn set_runtime_flag(t: &Target, flag: &[u8]) -> Result<()> {
+    ensure_dir(markers::DEPLOYMENT_STATE, 0o755)?;
+    ensure_dir(t.state_dir.as_bytes(), 0o755)?;
+    write_atomic(t.state_dir.join(flag)?.as_bytes(), b"", 0o644)
+}
+
+/// Create `dir/upper` and `dir/work` with `mode` and mount them over `/usr`.
+fn overlay_in(dir: &PathBuf, mode: u32, transient: bool) -> Result<()> {
+    let upper = dir.join(b"upper")?;
+    let work = dir.join(b"work")?;
+    ensure_dir(upper.as_bytes(), mode)?;
+    ensure_dir(work.as_bytes(), mode)?;
+    mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), transient)
+}
+
+/// Development or transient mode: overlay data in the deployment's backing
+/// directory (as ostree 2025.3+), or on a tmpfs when that cannot be written.
+fn unlock_development(t: &Target, transient: bool) -> Result<()> {
+    let mode = usr_mode(t)?;
+    match deploy_view(t) {
+        Ok(view) => {
+            let backing = view.join(t.rel_backing.as_bytes())?;
+            ensure_dir(parent(backing.as_bytes()), 0o700)?;
+            ensure_dir(backing.as_bytes(), 0o700)?;
+            let dir = backing.join(markers::USR_TRANSIENT)?;
+            remove_tree(dir.as_bytes())?;
+            ensure_dir(dir.as_bytes(), mode)?;
+            overlay_in(&dir, mode, transient)?;
+            fsutil::touch(view.path.as_bytes())?;
+        }
+        Err(e) => {
+            warn!("ostree-unlock: note: cannot write the deployment's filesystem ({e}); keeping the overlay on a tmpfs");
+            let tmp = mounts::scratch_tmpfs(b"usr-transient")?;
+            let r = overlay_in(&tmp, mode, transient);
+            // The overlay keeps the tmpfs alive; its mount point is not needed.
+            let _ = mounts::detach(tmp.as_bytes());
+            let _ = sys::rmdir(tmp.as_bytes());
+            r?;
+        }
+    }
+    set_runtime_flag(
+        t,
+        if transient {
+            markers::UNLOCKED_TRANSIENT
+        } else {
+            markers::UNLOCKED_DEVELOPMENT
+        },
+    )?;
+    if transient {
+        say!("A writable overlayfs is prepared for /usr, but is mounted read-only.");
+        say!("Write to it in a private mount namespace: unshare -m -- sh -c 'mount -o remount,rw /usr && ...'");
+    } else {
+        say!("Development mode enabled. A writable overlayfs is now mounted on /usr.");
+        say!("All changes there will be discarded on reboot.");
+    }
+    Ok(())
+}
+
+/// The boot directory holding `loader/entries`.
+fn boot_dir(t: &Target) -> Result<PathBuf> {
+    if t.live {
+        Ok(PathBuf::from(b"/boot")?)
+    } else {
+        Ok(t.sysroot.join(b"boot")?)
+    }
+}
+
+/// A writable view of the boot directory, if it has `loader/entries`.
+fn boot_view(t: &Target) -> Option<WritableView> {
+    let boot = boot_dir(t).ok()?;
+    let entries = boot.join(b"loader/entries").ok()?;
+    if !sys::stat(entries.as_bytes()).is_ok_and(|s| s.is_dir()) {
+        return None;
+    }
+    if t.live {
+        WritableView::of(boot.as_bytes(), b"unlock-boot").ok()
+    } else {
+        WritableView::plain(boot.as_bytes()).ok()
+    }
+}
+
+/// Whether `t` has its pristine boot entry.
+fn has_pristine_entry(t: &Target) -> Result<bool> {
+    let entries = entries::list(boot_dir(t)?.as_bytes())?;
+    let mut found = false;
+    entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, _| {
+        found = entries
+            .pristine_path(e)
+            .is_ok_and(|p| sys::stat(p.as_bytes()).is_ok());
+        found
+    });
+    Ok(found)
+}
+
+/// Write the pristine twin of entry `text` at `path`.
+fn write_pristine(path: &PathBuf, text: &str) -> Result<()> {
+    let mut out: heapless::String<{ ENTRY_MAX + 256 }> = heapless::String::new();
+    entries::pristine_text(text, &mut out)
+        .map_err(|_| err!("{path}: the pristine entry would be larger than {ENTRY_MAX} bytes"))?;
+    write_atomic(path.as_bytes(), out.as_bytes(), 0o644)
+}
+
+/// Add (or with `add == false` remove) the boot entry that boots `t` once
+/// without its hotfix. Best effort: the kernel argument works without it.
+fn pristine_entry(t: &Target, add: bool) {
+    let Some(view) = boot_view(t) else {
+        warn!("ostree-unlock: note: no boot loader entries found; use the kernel argument ostree.prepare-root.hotfix=0 for a pristine boot");
+        return;
+    };
+    let mut done: Option<Result<()>> = None;
+    match entries::list(view.path.as_bytes()) {
+        Ok(entries) => entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, text| {
+            done = Some(entries.pristine_path(e).and_then(|path| {
+                if add {
+                    write_pristine(&path, text)
+                } else {
+                    let p = path.as_bytes();
+                    remove_tree(p).and_then(|()| fsutil::fsync_dir(parent(p)))
+                }
+            }));
+            true
+        }),
+        Err(e) => done = Some(Err(e)),
+    }
+    match done {
+        None if add => warn!(
+            "ostree-unlock: note: no boot entry for {}; no pristine entry added",
+            t.name
+        ),
+        Some(Err(e)) => warn!("ostree-unlock: warning: pristine boot entry: {e}"),
+        _ => {}
+    }
+}
+
+fn set_origin_unlocked(view: &WritableView, t: &Target, value: Option<&str>) -> Result<()> {
+    let path = view.join(t.origin_rel.as_bytes())?;
+    let p = path.as_bytes();
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    let text = fsutil::read_small(p, &mut buf).map_err(|e| read_error(p, e, SMALL_FILE_MAX))?;
+    let text = core::str::from_utf8(text)
+        .map_err(|_| err!("read {path}: stream did not contain valid UTF-8"))?;
+    let mut new: heapless::String<{ SMALL_FILE_MAX + 64 }> = heapless::String::new();
+    crate::origin::set(text, markers::ORIGIN_UNLOCKED_KEY, value, &mut new)
+        .map_err(|_| err!("{path}: would grow beyond {SMALL_FILE_MAX} bytes, refusing"))?;
+    if new.as_str() != text {
+        write_atomic(p, new.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// Hotfix: markers first (a boot sees both or falls back to pristine), then
+/// the origin key, then the boot entry; each step is safe to repeat.
+fn unlock_hotfix(t: &Target) -> Result<()> {
+    let mode = usr_mode(t)?;
+    let view = deploy_view(t)?;
+    let dir = view.join(t.rel_in_deploy.as_bytes())?;
+    let upper = dir.join(markers::USR_OVL_UPPER)?;
+    let work = dir.join(markers::USR_OVL_WORK)?;
+    set_immutable(dir.as_bytes(), false)?;
+    step(1, "immutable attribute cleared");
+    let made = (|| -> Result<()> {
+        // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
+        ensure_dir(work.as_bytes(), mode)?;
+        step(2, ".usr-ovl-work created");
+        ensure_dir(upper.as_bytes(), mode)?;
+        fsutil::fsync_dir(dir.as_bytes())?;
+        step(3, ".usr-ovl-upper created");
+        Ok(())
+    })();
+    // Whatever happened, the deployment is immutable again.
+    set_immutable(dir.as_bytes(), true)?;
+    made?;
+    step(4, "immutable attribute restored");
+    set_origin_unlocked(&view, t, Some("hotfix"))?;
+    step(5, "origin written");
+    pristine_entry(t, true);
+    step(6, "pristine boot entry written");
+    fsutil::touch(view.path.as_bytes())?;
+    if t.live && !mounts::usr_is_overlay() {
+        mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), false)?;
+    }
+    if t.live {
+        say!(
+            "Hotfix mode enabled. A writable overlayfs is now mounted on /usr for this deployment."
+        );
+        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(markers::HOTFIX_KARG));
+    } else {
+        say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
+    }
+    Ok(())
+}
+
+/// Remove the hotfix from the next boot on. The markers move to the backing
+/// directory first (a boot then is pristine), and are deleted when no
+/// overlay uses them (offline at once; live by ostree-prepare-root at boot).
+fn discard(t: &Target) -> Result<()> {
+    let view = deploy_view(t)?;
+    let dir = view.join(t.rel_in_deploy.as_bytes())?;
+    let backing = view.join(t.rel_backing.as_bytes())?;
+    ensure_dir(parent(backing.as_bytes()), 0o700)?;
+    ensure_dir(backing.as_bytes(), 0o700)?;
+    set_immutable(dir.as_bytes(), false)?;
+    step(1, "immutable attribute cleared");
+    let moves = [
+        (markers::USR_OVL_WORK, markers::HOTFIX_DISCARDED[1]),
+        (markers::USR_OVL_UPPER, markers::HOTFIX_DISCARDED[0]),
+    ];
+    for (i, (from, to)) in moves.into_iter().enumerate() {
+        let src = dir.join(from)?;
+        if exists(src.as_bytes()) {
+            let dst = backing.join(to)?;
+            remove_tree(dst.as_bytes())?;
+            sys::rename(src.as_bytes(), dst.as_bytes())
+                .ctx("move the hotfix out of the deployment:", src.as_bytes())?;
+            fsutil::fsync_dir(dir.as_bytes())?;
+        }
+        step(2 + i as u32, "hotfix marker moved away");
+    }
+    set_immutable(dir.as_bytes(), true)?;
+    step(4, "immutable attribute restored");
+    set_origin_unlocked(&view, t, None)?;
+    step(5, "origin written");
+    pristine_entry(t, false);
+    step(6, "pristine boot entry removed");
+    let in_use = t.live && mounts::usr_is_overlay();
+    if !in_use {
+        for d in markers::HOTFIX_DISCARDED {
+            remove_tree(backing.join(d)?.as_bytes())?;
+        }
+    }
+    fsutil::touch(view.path.as_bytes())?;
+    if in_use {
+        say!("Hotfix discarded: the next boot of {} is pristine. The overlay stays mounted until then.", t.name);
+    } else {
+        say!("Hotfix discarded: {t} is pristine.");
+    }
+    Ok(())
+}
+
+fn status(t: &Target, json: bool) -> Result<()> {
+    let state = deployment::state(t)?;
+    let markers = deployment::hotfix_markers(t);
+    if json {
+        say!(
+            "{{\"stateroot\":\"{}\",\"deployment\":\"{}\",\"booted\":{},\"unlocked\":\"{}\",\"hotfix-markers\":{}}}",
+            t.stateroot,
+            t.name,
+            t.live,
+            state.name(),
+            markers
+        );
+    } else {
+        say!("{t}{}", if t.live { " (booted)" } else { "" });
+        say!("    Unlocked: {}", state.name());
+        if markers != (state == Unlocked::Hotfix)
+            && state != Unlocked::Development
+            && state != Unlocked::Transient
+        {
+            say!(
+                "    Note: hotfix markers {}; rerun ostree-unlock --hotfix or --discard to finish",
+                if markers {
+                    "present without unlocked=hotfix"
+                } else {
+                    "missing"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `t` has anything a hotfix, or an interrupted discard, leaves behind.
+fn has_hotfix(t: &Target) -> Result<bool> {
+    let backing = t.deploy.join(t.rel_backing.as_bytes())?;
+    let leftover_data = !(t.live && mounts::usr_is_overlay())
+        && markers::HOTFIX_DISCARDED
+            .iter()
+            .any(|d| backing.join(d).is_ok_and(|p| exists(p.as_bytes())));
+    Ok(deployment::state(t)? == Unlocked::Hotfix
+        || exists(t.in_dir(markers::USR_OVL_UPPER)?.as_bytes())
+        || exists(t.in_dir(markers::USR_OVL_WORK)?.as_bytes())
+        || has_pristine_entry(t)?
+        || leftover_data)
+}
+
+fn run(args: &Args<'_>) -> Result<()> {
+    let is_status = matches!(args.command, Command::Status { .. });
+    if !is_status && sys::geteuid() != 0 {
+        return Err(if args.sysroot.is_some() {
+            err!("needs root (it writes to the sysroot)")
+        } else {
+            err!("needs root (it mounts on /usr and writes to the sysroot)")
+        });
+    }
+    let target = match (args.sysroot, args.deployment) {
+        (Some(root), Some(d)) => deployment::named(root, d, false)?,
+        (Some(root), None) => deployment::default(root)?,
+        (None, _) => {
+            if !is_status {
+                mounts::enter_pid1_namespace()?;
+            }
+            deployment::booted(b"/sysroot")?
+        }
+    };
+    match args.command {
+        Command::Status { json } => status(&target, json),
+        Command::Discard => {
+            if !has_hotfix(&target)? {
+                say!("{target} has no hotfix; nothing to discard.");
+                return Ok(());
+            }
+            discard(&target)
+        }
+        Command::Unlock(mode) => unlock(&target, mode),
+    }
+}
+
+fn unlock(target: &Target, mode: Unlocked) -> Result<()> {
+    let current = deployment::state(target)?;
+    let overlay = target.live && mounts::usr_is_overlay();
+    // "Already unlocked" only when it really took effect: the overlay is
+    // mounted (upstream can record a state whose mount never reached PID 1,
+    // ostree#2653) and a hotfix is complete; otherwise finish the job.
+    let complete = (!target.live || overlay)
+        && (mode != Unlocked::Hotfix
+            || (deployment::hotfix_markers(target) && has_pristine_entry(target)?));
+    if current == mode && complete {
+        say!(
+            "{target} is already unlocked ({}); nothing to do.",
+            mode.name()
+        );
+        return Ok(());
+    }
+    if current != Unlocked::None && current != mode {
+        let hint = if current == Unlocked::Hotfix {
+            " after ostree-unlock --discard"
+        } else {
+            ""
+        };
+        return Err(err!(
+            "{target} is already unlocked in {} mode; reboot first{hint}",
+            current.name()
+        ));
+    }
+    if !target.live && mode != Unlocked::Hotfix {
+        return Err(err!("development and transient mode act on the running system; offline (--sysroot) only --hotfix, --discard and --status work"));
+    }
+    let finishing_hotfix = mode == Unlocked::Hotfix && deployment::hotfix_markers(target);
+    if overlay && current != mode && !finishing_hotfix {
+        // After a --discard in this boot, /usr is still the old overlay, whose
+        // data goes at the next boot: new writes there would be lost.
+        return Err(err!(
+            "/usr is already an overlay (a discarded hotfix still mounted?); reboot first"
+        ));
+    }
+    match mode {
+        Unlocked::Hotfix => unlock_hotfix(target),
+        Unlocked::Transient => unlock_development(target, true),
+        _ => unlock_development(target, false),
+    }
+}
+
+/// The whole program: parse `argv` (without the program name), run, and
+/// return the exit status (0, 1 on failure, 2 for a bad command line).
+pub fn main(argv: &[&[u8]]) -> i32 {
+    let args = match args::parse(argv) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            let _ = sys::write_all_raw(1, USAGE.as_bytes());
+            return 0;
+        }
+        Err(e) => {
+            warn!("ostree-unlock: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = run(&args) {
+        warn!("ostree-unlock: error: {e}");
+        return 1;
+    }
+    0
+}

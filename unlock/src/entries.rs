@@ -1,0 +1,186 @@
+//! ostree's Boot Loader Specification entries: which deployment each one
+//! boots, and the "pristine" twin that boots a deployment without its hotfix.
+
+use core::fmt::{self, Write};
+
+use switchroot::cmdline::Cmdline;
+use switchroot::deploy::{self, Deployment};
+use switchroot::inputs::RealSysroot;
+use switchroot::path::{Lossy, PathBuf};
+use switchroot::plan::markers;
+use switchroot::{sys, warn};
+
+use crate::err;
+use crate::error::{read_error, Result};
+use crate::fsutil::read_small;
+
+/// Largest boot entry read (they are a few lines).
+pub const ENTRY_MAX: usize = 16 * 1024;
+/// Most entries looked at (ostree writes one per deployment).
+const MAX_ENTRIES: usize = 64;
+
+/// One of ostree's entries: its file name and `version`.
+pub struct Entry {
+    pub name: PathBuf,
+    pub version: u64,
+}
+
+/// ostree's entries in `dir` (`BOOT/loader/entries`), newest (default) first.
+pub struct Entries {
+    pub dir: PathBuf,
+    pub list: heapless::Vec<Entry, MAX_ENTRIES>,
+}
+
+/// ostree's boot entries in `boot_dir/loader/entries` (none if it cannot be
+/// read). Entries this tool added (pristine boots, `pristine-*.conf`) are
+/// left out: libostree reads `ostree-*.conf`, nothing else.
+pub fn list(boot_dir: &[u8]) -> Result<Entries> {
+    let dir = PathBuf::from(boot_dir)?.join(b"loader/entries")?;
+    let mut list = heapless::Vec::new();
+    let mut full = false;
+    let mut buf = [0u8; ENTRY_MAX];
+    let _ = sys::for_each_dir_entry(dir.as_bytes(), |name| {
+        if !name.starts_with(b"ostree-") || !name.ends_with(b".conf") {
+            return;
+        }
+        let (Ok(path), Ok(name)) = (dir.join(name), PathBuf::from(name)) else {
+            return;
+        };
+        let Some(text) = read_text(path.as_bytes(), &mut buf) else {
+            return;
+        };
+        let version = key(text, "version")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        full |= list.push(Entry { name, version }).is_err();
+    });
+    if full {
+        return Err(err!(
+            "more than {MAX_ENTRIES} boot entries in {dir}, refusing"
+        ));
+    }
+    list.sort_unstable_by(|a: &Entry, b: &Entry| {
+        b.version
+            .cmp(&a.version)
+            .then(a.name.as_bytes().cmp(b.name.as_bytes()))
+    });
+    Ok(Entries { dir, list })
+}
+
+/// The text of the entry at `path`; `None` if it cannot be read or is not
+/// UTF-8 (skipped, as libostree skips it). One too large is skipped with a warning.
+fn read_text<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
+    let cap = buf.len();
+    match read_small(path, buf) {
+        Ok(d) => core::str::from_utf8(d).ok(),
+        Err(e) => {
+            if e == libc::EFBIG {
+                warn!(
+                    "ostree-unlock: warning: skipping boot entry: {}",
+                    read_error(path, e, cap)
+                );
+            }
+            None
+        }
+    }
+}
+
+impl Entries {
+    /// The path of entry `e`.
+    pub fn path(&self, e: &Entry) -> Result<PathBuf> {
+        Ok(self.dir.join(e.name.as_bytes())?)
+    }
+
+    /// The path of the pristine twin of `e`: `pristine-ostree-N-OS.conf`.
+    pub fn pristine_path(&self, e: &Entry) -> Result<PathBuf> {
+        let mut name = PathBuf::from(markers::PRISTINE_ENTRY_PREFIX.as_bytes())?;
+        name.push_raw(e.name.as_bytes())?;
+        Ok(self.dir.join(name.as_bytes())?)
+    }
+
+    /// The text of entry `e`, read into `buf`.
+    pub fn read<'b>(&self, e: &Entry, buf: &'b mut [u8]) -> Option<&'b str> {
+        read_text(self.path(e).ok()?.as_bytes(), buf)
+    }
+
+    /// Call `f` with every entry (newest first) that boots the deployment
+    /// named `name` of `sysroot`, and its text, until `f` returns true.
+    pub fn for_deployment(
+        &self,
+        sysroot: &PathBuf,
+        name: &[u8],
+        mut f: impl FnMut(&Entry, &str) -> bool,
+    ) {
+        let mut buf = [0u8; ENTRY_MAX];
+        for e in &self.list {
+            let Some(text) = self.read(e, &mut buf) else {
+                continue;
+            };
+            if deployment(text, sysroot).is_some_and(|d| d.name() == name) && f(e, text) {
+                return;
+            }
+        }
+    }
+}
+
+/// The value of the first `key value` line.
+pub fn key<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .filter(|r| r.starts_with(' '))
+            .map(str::trim)
+    })
+}
+
+/// The deployment an entry's `ostree=` argument leads to.
+pub fn deployment(text: &str, sysroot: &PathBuf) -> Option<Deployment> {
+    let options = key(text, "options")?;
+    let target = Cmdline::new(options.as_bytes()).value(b"ostree")?;
+    deploy::resolve(&RealSysroot { root: sysroot }, target).ok()
+}
+
+/// Write the pristine twin of entry `text` to `out`: the title says so, the
+/// version is the lowest (never the default entry), and the kernel argument
+/// turns the hotfix off. An `Err` means `out` is full.
+pub fn pristine_text(text: &str, out: &mut impl Write) -> fmt::Result {
+    for l in text.lines() {
+        if let Some(title) = l.strip_prefix("title ") {
+            writeln!(out, "title {title} (pristine, without hotfix)")?;
+        } else if l.starts_with("version ") {
+            writeln!(out, "version 0")?;
+        } else if let Some(o) = l.strip_prefix("options ") {
+            writeln!(out, "options {o} {}=0", Lossy(markers::HOTFIX_KARG))?;
+        } else {
+            writeln!(out, "{l}")?;
+        }
+    }
+    if text.lines().next().is_none() {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: &str = "title Test OS 1 (ostree:0)\nversion 2\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0\n";
+
+    #[test]
+    fn keys() {
+        assert_eq!(key(ENTRY, "version"), Some("2"));
+        assert_eq!(key(ENTRY, "title"), Some("Test OS 1 (ostree:0)"));
+        assert_eq!(key(ENTRY, "vers"), None);
+        assert_eq!(key(ENTRY, "initrd"), None);
+    }
+
+    #[test]
+    fn pristine_twin() {
+        let mut s = String::new();
+        pristine_text(ENTRY, &mut s).unwrap();
+        assert_eq!(
+            s,
+            "title Test OS 1 (ostree:0) (pristine, without hotfix)\nversion 0\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0 ostree.prepare-root.hotfix=0\n"
+        );
+    }
+}

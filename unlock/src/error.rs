@@ -1,0 +1,103 @@
+//! Errors as text: what we were doing, on what, and why (errno text and
+//! name), formatted once into a stack buffer when the error happens.
+
+use core::fmt::{self, Write};
+
+use switchroot::error::ErrnoDisplay;
+use switchroot::out::LineBuf;
+use switchroot::path::{Lossy, TooLong, PATH_CAP};
+use switchroot::sys::{Errno, SysResult};
+
+/// A failure, with its message (cut at [`switchroot::out::LINE_MAX`] bytes).
+pub struct Error(LineBuf);
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl Error {
+    /// A message from `format_args!` (see [`err!`](crate::err)).
+    pub fn new(args: fmt::Arguments<'_>) -> Error {
+        let mut b = LineBuf::new();
+        let _ = b.write_fmt(args);
+        Error(b)
+    }
+
+    /// `op path: strerror (ENAME)`.
+    pub fn sys(op: &str, path: &[u8], errno: Errno) -> Error {
+        Error::new(format_args!(
+            "{op} {}: {}",
+            Lossy(path),
+            ErrnoDisplay(errno)
+        ))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Lossy(self.0.as_bytes()).fmt(f)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({self})")
+    }
+}
+
+impl From<TooLong> for Error {
+    fn from(_: TooLong) -> Self {
+        crate::err!("a path is longer than {PATH_CAP} bytes")
+    }
+}
+
+/// An [`Error`] from a format string.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::error::Error::new(format_args!($($arg)*)) };
+}
+
+/// Attach the operation and the path to a failed system call.
+pub trait Context<T> {
+    fn ctx(self, op: &str, path: &[u8]) -> Result<T>;
+}
+
+impl<T> Context<T> for SysResult<T> {
+    fn ctx(self, op: &str, path: &[u8]) -> Result<T> {
+        self.map_err(|e| Error::sys(op, path, e))
+    }
+}
+
+/// The error for a file that could not be read into a buffer of `cap`
+/// bytes: too large is said in words, anything else by its errno.
+pub fn read_error(path: &[u8], errno: Errno, cap: usize) -> Error {
+    if errno == libc::EFBIG {
+        crate::err!(
+            "read {}: larger than {cap} bytes, refusing ({})",
+            Lossy(path),
+            switchroot::sys::errno_name(errno)
+        )
+    } else {
+        Error::sys("read", path, errno)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_operation_path_and_errno() {
+        let e = Error::sys("mkdir", b"/run/x", libc::EROFS);
+        let s = e.to_string();
+        assert!(s.starts_with("mkdir /run/x: "), "{s}");
+        assert!(s.ends_with("(EROFS)"), "{s}");
+        let e = read_error(b"/o", libc::EFBIG, 16);
+        assert_eq!(
+            e.to_string(),
+            "read /o: larger than 16 bytes, refusing (EFBIG)"
+        );
+    }
+}
