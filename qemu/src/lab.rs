@@ -133,6 +133,11 @@ impl Lab {
             "panic=-1".to_string(),
             // The failure action of our /init; the reference powers off on failure too.
             "rd.emergency=poweroff".to_string(),
+            // QEMU's emulated NVMe under TCG now and then loses a completion
+            // (the guest logs "I/O ... timeout" after the default 30 s, then
+            // resets the controller). A short timeout makes that recovery take
+            // seconds instead of a minute; the boot then simply goes on.
+            "nvme_core.io_timeout=4".to_string(),
         ];
         let own_root = extra.split_whitespace().any(|w| w.starts_with("root="));
         match mode {

@@ -4,7 +4,7 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
-use switchroot::pid1;
+use switchroot::{pid1, sys};
 
 // Without `std`, nothing links the C library for us. On musl it is linked
 // statically (libc.a ships with Rust's musl target).
@@ -18,28 +18,6 @@ extern "C" {}
 /// Most arguments and environment entries we look at.
 const MAX_ARGS: usize = 64;
 
-/// Collect a NULL-terminated C string array (at most `MAX_ARGS` entries).
-///
-/// # Safety
-/// `v` must be NULL or point to a NULL-terminated array of valid C strings
-/// that live for the whole process (as `argv` and `envp` do).
-unsafe fn c_strings(v: *const *const c_char) -> heapless::Vec<&'static CStr, MAX_ARGS> {
-    let mut out = heapless::Vec::new();
-    if v.is_null() {
-        return out;
-    }
-    for i in 0.. {
-        // SAFETY: the array is NULL-terminated, so every index up to the NULL is valid.
-        let p = unsafe { *v.add(i) };
-        if p.is_null() || out.len() == MAX_ARGS {
-            break;
-        }
-        // SAFETY: each entry is a valid C string living for the whole process.
-        let _ = out.push(unsafe { CStr::from_ptr(p) });
-    }
-    out
-}
-
 /// The C entry point, called by musl's startup code.
 ///
 /// # Safety
@@ -51,7 +29,15 @@ pub unsafe extern "C" fn main(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: argv and envp come from the C runtime, as required.
-    let (argv, envp) = unsafe { (c_strings(argv), c_strings(envp)) };
+    let (argv, envp): (
+        heapless::Vec<&CStr, MAX_ARGS>,
+        heapless::Vec<&CStr, MAX_ARGS>,
+    ) = unsafe {
+        (
+            sys::c_strings(argv).take(MAX_ARGS).collect(),
+            sys::c_strings(envp).take(MAX_ARGS).collect(),
+        )
+    };
     let args: heapless::Vec<&[u8], MAX_ARGS> = argv.iter().skip(1).map(|a| a.to_bytes()).collect();
 
     // PID 1 runs the boot; `--pid1=initramfs|root` forces it (for tests).

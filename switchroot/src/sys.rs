@@ -310,6 +310,23 @@ pub fn for_each_dir_entry(path: &[u8], f: impl FnMut(&[u8])) -> SysResult<()> {
     for_each_entry_fd(&fd, f)
 }
 
+/// The entries of a NULL-terminated C string array (`argv`, `envp`), in order.
+///
+/// # Safety
+/// `v` must be NULL or point to a NULL-terminated array of valid C strings
+/// that live for the whole process (as `argv` and `envp` do).
+pub unsafe fn c_strings(v: *const *const c_char) -> impl Iterator<Item = &'static core::ffi::CStr> {
+    (0..).map_while(move |i| {
+        if v.is_null() {
+            return None;
+        }
+        // SAFETY: the array is NULL-terminated, so every index up to the NULL is valid.
+        let p = unsafe { *v.add(i) };
+        // SAFETY: each entry is a valid C string living for the whole process.
+        (!p.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(p) })
+    })
+}
+
 /// `getpid(2)`.
 pub fn getpid() -> i32 {
     // SAFETY: getpid cannot fail.

@@ -5,6 +5,8 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
+use switchroot::sys;
+
 // Without `std`, nothing links the C library for us. On musl it is linked
 // statically (libc.a ships with Rust's musl target).
 #[cfg_attr(
@@ -17,25 +19,6 @@ extern "C" {}
 /// Most arguments accepted (the longest valid command line has six).
 const MAX_ARGS: usize = 64;
 
-/// The entries of a NULL-terminated C string array, in order.
-///
-/// # Safety
-/// `v` must be NULL or point to a NULL-terminated array of valid C strings
-/// that live for the whole process (as `argv` and `envp` do).
-unsafe fn c_strings(v: *const *const c_char) -> impl Iterator<Item = &'static [u8]> {
-    (0..)
-        .map_while(move |i| {
-            if v.is_null() {
-                return None;
-            }
-            // SAFETY: the array is NULL-terminated, so every index up to the NULL is valid.
-            let p = unsafe { *v.add(i) };
-            // SAFETY: each entry is a valid C string living for the whole process.
-            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
-        })
-        .map(CStr::to_bytes)
-}
-
 /// The C entry point, called by musl's startup code.
 ///
 /// # Safety
@@ -47,14 +30,14 @@ pub unsafe extern "C" fn main(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: envp comes from the C runtime, as required.
-    let mut env = unsafe { c_strings(envp) };
+    let mut env = unsafe { sys::c_strings(envp) }.map(CStr::to_bytes);
     // The first definition counts, as with getenv.
     if let Some(v) = env.find_map(|e| e.strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER=")) {
         unlock::app::set_stop_after(v);
     }
     let mut args: heapless::Vec<&[u8], MAX_ARGS> = heapless::Vec::new();
     // SAFETY: argv comes from the C runtime, as required.
-    for a in unsafe { c_strings(argv) }.skip(1) {
+    for a in unsafe { sys::c_strings(argv) }.skip(1).map(CStr::to_bytes) {
         if args.push(a).is_err() {
             switchroot::warn!("ostree-unlock: more than {MAX_ARGS} arguments (see --help)");
             return 2;
