@@ -27,10 +27,8 @@ MOUNTNS_CACHE=${MOUNTNS_CACHE:-$MOUNTNS_REPO_ROOT/target/mountns-cache}
 # shellcheck source=pid1-lib.sh
 source "$HERE/pid1-lib.sh"
 
-declare -a SCENARIOS=()
-declare -A DESC=()
-# scenario NAME DESCRIPTION: register t_NAME (run in listed order).
-scenario() { SCENARIOS+=("$1"); DESC[$1]=$2; }
+# shellcheck source=tap.sh
+source "$HERE/tap.sh"
 
 ##############################################################################
 # Checks. Each failed expectation prints FAIL and counts; a scenario goes on
@@ -724,21 +722,13 @@ run_scenario() {
   rc=$?
   set -e
   pid1_detach_all
-  if ((rc == 0)); then
-    echo "ok $n - $name: ${DESC[$name]}"
-  else
-    echo "not ok $n - $name: ${DESC[$name]}"
-  fi
-  if ((rc != 0 || VERBOSE)); then
-    sed 's/^/# /' "$log"
-  fi
+  tap_result "$n" "$name" "$rc" "$log"
   echo "# ($((($(date +%s%N) - start) / 1000000)) ms)"
   return "$rc"
 }
 
 inner_main() {
-  local filter=$1 keep=$2 name n=0 passed=0 failed=0 rc=0 t0
-  local -a selected=()
+  local filter=$1 keep=$2 rc=0 t0
   t0=$(date +%s%N)
   PID1_WORK=$PID1_SCRATCH/mnt
   mount -t tmpfs -o mode=0700 pid1-scratch "$PID1_WORK"
@@ -749,33 +739,18 @@ inner_main() {
   # shellcheck source=/dev/null
   source "$MOUNTNS_CACHE/fixture.env"
   T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
-  for name in "${SCENARIOS[@]}"; do
-    if [[ -z $filter ]] || grep -qE -- "$filter" <<<"$name"; then selected+=("$name"); fi
-  done
-  if ((${#selected[@]} == 0)); then
-    echo "pid1.sh: no scenario matches '$filter'" >&2
-    echo "0 passed, 0 failed"
-    return 1
-  fi
-  echo "1..${#selected[@]}"
+  tap_select pid1.sh "$filter" || return 1
   echo "# impl: $PID1_BIN"
   pid1_build_images "$PID1_BIN"
   echo "# images built in $((($(date +%s%N) - t0) / 1000000)) ms"
-  for name in "${selected[@]}"; do
-    n=$((n + 1))
-    if run_scenario "$n" "$name"; then
-      passed=$((passed + 1))
-    else
-      failed=$((failed + 1))
-    fi
-  done
+  # shellcheck disable=SC2119 # no after-each command
+  tap_run
   if [[ -n $keep ]]; then
     mkdir -p "$keep"
     cp -a "$PID1_WORK/boots" "$PID1_WORK/logs" "$keep/"
   fi
   echo "# total $((($(date +%s%N) - t0) / 1000000)) ms"
-  echo "$passed passed, $failed failed"
-  ((failed == 0)) || rc=1
+  tap_summary || rc=1
   return "$rc"
 }
 

@@ -21,10 +21,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-declare -a SCENARIOS=()
-declare -A DESC=()
-# scenario NAME DESCRIPTION: register t_NAME (run in listed order).
-scenario() { SCENARIOS+=("$1"); DESC[$1]=$2; }
+# shellcheck source=tap.sh
+source "$HERE/tap.sh"
 
 ##############################################################################
 # Shared setup functions (run inside R, before the tool; errexit is on).
@@ -466,42 +464,18 @@ run_scenario() {
   ("t_$name") >"$log" 2>&1
   rc=$?
   set -e
-  if ((rc == 0)); then
-    echo "ok $n - $name: ${DESC[$name]}"
-  else
-    echo "not ok $n - $name: ${DESC[$name]}"
-  fi
-  if ((rc != 0 || VERBOSE)); then
-    sed 's/^/# /' "$log"
-    echo "# ($((SECONDS - start))s)"
-  fi
+  tap_result "$n" "$name" "$rc" "$log"
+  if ((rc != 0 || VERBOSE)); then echo "# ($((SECONDS - start))s)"; fi
   return "$rc"
 }
 
 run_all() {
-  local filter=$1 name n=0 passed=0 failed=0
-  local -a selected=()
-  for name in "${SCENARIOS[@]}"; do
-    if [[ -z $filter ]] || grep -qE -- "$filter" <<<"$name"; then selected+=("$name"); fi
-  done
-  if ((${#selected[@]} == 0)); then
-    echo "run.sh: no scenario matches '$filter'" >&2
-    echo "0 passed, 0 failed"
-    return 1
-  fi
-  echo "1..${#selected[@]}"
+  tap_select run.sh "$1" || return 1
   echo "# impl: $IMPL"
   echo "# ref:  $REF"
-  for name in "${selected[@]}"; do
-    n=$((n + 1))
-    if run_scenario "$n" "$name"; then
-      passed=$((passed + 1))
-    else
-      failed=$((failed + 1))
-    fi
-  done
-  echo "$passed passed, $failed failed"
-  ((failed == 0))
+  # shellcheck disable=SC2119 # no after-each command
+  tap_run
+  tap_summary
 }
 
 # Inside the outer namespace: scratch tmpfs, fixture facts, scenarios.

@@ -22,9 +22,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=unlock-lib.sh
 source "$HERE/unlock-lib.sh"
 
-declare -a SCENARIOS=()
-declare -A DESC=()
-scenario() { SCENARIOS+=("$1"); DESC[$1]=$2; }
+# shellcheck source=tap.sh
+source "$HERE/tap.sh"
 
 # phys NAME: the physical root NAME, created on first use; scenarios that
 # continue each other (a reboot after development...) share it by name.
@@ -835,19 +834,13 @@ run_scenario() {
   ) >"$log" 2>&1
   rc=$?
   set -e
-  if ((rc == 0)); then
-    echo "ok $n - $name: ${DESC[$name]}"
-  else
-    echo "not ok $n - $name: ${DESC[$name]}"
-  fi
-  if ((rc != 0 || VERBOSE)); then
-    sed 's/^/# /' "$log"
-    echo "# ($((SECONDS - start))s)"
-  fi
+  tap_result "$n" "$name" "$rc" "$log"
+  if ((rc != 0 || VERBOSE)); then echo "# ($((SECONDS - start))s)"; fi
   return "$rc"
 }
 
 # release_phys [KEEP...]: unmount and delete the physical roots, but KEEP.
+# shellcheck disable=SC2120 # called with arguments through tap_run
 release_phys() {
   local img name
   for img in "$UL_SCRATCH"/*.img; do
@@ -859,37 +852,27 @@ release_phys() {
 }
 
 inner_main() {
-  local filter=$1 keep=$2 name n=0 passed=0 failed=0
-  local -a selected=()
+  local filter=$1 keep=$2
   UL_SCRATCH=$UL_INNER/mnt
   mount -t tmpfs -o mode=0700 unlock-scratch "$UL_SCRATCH"
   mkdir -p "$UL_SCRATCH/logs" "$UL_SCRATCH/results"
   # shellcheck source=/dev/null
   source "$MOUNTNS_CACHE/fixture.env"
-  for name in "${SCENARIOS[@]}"; do
-    if [[ -z $filter ]] || grep -qE -- "$filter" <<<"$name"; then selected+=("$name"); fi
-  done
-  if ((${#selected[@]} == 0)); then
-    echo "unlock.sh: no scenario matches '$filter'" >&2
+  if ! tap_select unlock.sh "$filter"; then
     umount -l "$UL_SCRATCH"
-    echo "0 passed, 0 failed"
     return 1
   fi
-  echo "1..${#selected[@]}"
   echo "# unlock:       $UL_UNLOCK"
   echo "# prepare-root: $UL_PREPARE"
-  for name in "${selected[@]}"; do
-    n=$((n + 1))
-    if run_scenario "$n" "$name"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-    # development_reboot reboots the physical roots of the two before it.
-    release_phys dev-private dev-shared
-  done
+  # After each: development_reboot reboots the physical roots of the two
+  # before it; the others go.
+  tap_run release_phys dev-private dev-shared
+  # shellcheck disable=SC2119 # no root is kept at the end
   release_phys
   if [[ -n $keep ]]; then mkdir -p "$keep" && cp -a "$UL_SCRATCH/results" "$UL_SCRATCH/logs" "$keep/"; fi
   umount -l "$UL_SCRATCH"
   echo "# ${SECONDS}s"
-  echo "$passed passed, $failed failed"
-  ((failed == 0))
+  tap_summary
 }
 
 main() {
