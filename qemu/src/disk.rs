@@ -431,21 +431,12 @@ pub fn remove_tree(fs_image: &Path, dir: &str) -> Result<()> {
 }
 
 fn collect_removals(fs_image: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
-    replay_journal(fs_image)?;
-    // `ls -p` prints /inode/mode/uid/gid/name/size/ per entry.
-    let text = output(
-        Command::new("debugfs")
-            .arg("-R")
-            .arg(format!("ls -p {dir}"))
-            .arg(fs_image),
-    )?;
-    for l in text.lines() {
-        let f: Vec<&str> = l.split('/').collect();
-        if f.len() < 7 || f[5] == "." || f[5] == ".." || f[5].is_empty() {
+    for (name, mode) in debugfs_ls(fs_image, dir)? {
+        if name == "." || name == ".." {
             continue;
         }
-        let path = format!("{dir}/{}", f[5]);
-        if f[2].starts_with("04") {
+        let path = format!("{dir}/{name}");
+        if mode.starts_with("04") {
             collect_removals(fs_image, &path, out)?;
         } else {
             out.push(format!("rm {path}"));
@@ -453,6 +444,25 @@ fn collect_removals(fs_image: &Path, dir: &str, out: &mut Vec<String>) -> Result
     }
     out.push(format!("rmdir {dir}"));
     Ok(())
+}
+
+/// The entries of directory `dir` of the ext4 image, as (name, octal mode),
+/// `.` and `..` included. `ls -p` prints `/inode/mode/uid/gid/name/size/`.
+fn debugfs_ls(fs_image: &Path, dir: &str) -> Result<Vec<(String, String)>> {
+    replay_journal(fs_image)?;
+    let text = output(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("ls -p {dir}"))
+            .arg(fs_image),
+    )?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('/').collect();
+            (f.len() >= 7 && !f[5].is_empty()).then(|| (f[5].to_string(), f[2].to_string()))
+        })
+        .collect())
 }
 
 /// Copy a disk for one scenario, so scenarios never share state.
@@ -511,18 +521,9 @@ pub fn set_sysroot_readonly(fs_image: &Path) -> Result<()> {
 
 /// Names in a directory of the ext4 image (for "nothing was written" checks).
 pub fn list_dir(fs_image: &Path, dir: &str) -> Result<Vec<String>> {
-    replay_journal(fs_image)?;
-    let text = output(
-        Command::new("debugfs")
-            .arg("-R")
-            .arg(format!("ls -p {dir}"))
-            .arg(fs_image),
-    )?;
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split('/').nth(5))
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
+    let mut names: Vec<String> = debugfs_ls(fs_image, dir)?
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
     names.sort();
     Ok(names)
