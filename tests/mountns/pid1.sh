@@ -282,9 +282,6 @@ t_gpt() {
   show_boot "$d"
 }
 
-# Like the kernel, which tries every filesystem it knows, root=PARTUUID=
-# (a partition identifier: nothing says which filesystem is on it) must not
-# need rootfstype=.
 scenario initramfs_root_options "initramfs: root=/dev/..., rootfstype= list, rootflags= (defaults dropped), rootdelay="
 t_initramfs_root_options() {
   local img dev d ms
@@ -367,6 +364,9 @@ t_initramfs_no_pivot() {
   show_boot "$d"
 }
 
+# Like the kernel, which tries every filesystem it knows, root=PARTUUID=
+# (a partition identifier: nothing says which filesystem is on it) must not
+# need rootfstype=.
 scenario initramfs_partuuid "initramfs: root=PARTUUID= on a GPT disk (no rootfstype=)"
 t_initramfs_partuuid() { t_gpt "root=PARTUUID=$PID1_PARTUUID"; }
 
