@@ -122,10 +122,7 @@ impl KernelCmdline {
 
 /// Mount `fstype` at `target` unless something is mounted there already.
 fn mount_api(fstype: &[u8], target: &[u8], data: Option<&[u8]>) -> Result<(), Error> {
-    match sys::mkdir(target, 0o755) {
-        Ok(()) | Err(libc::EEXIST) => {}
-        Err(e) => return Err(Error::sys("mkdir", target, e)),
-    }
+    mount_point_dir(target)?;
     if switch::is_mountpoint(target) {
         return Ok(());
     }
@@ -235,7 +232,7 @@ fn initramfs(k: &KernelCmdline, params: &BootParams, phases: &mut Phases) -> Res
     if !params.rw {
         flags |= libc::MS_RDONLY;
     }
-    in_phase("mounting the root", mount_api_dir(SYSROOT))?;
+    in_phase("mounting the root", mount_point_dir(SYSROOT))?;
     in_phase(
         "mounting the root",
         rootdev::mount_root(&dev, SYSROOT, params.fstype, flags, &data),
@@ -275,7 +272,8 @@ fn initramfs(k: &KernelCmdline, params: &BootParams, phases: &mut Phases) -> Res
     Ok(())
 }
 
-fn mount_api_dir(path: &[u8]) -> Result<(), Error> {
+/// Make sure the directory `path` (a mount point) exists.
+fn mount_point_dir(path: &[u8]) -> Result<(), Error> {
     match sys::mkdir(path, 0o755) {
         Ok(()) | Err(libc::EEXIST) => Ok(()),
         Err(e) => Err(Error::sys("mkdir", path, e)),
