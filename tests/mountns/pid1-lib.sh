@@ -380,11 +380,16 @@ pid1_stage() {
   done <"$dir/devs"
   mount -t proc proc "$r/proc"
   mount --bind "$dir/cmdline" "$r/proc/cmdline"
-  # PID 1 gets the standard streams only, as from the kernel.
+  # PID 1 gets the standard streams only, as from the kernel. The list is
+  # this shell's own (/proc/self: $$ is 1 here, and /proc is still the
+  # host's, so /proc/$$ would be the host's init). No redirection on the
+  # eval: bash would park stderr on a spare descriptor around it, and closing
+  # that one loses stderr for good (seen in CI).
   local fd
-  for fd in "/proc/$$/fd/"*; do
+  local -a fds=(/proc/self/fd/*)
+  for fd in "${fds[@]}"; do
     fd=${fd##*/}
-    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    if ((fd > 2)) && [[ -e /proc/self/fd/$fd ]]; then eval "exec $fd>&-"; fi
   done
   local init=/init
   if [[ $PID1_STAGE_MODE == root ]]; then
