@@ -59,7 +59,12 @@ pub unsafe extern "C" fn main(
                 .collect();
             pid1::run(kind, &init_argv, &envp)
         }
-        None => switchroot::app::main(&args),
+        None => {
+            // Markers and staging files are opened for writing: none may
+            // land on a closed 1 or 2 (PID 1 fills them from the console).
+            sys::fill_std_fds(b"/dev/null");
+            switchroot::app::main(&args)
+        }
     }
 }
 

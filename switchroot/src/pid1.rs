@@ -136,16 +136,12 @@ fn mount_api(fstype: &[u8], target: &[u8], data: Option<&[u8]>) -> Result<(), Er
         .map_err(|e| Error::sys("mount", target, e))
 }
 
-/// Standard streams on the console (if the kernel did not open them) and
-/// messages to the kernel log.
+/// Standard streams on the console where the kernel did not open them (it
+/// opens none when the initramfs has no /dev/console), and messages to the
+/// kernel log.
 fn setup_logging() {
-    if !sys::fd_is_open(0) {
-        if let Ok(console) = sys::open(b"/dev/console", libc::O_RDWR | libc::O_NOCTTY, 0) {
-            for fd in 0..3 {
-                let _ = sys::dup2(&console, fd);
-            }
-        }
-    }
+    sys::fill_std_fds(b"/dev/console");
+    sys::fill_std_fds(b"/dev/null");
     if let Ok(kmsg) = sys::open(b"/dev/kmsg", sys::O_WRONLY, 0) {
         crate::out::use_kmsg(sys::leak(kmsg));
     }

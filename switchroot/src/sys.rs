@@ -607,6 +607,24 @@ pub fn fd_is_open(fd: c_int) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
+/// Open `path` on whichever of descriptors 0, 1 and 2 is closed. A process
+/// started with one of them closed would otherwise get it from its next
+/// `open()`, and write its messages into that file.
+pub fn fill_std_fds(path: &[u8]) {
+    for fd in 0..3 {
+        if fd_is_open(fd) {
+            continue;
+        }
+        if let Ok(f) = open(path, libc::O_RDWR | libc::O_NOCTTY, 0) {
+            if f.0 == fd {
+                leak(f);
+            } else {
+                let _ = dup2(&f, fd);
+            }
+        }
+    }
+}
+
 /// `dup2(2)`.
 pub fn dup2(from: &Fd, to: c_int) -> SysResult<()> {
     // SAFETY: plain syscall; `from` is open.

@@ -278,9 +278,17 @@ run_tool() {
   argv+=(/sysroot)
   if ((NS_ARGV_CMDLINE)); then argv+=("$NS_CMDLINE"); fi
   # A minimal environment, like an initramfs service's.
-  (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
-    timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
-    >"/results/$tag.out" 2>"/results/$tag.err" </dev/null
+  if [[ ${NS_CLOSE_STD:-0} == 1 ]]; then
+    # Started with descriptors 0, 1 and 2 closed (no output to keep).
+    : >"/results/$tag.out"
+    : >"/results/$tag.err"
+    (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
+      timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}" <&- >&- 2>&-)
+  else
+    (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
+      timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
+      >"/results/$tag.out" 2>"/results/$tag.err" </dev/null
+  fi
   TOOL_RC=$?
   TOOL_TAG=$tag
   echo "$TOOL_RC" >"/results/$tag.rc"

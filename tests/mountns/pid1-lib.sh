@@ -248,11 +248,14 @@ pid1_majmin() {
 #   --init PATH             (root mode) what to execute (default: the T1 path
 #                           + /usr/lib/ostree/ostree-prepare-root)
 #   --shell                 (initramfs) add a /bin/sh that reports it ran
+#   --console               a regular file DIR/console bound on R/dev/console
+#   --close-stderr          PID 1 starts with descriptor 2 closed (as when the
+#                           kernel could open no console for it)
 #   --background            start the namespace and return; pid1_wait later
 #   ARG...                  arguments given to PID 1 (after argv[0])
 # Results in DIR: out, err, status ("exit N" or "signal NAME"), rc, ms.
 pid1_boot() {
-  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0 shell=0
+  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0 shell=0 console=0 close_stderr=0
   local -a devs=()
   shift
   while (($#)); do
@@ -268,6 +271,8 @@ pid1_boot() {
       --kmsg) kmsg=1; shift ;;
       --init-symlink) symlink=1; shift ;;
       --shell) shell=1; shift ;;
+      --console) console=1; shift ;;
+      --close-stderr) close_stderr=1; shift ;;
       --init) init=$2; shift 2 ;;
       --background) bg=1; shift ;;
       --) shift; break ;;
@@ -293,7 +298,8 @@ pid1_boot() {
       PID1_STAGE_DIR="$dir" PID1_STAGE_MODE="$mode" PID1_STAGE_IMAGE="$image" \
       PID1_STAGE_RO="$mount_ro" PID1_STAGE_SYSFS="$sysfs" PID1_STAGE_INIT="$init" \
       PID1_STAGE_NOPIVOT="$nopivot" PID1_STAGE_KMSG="$kmsg" PID1_STAGE_SYMLINK="$symlink" \
-      PID1_STAGE_SHELL="$shell" \
+      PID1_STAGE_SHELL="$shell" PID1_STAGE_CONSOLE="$console" \
+      PID1_STAGE_CLOSE_STDERR="$close_stderr" \
       PID1_STAGE_BIN="$PID1_BIN" PID1_STAGE_T1="$T1" \
       PID1_BUSYBOX="$PID1_BUSYBOX" LIBMOUNT_UTAB="$dir/utab" \
       timeout --kill-after=5 60 \
@@ -375,6 +381,11 @@ pid1_stage() {
     : >"$r/dev/kmsg"
     mount --bind "$dir/kmsg" "$r/dev/kmsg"
   fi
+  if ((PID1_STAGE_CONSOLE)); then
+    : >"$dir/console"
+    : >"$r/dev/console"
+    mount --bind "$dir/console" "$r/dev/console"
+  fi
   while read -r name maj min; do
     mknod -m 0600 "$r/dev/$name" b "$maj" "$min"
   done <"$dir/devs"
@@ -396,7 +407,10 @@ pid1_stage() {
     init=${PID1_STAGE_INIT:-$PID1_STAGE_T1/usr/lib/ostree/ostree-prepare-root}
   fi
   cd "$r"
+  local close=""
+  if ((PID1_STAGE_CLOSE_STDERR)); then close="exec 2>&- &&"; fi
   if ((PID1_STAGE_NOPIVOT)); then
+    if ((PID1_STAGE_CLOSE_STDERR)); then exec 2>&-; fi
     exec env -i "${PID1_KERNEL_ENV[@]}" "$(command -v chroot)" . /init "${args[@]}"
   fi
   pivot_root . ".$old"
@@ -405,7 +419,7 @@ pid1_stage() {
   local bb=$old$PID1_BUSYBOX
   local rm_old="rmdir $old &&"
   if [[ $PID1_STAGE_MODE == root ]]; then rm_old=""; fi
-  exec "$bb" sh -c "cd / && umount -l $old && $rm_old exec env -i ${PID1_KERNEL_ENV[*]} \"\$0\" \"\$@\"" \
+  exec "$bb" sh -c "cd / && umount -l $old && $rm_old $close exec env -i ${PID1_KERNEL_ENV[*]} \"\$0\" \"\$@\"" \
     "$init" "${args[@]}"
 }
 

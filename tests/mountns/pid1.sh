@@ -515,6 +515,20 @@ t_initramfs_bad_ostree() {
   show_boot "$d"
 }
 
+scenario initramfs_closed_stderr "initramfs: started with stderr closed (no console from the kernel): the failure is reported on /dev/console"
+t_initramfs_closed_stderr() {
+  local d
+  boot main --console --close-stderr --cmdline "root=LABEL=nosuch rootwait=0 ostree=$T1 rd.emergency=poweroff"
+  d=$BOOT_DIR
+  expect_status "$d" "signal INT"
+  grep -q 'boot failed while finding the root device' "$d/console" ||
+    fail "/dev/console does not have the failure ('boot failed while finding the root device')"
+  grep -q 'powering off' "$d/console" || fail "/dev/console does not have 'powering off'"
+  echo "console:"
+  sed 's/^/  /' "$d/console"
+  show_boot "$d"
+}
+
 scenario initramfs_default_emergency "initramfs: failure without rd.emergency=: message, then reboot after 10 s"
 t_initramfs_default_emergency() {
   local d ms

@@ -421,6 +421,16 @@ t_booted_metadata() {
   return "$rc"
 }
 
+scenario closed_std_fds "started with stdin, stdout and stderr closed: boots, /run/ostree-booted intact"
+check_closed_std_fds() {
+  check_boots_1
+  expect_booted_valid
+  check_no_leftovers
+}
+t_closed_std_fds() {
+  ns_run --impl "$IMPL" --label closed-std-fds --env NS_CLOSE_STD=1 --check check_closed_std_fds
+}
+
 scenario dry_run "--dry-run: prints the plan, changes nothing"
 check_dry_run() {
   expect_success

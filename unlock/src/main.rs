@@ -29,6 +29,9 @@ pub unsafe extern "C" fn main(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
+    // The origin file and markers are opened for writing: none may land on
+    // a closed 1 or 2, where messages would be written into it.
+    sys::fill_std_fds(b"/dev/null");
     // SAFETY: envp comes from the C runtime, as required.
     let mut env = unsafe { sys::c_strings(envp) }.map(CStr::to_bytes);
     // The first definition counts, as with getenv.
