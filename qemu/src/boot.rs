@@ -231,7 +231,11 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
     if let Some(d) = spec.log.parent() {
         fs::create_dir_all(d)?;
     }
-    let sock = spec.log.with_extension("monitor");
+    // A socket path must fit in 108 bytes: not beside the log, whose path
+    // grows with the checkout's and the scenario's names.
+    static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sock = std::env::temp_dir().join(format!("qemu-harness-{}-{n}.mon", std::process::id()));
     let _ = fs::remove_file(&sock);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", &spec.accel, "-m", "512", "-smp", "1"])

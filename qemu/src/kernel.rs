@@ -79,8 +79,80 @@ pub fn ensure() -> Result<Kernel> {
             return Ok(k);
         }
     }
-    let pkg = resolve_package()?;
-    let dir = base.join(&pkg);
+    unpack(&base, &resolve_package()?)
+}
+
+/// A kernel whose modules are xz-compressed and which decompresses them
+/// itself (`CONFIG_MODULE_DECOMPRESS`): the newest `-cloud-amd64` image apt
+/// knows (Debian's 6.12 for bookworm, from bookworm-security), or
+/// `KTEST_KERNEL_XZ_PACKAGE`. Cached apart from the test kernel, which
+/// [`ensure`] picks from its own cache directory.
+pub fn ensure_compressed_modules() -> Result<Kernel> {
+    let base = util::cache_dir().join("kernel-xz");
+    let pkg = match std::env::var("KTEST_KERNEL_XZ_PACKAGE") {
+        Ok(p) => p,
+        Err(_) => match cached_package(&base) {
+            Some(p) => p,
+            None => newest_cloud_package()?,
+        },
+    };
+    let k = unpack(&base, &pkg)?;
+    let config = k
+        .modules
+        .join("../../../boot")
+        .join(format!("config-{}", k.version));
+    let text = fs::read_to_string(&config).unwrap_or_default();
+    if !text.lines().any(|l| l == "CONFIG_MODULE_DECOMPRESS=y") {
+        bail!(
+            "{pkg}: {} does not say CONFIG_MODULE_DECOMPRESS=y (set KTEST_KERNEL_XZ_PACKAGE)",
+            config.display()
+        );
+    }
+    Ok(k)
+}
+
+/// The package already unpacked in `base`, if any.
+fn cached_package(base: &Path) -> Option<String> {
+    fs::read_dir(base)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| find_unpacked(&e.path()).is_some())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+}
+
+/// The numeric parts of a kernel version (`6.12.117+deb12` → [6, 12, 117, 12]).
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The newest signed `linux-image-VERSION-cloud-amd64` in apt's lists.
+fn newest_cloud_package() -> Result<String> {
+    let mut names = output(Command::new("apt-cache").args(["pkgnames", "linux-image-"]))?;
+    if names.trim().is_empty() {
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        names = output(Command::new("apt-cache").args(["pkgnames", "linux-image-"]))?;
+    }
+    names
+        .lines()
+        .filter_map(|n| {
+            let v = n
+                .strip_prefix("linux-image-")?
+                .strip_suffix("-cloud-amd64")?;
+            v.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (version_key(v), n.to_string()))
+        })
+        .max()
+        .map(|(_, n)| n)
+        .context("apt knows no linux-image-VERSION-cloud-amd64 package")
+}
+
+/// Fetch `pkg` with apt-get download and unpack it under `base/<pkg>` (reused
+/// when already there).
+fn unpack(base: &Path, pkg: &str) -> Result<Kernel> {
+    let dir = base.join(pkg);
     if let Some(k) = find_unpacked(&dir) {
         return Ok(k);
     }
@@ -89,7 +161,7 @@ pub fn ensure() -> Result<Kernel> {
     eprintln!("qemu-harness: apt-get download {pkg}");
     run(Command::new("apt-get")
         .arg("download")
-        .arg(&pkg)
+        .arg(pkg)
         .current_dir(&dl))?;
     let deb = fs::read_dir(&dl)?
         .filter_map(|e| e.ok())

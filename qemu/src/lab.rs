@@ -124,6 +124,30 @@ impl Lab {
         Ok(out)
     }
 
+    /// An initramfs of ours with the lab's module list taken from another
+    /// module tree (`lib/modules/<version>` of some kernel). Returns the image
+    /// and the files it holds.
+    pub fn initramfs_from(
+        &self,
+        modules_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<(PathBuf, Vec<(String, u64)>)> {
+        let out = util::work_dir()
+            .join("initramfs")
+            .join(format!("{name}.cpio.gz"));
+        let files = initramfs::build(
+            &initramfs::Spec {
+                init: util::prepare_root_bin(),
+                modules_dir: modules_dir.to_path_buf(),
+                modules: MODULES.iter().map(|s| s.to_string()).collect(),
+                extras: vec![],
+                gzip: true,
+            },
+            &out,
+        )?;
+        Ok((out, files))
+    }
+
     /// The kernel command line for `mode` booting deployment `which` of
     /// `disk`: `root=` by label with an initramfs (the kernel alone cannot
     /// find labels), the NVMe device without one, plus the entry's `init=`.
@@ -190,8 +214,21 @@ impl Lab {
         log: &str,
         hotplug: Option<Hotplug>,
     ) -> Result<Outcome> {
+        self.boot_kernel(&self.kernel, disk, initrd, append, log, hotplug)
+    }
+
+    /// Boot `disk` once with another kernel than the lab's.
+    pub fn boot_kernel(
+        &self,
+        kernel: &Kernel,
+        disk: &Disk,
+        initrd: Option<PathBuf>,
+        append: &str,
+        log: &str,
+        hotplug: Option<Hotplug>,
+    ) -> Result<Outcome> {
         let mut spec = Spec {
-            kernel: self.kernel.vmlinuz.clone(),
+            kernel: kernel.vmlinuz.clone(),
             initrd,
             disk: disk.image.clone(),
             append: append.to_string(),

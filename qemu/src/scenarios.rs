@@ -11,6 +11,8 @@ use anyhow::Result;
 
 use crate::boot::{Echo, Hotplug, Outcome};
 use crate::disk::{self, Disk};
+use crate::initramfs;
+use crate::kernel::{self, Kernel};
 use crate::lab::{Lab, Mode};
 use crate::util;
 
@@ -123,6 +125,39 @@ impl<'a> Run<'a> {
             .cmdline(disk, mode, which, &format!("ktest.step={step} {extra}"));
         let log = self.log_name(step);
         let o = self.lab.boot(disk, mode, &append, &log, hotplug)?;
+        self.expect_all_ok(step, &log, o)
+    }
+
+    /// Boot `kernel` with `initrd` in our initramfs mode and require every
+    /// ktest check to pass.
+    pub fn expect_ok_kernel(
+        &mut self,
+        kernel: &Kernel,
+        initrd: &std::path::Path,
+        disk: &Disk,
+        which: &str,
+        extra: &str,
+        step: &str,
+    ) -> Result<Outcome> {
+        let append = self.lab.cmdline(
+            disk,
+            Mode::Ours,
+            which,
+            &format!("ktest.step={step} {extra}"),
+        );
+        let log = self.log_name(step);
+        let o = self.lab.boot_kernel(
+            kernel,
+            disk,
+            Some(initrd.to_path_buf()),
+            &append,
+            &log,
+            None,
+        )?;
+        self.expect_all_ok(step, &log, o)
+    }
+
+    fn expect_all_ok(&mut self, step: &str, log: &str, o: Outcome) -> Result<Outcome> {
         self.record(step, &o);
         for p in o.problems() {
             self.note(format!(
@@ -239,7 +274,55 @@ pub type ScenarioFn = fn(&mut Run) -> Result<()>;
 pub fn all() -> Vec<(&'static str, ScenarioFn)> {
     let mut v = base();
     v.extend(crate::distro::scenarios());
+    v.extend(compressed_modules());
     v
+}
+
+/// Scenario 11: modules compressed as distributions ship them.
+fn compressed_modules() -> Vec<(&'static str, ScenarioFn)> {
+    vec![
+        ("11a xz module, kernel 6.12 decompresses", |r| {
+            // Debian's 6.12 ships overlay.ko.xz and decompresses it itself:
+            // /init hands it over as is, and the hotfix overlay works.
+            let k = kernel::ensure_compressed_modules()?;
+            let (initrd, files) = r.lab.initramfs_from(&k.modules, "overlay-xz-on-6.12")?;
+            r.check(
+                files.iter().any(|(f, _)| f.ends_with("/overlay.ko.xz")),
+                format!("{} holds no overlay.ko.xz: {files:?}", initrd.display()),
+            );
+            let d = r.disk(&r.lab.disk)?;
+            disk::mkdirs(&d.fs_image, &hotfix_markers(&d, "B"))?;
+            let o = r.expect_ok_kernel(
+                &k,
+                &initrd,
+                &d,
+                "B",
+                &format!("{OURS} ktest.usr=rw ktest.write=/usr/share/ktest-xz"),
+                "xz-module-hotfix",
+            )?;
+            r.check(
+                o.console.contains(&format!("Linux version {} ", k.version)),
+                format!("the console does not show kernel {} booting", k.version),
+            );
+            Ok(())
+        }),
+        ("11b xz module, kernel cannot decompress", |r| {
+            // overlay.ko.xz on the 6.1 kernel (CONFIG_MODULE_DECOMPRESS off):
+            // the kernel refuses it; the message must say why.
+            let tree = xz_module_tree(&r.lab.kernel, "overlay")?;
+            let (initrd, _) = r.lab.initramfs_from(&tree, "overlay-xz-on-6.1")?;
+            let d = r.disk(&r.lab.disk)?;
+            let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
+            r.expect_failure(
+                &d,
+                Some(initrd),
+                &append,
+                "xz-module-unsupported",
+                &["overlay.ko.xz", "could not decompress"],
+            )?;
+            Ok(())
+        }),
+    ]
 }
 
 fn base() -> Vec<(&'static str, ScenarioFn)> {
@@ -463,6 +546,30 @@ fn base() -> Vec<(&'static str, ScenarioFn)> {
             Ok(())
         }),
     ]
+}
+
+/// A module tree for `kernel` holding only `name`, compressed with xz as
+/// Debian compresses its modules, with its `modules.dep` line.
+fn xz_module_tree(kernel: &Kernel, name: &str) -> Result<std::path::PathBuf> {
+    let dep = std::fs::read_to_string(kernel.modules.join("modules.dep"))?;
+    let line = initramfs::dep_closure(&dep, &[name.to_string()])?;
+    anyhow::ensure!(
+        line.len() == 1 && line[0].ends_with(':'),
+        "{name} has dependencies: {line:?}"
+    );
+    let rel = line[0].trim_end_matches(':');
+    let tree = util::work_dir().join("xz-modules").join(&kernel.version);
+    let _ = std::fs::remove_dir_all(&tree);
+    let dst = tree.join(format!("{rel}.xz"));
+    std::fs::create_dir_all(dst.parent().unwrap_or(&tree))?;
+    let packed = util::output_bytes(
+        std::process::Command::new("xz")
+            .args(["--check=crc32", "--lzma2=dict=1MiB", "--stdout"])
+            .arg(kernel.modules.join(rel)),
+    )?;
+    std::fs::write(&dst, packed)?;
+    std::fs::write(tree.join("modules.dep"), format!("{rel}.xz:\n"))?;
+    Ok(tree)
 }
 
 /// Scenario 8 needs the tool in the deployment (the disk builder puts it there).

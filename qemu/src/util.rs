@@ -54,6 +54,11 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Run a command and return its stdout; fail with its stderr if it does not succeed.
 pub fn output(cmd: &mut Command) -> Result<String> {
+    output_bytes(cmd).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Run a command; its standard output as bytes (an error if it fails).
+pub fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
     let what = describe(cmd);
     let out = cmd
         .stdin(Stdio::null())
@@ -66,7 +71,7 @@ pub fn output(cmd: &mut Command) -> Result<String> {
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 /// Whether a program is on PATH.
@@ -85,7 +90,8 @@ pub fn have(prog: &str) -> bool {
 /// dracut-core (dracut and lsinitrd, for the dracut boots: not the `dracut`
 /// package, which conflicts with initramfs-tools and would take over the
 /// host's own initramfs), systemd (what dracut's systemd module copies),
-/// util-linux (switch_root of the mkinitcpio-style image).
+/// util-linux (switch_root of the mkinitcpio-style image), xz-utils (a
+/// compressed module for the 6.1 kernel, which cannot load one).
 pub const APT_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("busybox", "busybox-static"),
@@ -101,6 +107,7 @@ pub const APT_PACKAGES: &[(&str, &str)] = &[
     ("dracut", "dracut-core"),
     ("lsinitrd", "dracut-core"),
     ("/usr/lib/systemd/systemd", "systemd"),
+    ("xz", "xz-utils"),
 ];
 
 /// Install the Debian packages that are missing (as root, with apt-get).

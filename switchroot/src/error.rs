@@ -48,6 +48,8 @@ pub enum Error {
     PathTooLong,
     /// A kernel module is neither in `modules.dep` nor built in.
     ModuleMissing { name: PathBuf, modules_dir: PathBuf },
+    /// The kernel refused a compressed module file it cannot decompress.
+    ModuleCompressed { path: PathBuf, errno: Errno },
     /// PID 1: `root=` is missing or not understood.
     BadRoot,
     /// PID 1: the root device did not appear in time.
@@ -194,6 +196,11 @@ impl fmt::Display for Error {
             Error::ModuleMissing { name, modules_dir } => write!(
                 f,
                 "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
+            ),
+            Error::ModuleCompressed { path, errno } => write!(
+                f,
+                "load module {path}: {}: the kernel could not decompress it (it needs CONFIG_MODULE_DECOMPRESS with this format, and an intact file); an uncompressed module always loads",
+                ErrnoDisplay(*errno)
             ),
             Error::BadRoot => f.write_str(
                 "root= is missing or not understood (want /dev/..., UUID=, LABEL=, PARTUUID= or PARTLABEL=)",

@@ -195,7 +195,8 @@ fn load_file(base: &PathBuf, cmdline: &Cmdline, rel: &[u8]) -> Result<bool, Erro
         .map_err(|e| Error::sys("open module", path.as_bytes(), e))?;
     let mut params = heapless::Vec::<u8, 256>::new();
     params_for(cmdline, &name_of_path(rel), &mut params);
-    let flags = if is_compressed(rel) {
+    let compressed = is_compressed(rel);
+    let flags = if compressed {
         MODULE_INIT_COMPRESSED_FILE
     } else {
         0
@@ -203,6 +204,11 @@ fn load_file(base: &PathBuf, cmdline: &Cmdline, rel: &[u8]) -> Result<bool, Erro
     match sys::finit_module(&fd, &params, flags) {
         Ok(()) => Ok(true),
         Err(libc::EEXIST) => Ok(false),
+        // EOPNOTSUPP: built without CONFIG_MODULE_DECOMPRESS (or without this
+        // format); EINVAL: a kernel older than 5.17, which lacks the flag.
+        Err(errno @ (libc::EOPNOTSUPP | libc::EINVAL)) if compressed => {
+            Err(Error::ModuleCompressed { path, errno })
+        }
         Err(e) => Err(Error::sys("load module", path.as_bytes(), e)),
     }
 }
