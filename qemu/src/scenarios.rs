@@ -125,39 +125,6 @@ impl<'a> Run<'a> {
             .cmdline(disk, mode, which, &format!("ktest.step={step} {extra}"));
         let log = self.log_name(step);
         let o = self.lab.boot(disk, mode, &append, &log, hotplug)?;
-        self.expect_all_ok(step, &log, o)
-    }
-
-    /// Boot `kernel` with `initrd` in our initramfs mode and require every
-    /// ktest check to pass.
-    pub fn expect_ok_kernel(
-        &mut self,
-        kernel: &Kernel,
-        initrd: &std::path::Path,
-        disk: &Disk,
-        which: &str,
-        extra: &str,
-        step: &str,
-    ) -> Result<Outcome> {
-        let append = self.lab.cmdline(
-            disk,
-            Mode::Ours,
-            which,
-            &format!("ktest.step={step} {extra}"),
-        );
-        let log = self.log_name(step);
-        let o = self.lab.boot_kernel(
-            kernel,
-            disk,
-            Some(initrd.to_path_buf()),
-            &append,
-            &log,
-            None,
-        )?;
-        self.expect_all_ok(step, &log, o)
-    }
-
-    fn expect_all_ok(&mut self, step: &str, log: &str, o: Outcome) -> Result<Outcome> {
         self.record(step, &o);
         for p in o.problems() {
             self.note(format!(
@@ -181,6 +148,22 @@ impl<'a> Run<'a> {
         step: &str,
         expect_not_ok: &[&str],
     ) -> Result<Outcome> {
+        let kernel = &self.lab.kernel;
+        self.expect_ok_initrd_on(kernel, disk, initrd, which, extra, step, expect_not_ok)
+    }
+
+    /// [`Run::expect_ok_initrd`] with another kernel than the lab's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn expect_ok_initrd_on(
+        &mut self,
+        kernel: &Kernel,
+        disk: &Disk,
+        initrd: &std::path::Path,
+        which: &str,
+        extra: &str,
+        step: &str,
+        expect_not_ok: &[&str],
+    ) -> Result<Outcome> {
         let append = self.lab.cmdline(
             disk,
             Mode::Ours,
@@ -188,9 +171,14 @@ impl<'a> Run<'a> {
             &format!("ktest.step={step} {extra}"),
         );
         let log = self.log_name(step);
-        let o = self
-            .lab
-            .boot_with(disk, Some(initrd.to_path_buf()), &append, &log, None)?;
+        let o = self.lab.boot_kernel(
+            kernel,
+            disk,
+            Some(initrd.to_path_buf()),
+            &append,
+            &log,
+            None,
+        )?;
         self.record(step, &o);
         let at = format!("boot {} ({step})", self.r.boots);
         let expected = |p: &str| {
@@ -292,13 +280,14 @@ fn compressed_modules() -> Vec<(&'static str, ScenarioFn)> {
             );
             let d = r.disk(&r.lab.disk)?;
             disk::mkdirs(&d.fs_image, &hotfix_markers(&d, "B"))?;
-            let o = r.expect_ok_kernel(
+            let o = r.expect_ok_initrd_on(
                 &k,
-                &initrd,
                 &d,
+                &initrd,
                 "B",
                 &format!("{OURS} ktest.usr=rw ktest.write=/usr/share/ktest-xz"),
                 "xz-module-hotfix",
+                &[],
             )?;
             r.check(
                 o.console.contains(&format!("Linux version {} ", k.version)),
