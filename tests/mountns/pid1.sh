@@ -769,7 +769,7 @@ inner_main() {
 }
 
 main() {
-  local filter="" keep="" scratch rc dev
+  local filter="" keep=""
   local -a pass=()
   PID1_BIN=$MOUNTNS_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-prepare-root
   VERBOSE=0
@@ -801,27 +801,21 @@ main() {
     command -v "$tool" >/dev/null || { echo "pid1.sh: $tool not found (scripts/install-deps.sh)" >&2; return 2; }
   done
   "$HERE/fixture.sh" >/dev/null
-  scratch=$(mktemp -d /tmp/pid1ns.XXXXXX)
-  mkdir "$scratch/mnt"
-  : >"$scratch/loops"
-  set +e
   pass=(--impl "$PID1_BIN")
-  if [[ -n $keep ]]; then pass+=(--keep "$keep"); fi
-  if ((VERBOSE)); then pass+=(-v); fi
-  if [[ -n $filter ]]; then pass+=("$filter"); fi
-  PID1_SCRATCH=$scratch LIBMOUNT_UTAB=$scratch/utab unshare --mount --propagation private -- \
-    /usr/bin/bash "$HERE/pid1.sh" "${pass[@]}"
-  rc=$?
-  set -e
-  # Belt and braces: loop devices still backed by our images (the inner run
-  # was killed, say) are detached here.
+  tap_common_args pass "$keep" "$filter"
+  tap_reexec PID1_SCRATCH pid1ns "$HERE/pid1.sh" "${pass[@]}"
+}
+
+# Belt and braces: loop devices still backed by our images (the inner run
+# was killed, say) are detached after it.
+tap_reexec_cleanup() {
+  local scratch=$1 dev
+  [[ -f $scratch/loops ]] || return 0
   while read -r dev; do
     if [[ $(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) == "$scratch"/* ]]; then
       losetup -d "$dev" 2>/dev/null || true
     fi
   done <"$scratch/loops"
-  rm -rf "$scratch"
-  return "$rc"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

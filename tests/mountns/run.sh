@@ -512,7 +512,7 @@ inner_main() {
 }
 
 main() {
-  local filter="" keep="" scratch rc
+  local filter="" keep=""
   local -a pass=()
   IMPL=$MOUNTNS_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-prepare-root
   REF=/usr/lib/ostree/ostree-prepare-root
@@ -538,21 +538,9 @@ main() {
     return 2
   fi
   "$HERE/fixture.sh" >/dev/null
-  # $scratch/mnt becomes a tmpfs inside the namespace; $scratch/utab keeps
-  # mount(8)'s bookkeeping out of the host's /run/mount.
-  scratch=$(mktemp -d /tmp/mountns.XXXXXX)
-  mkdir "$scratch/mnt"
-  set +e
   pass=(--impl "$IMPL" --ref "$REF")
-  if [[ -n $keep ]]; then pass+=(--keep "$keep"); fi
-  if ((VERBOSE)); then pass+=(-v); fi
-  if [[ -n $filter ]]; then pass+=("$filter"); fi
-  MOUNTNS_INNER=$scratch LIBMOUNT_UTAB=$scratch/utab unshare --mount --propagation private -- \
-    /usr/bin/bash "$HERE/run.sh" "${pass[@]}"
-  rc=$?
-  set -e
-  rm -rf "$scratch"
-  return "$rc"
+  tap_common_args pass "$keep" "$filter"
+  tap_reexec MOUNTNS_INNER mountns "$HERE/run.sh" "${pass[@]}"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

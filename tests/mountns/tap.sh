@@ -66,3 +66,34 @@ tap_summary() {
   echo "$TAP_PASSED passed, $TAP_FAILED failed"
   ((TAP_FAILED == 0))
 }
+
+# tap_reexec VAR PREFIX SCRIPT ARG...: run `bash SCRIPT ARG...` again in a
+# private mount namespace (the first pass, on the host, calls this; the
+# second sees VAR set and runs the scenarios). VAR names a new scratch
+# directory, /tmp/PREFIX.XXXXXX, with an empty mnt/ for the inner run's tmpfs;
+# mount(8)'s utab is kept there, out of the host's /run/mount. A caller's
+# tap_reexec_cleanup, if defined, gets the scratch directory before it is
+# removed. Returns the inner run's status.
+tap_reexec() {
+  local var=$1 prefix=$2 script=$3 scratch rc
+  shift 3
+  scratch=$(mktemp -d "/tmp/$prefix.XXXXXX")
+  mkdir "$scratch/mnt"
+  set +e
+  env "$var=$scratch" LIBMOUNT_UTAB="$scratch/utab" \
+    unshare --mount --propagation private -- /usr/bin/bash "$script" "$@"
+  rc=$?
+  set -e
+  if declare -F tap_reexec_cleanup >/dev/null; then tap_reexec_cleanup "$scratch"; fi
+  rm -rf "$scratch"
+  return "$rc"
+}
+
+# tap_common_args ARRAY KEEP FILTER: append the options every script passes
+# on to its inner run (--keep DIR, -v, the filter) to the array named ARRAY.
+tap_common_args() {
+  local -n _args=$1
+  if [[ -n $2 ]]; then _args+=(--keep "$2"); fi
+  if ((VERBOSE)); then _args+=(-v); fi
+  if [[ -n $3 ]]; then _args+=("$3"); fi
+}

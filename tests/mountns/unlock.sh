@@ -876,7 +876,7 @@ inner_main() {
 }
 
 main() {
-  local filter="" keep="" scratch rc
+  local filter="" keep=""
   local -a pass=()
   UL_UNLOCK=$UL_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-unlock
   UL_PREPARE=""
@@ -920,19 +920,9 @@ main() {
     return 1
   fi
   "$HERE/fixture.sh" >/dev/null
-  scratch=$(mktemp -d /tmp/unlock-mountns.XXXXXX)
-  mkdir "$scratch/mnt"
-  set +e
   pass=(--unlock "$UL_UNLOCK" --prepare "$UL_PREPARE")
-  if [[ -n $keep ]]; then pass+=(--keep "$keep"); fi
-  if ((VERBOSE)); then pass+=(-v); fi
-  if [[ -n $filter ]]; then pass+=("$filter"); fi
-  UL_INNER=$scratch LIBMOUNT_UTAB=$scratch/utab unshare --mount --propagation private -- \
-    /usr/bin/bash "$HERE/unlock.sh" "${pass[@]}"
-  rc=$?
-  set -e
-  rm -rf "$scratch"
-  return "$rc"
+  tap_common_args pass "$keep" "$filter"
+  tap_reexec UL_INNER unlock-mountns "$HERE/unlock.sh" "${pass[@]}"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
