@@ -226,6 +226,21 @@ fn monitor(sock: &Path, commands: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The guest's NVMe command timeout, in seconds (the kernel's default is 30):
+/// when the emulated disk stops answering (see `Lab::boot_with`), the guest
+/// says so after this long and the boot is retried sooner. A healthy command
+/// completes in well under a millisecond, even under TCG.
+const NVME_IO_TIMEOUT_S: u32 = 10;
+
+/// `append` plus `nvme_core.io_timeout=`, unless it sets one itself.
+fn with_nvme_timeout(append: &str) -> String {
+    if append.contains("nvme_core.io_timeout=") {
+        append.to_string()
+    } else {
+        format!("{append} nvme_core.io_timeout={NVME_IO_TIMEOUT_S}")
+    }
+}
+
 /// Boot once and collect what the guest said.
 pub fn boot(spec: &Spec) -> Result<Outcome> {
     if let Some(d) = spec.log.parent() {
@@ -253,7 +268,7 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
         .arg("-kernel")
         .arg(&spec.kernel)
         .arg("-append")
-        .arg(&spec.append);
+        .arg(with_nvme_timeout(&spec.append));
     if let Some(i) = &spec.initrd {
         cmd.arg("-initrd").arg(i);
     }
@@ -283,7 +298,7 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
         }
     });
     let mut log = fs::File::create(&spec.log)?;
-    writeln!(log, "# qemu -append {}", spec.append)?;
+    writeln!(log, "# qemu -append {}", with_nvme_timeout(&spec.append))?;
     let mut console = String::new();
     let mut outcome = Outcome::default();
     let mut plug_at: Option<Instant> = None;
@@ -393,6 +408,16 @@ mod tests {
             o.problems(),
             vec!["not ok 2 - usr-readonly got rw".to_string()]
         );
+    }
+
+    #[test]
+    fn nvme_timeout_is_added_once() {
+        assert_eq!(
+            with_nvme_timeout("console=ttyS0"),
+            "console=ttyS0 nvme_core.io_timeout=10"
+        );
+        let own = "console=ttyS0 nvme_core.io_timeout=3";
+        assert_eq!(with_nvme_timeout(own), own);
     }
 
     #[test]

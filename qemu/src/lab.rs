@@ -240,11 +240,14 @@ impl Lab {
         };
         // Two hiccups of QEMU's emulation under TCG say nothing about the
         // code under test: a QEMU that never starts the guest (rare), and an
-        // emulated NVMe disk that stops delivering completions (about 1 boot
-        // in 60, right after the guest's first reads: it logs "nvme nvme0:
-        // I/O ... timeout", and after a controller reset every command times
-        // out again). Such a boot is stopped at once and tried again, at most
-        // twice, keeping every log.
+        // emulated NVMe disk that stops posting completions (between 1 boot
+        // in 60 and 1 in 260 of ours, during the burst of reads right after
+        // /init starts: the guest logs "nvme nvme0: I/O ... timeout,
+        // aborting", and after each controller reset the next command hangs
+        // again). A measured experiment ruled out the kernel's TSC clocksource
+        // switch, which often falls nearby; the device itself stops noticing
+        // submissions. Such a boot is stopped at once and tried again, at
+        // most twice, keeping every log.
         let base = spec.log.clone();
         let mut attempt = 0;
         loop {
