@@ -152,21 +152,14 @@ compare() {
 ns_stage1() {
   set -euo pipefail
   local r=$NS_NEWROOT src
-  mount -t tmpfs -o mode=0755 initramfs "$r"
-  mkdir -p "$r"/{proc,sys,dev,run,sysroot,etc,tmp,usr,harness,results,.oldroot}
-  chmod 1777 "$r/tmp"
-  ln -s usr/bin "$r/bin"
-  ln -s usr/sbin "$r/sbin"
-  ln -s usr/lib "$r/lib"
-  ln -s usr/lib64 "$r/lib64"
-  # Host /usr read-only (per-mount flag only) so shell tools and the dynamic
-  # C tool's libraries work; a private tmpfs over usr/lib/ostree so scenarios
-  # control usr/lib/ostree/prepare-root.conf and the tool lives there.
-  mount --bind /usr "$r/usr"
-  mount -o remount,bind,ro "$r/usr"
+  # shellcheck source=rootfs.sh
+  source "$MOUNTNS_DIR/rootfs.sh"
+  mountns_root "$r" sys harness results
+  # A private tmpfs over usr/lib/ostree so scenarios control
+  # usr/lib/ostree/prepare-root.conf and the tool lives there.
   mount -t tmpfs -o mode=0755 ostree-lib "$r/usr/lib/ostree"
   install -m 0755 "$NS_IMPL" "$r/usr/lib/ostree/ostree-prepare-root"
-  ns_make_dev_nodes "$r/dev"
+  mountns_dev_nodes "$r/dev"
   mount -t proc proc "$r/proc"
   printf '%s\n' "$NS_CMDLINE" >"$r/harness/cmdline"
   mount --bind "$r/harness/cmdline" "$r/proc/cmdline"
@@ -189,20 +182,6 @@ ns_stage1() {
   umount -l /.oldroot
   rmdir /.oldroot
   exec /usr/bin/bash -c 'source /harness/lib.sh && ns_stage2' ns-stage2
-}
-
-ns_make_dev_nodes() {
-  local dev=$1
-  mknod -m 0666 "$dev/null" c 1 3
-  mknod -m 0666 "$dev/zero" c 1 5
-  mknod -m 0666 "$dev/full" c 1 7
-  mknod -m 0666 "$dev/random" c 1 8
-  mknod -m 0666 "$dev/urandom" c 1 9
-  # bash's <(...) and /dev/stdout need these.
-  ln -s /proc/self/fd "$dev/fd"
-  ln -s /proc/self/fd/0 "$dev/stdin"
-  ln -s /proc/self/fd/1 "$dev/stdout"
-  ln -s /proc/self/fd/2 "$dev/stderr"
 }
 
 ##############################################################################

@@ -173,27 +173,13 @@ ul_stage1() {
   set -euo pipefail
   local r=$UL_NEWROOT
   mkdir -p "$r"
-  mount -t tmpfs -o mode=0755 initramfs "$r"
-  mkdir -p "$r"/{usr,proc,dev,run,sysroot,etc,tmp,h,.oldroot}
-  chmod 1777 "$r/tmp"
-  ln -s usr/bin "$r/bin"
-  ln -s usr/sbin "$r/sbin"
-  ln -s usr/lib "$r/lib"
-  ln -s usr/lib64 "$r/lib64"
   # The initramfs: host /usr read-only (bash, mount, pivot_root; the C
   # tool and its libraries), our tool on R itself.
-  mount --bind /usr "$r/usr"
-  mount -o remount,bind,ro "$r/usr"
+  # shellcheck source=rootfs.sh
+  source "$UL_DIR/rootfs.sh"
+  mountns_root "$r" h
   mount -t tmpfs -o mode=0755 dev "$r/dev"
-  mknod -m 0666 "$r/dev/null" c 1 3
-  mknod -m 0666 "$r/dev/zero" c 1 5
-  mknod -m 0666 "$r/dev/full" c 1 7
-  mknod -m 0666 "$r/dev/random" c 1 8
-  mknod -m 0666 "$r/dev/urandom" c 1 9
-  ln -s /proc/self/fd "$r/dev/fd"
-  ln -s /proc/self/fd/0 "$r/dev/stdin"
-  ln -s /proc/self/fd/1 "$r/dev/stdout"
-  ln -s /proc/self/fd/2 "$r/dev/stderr"
+  mountns_dev_nodes "$r/dev"
   mount -t proc proc "$r/proc"
   printf '%s\n' "$UL_CMDLINE" >"$r/h/cmdline"
   mount --bind "$r/h/cmdline" "$r/proc/cmdline"
