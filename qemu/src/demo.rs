@@ -55,16 +55,7 @@ pub fn run() -> Result<bool> {
         lab.accel,
         d.image.display()
     );
-    let listing = crate::initramfs::build(
-        &crate::initramfs::Spec {
-            init: util::prepare_root_bin(),
-            modules_dir: lab.kernel.modules.clone(),
-            modules: crate::lab::MODULES.iter().map(|s| s.to_string()).collect(),
-            extras: vec![],
-            gzip: true,
-        },
-        &lab.ours,
-    )?;
+    let listing = crate::lab::build_ours(&lab.kernel.modules, &lab.ours)?;
     println!(
         "    initramfs {} ({}, gzip), its files:",
         lab.ours.display(),

@@ -51,6 +51,24 @@ impl Mode {
 /// The module our initramfs loads (overlayfs, for the hotfix `/usr`).
 pub const MODULES: &[&str] = &["overlay"];
 
+/// Our initramfs for the kernel whose module tree is `modules_dir`: `/init`
+/// and the [`MODULES`] with their dependencies. Returns the files it holds.
+pub fn build_ours(
+    modules_dir: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<Vec<(String, u64)>> {
+    initramfs::build(
+        &initramfs::Spec {
+            init: util::prepare_root_bin(),
+            modules_dir: modules_dir.to_path_buf(),
+            modules: MODULES.iter().map(|s| s.to_string()).collect(),
+            extras: vec![],
+            gzip: true,
+        },
+        out,
+    )
+}
+
 impl Lab {
     /// Build (or reuse) every artefact.
     pub fn prepare(echo: Echo) -> Result<Lab> {
@@ -59,16 +77,7 @@ impl Lab {
         let dir = util::work_dir().join("initramfs");
         let modules: Vec<String> = MODULES.iter().map(|s| s.to_string()).collect();
         let ours = dir.join("ours.cpio.gz");
-        initramfs::build(
-            &initramfs::Spec {
-                init: util::prepare_root_bin(),
-                modules_dir: kernel.modules.clone(),
-                modules: modules.clone(),
-                extras: vec![],
-                gzip: true,
-            },
-            &ours,
-        )?;
+        build_ours(&kernel.modules, &ours)?;
         let reference = dir.join("reference.cpio.gz");
         initramfs::build_reference(&kernel.modules, &modules, true, &reference)?;
         let disk = disk::ensure("plain", false, &kernel)?;
@@ -84,43 +93,25 @@ impl Lab {
         })
     }
 
-    /// An initramfs of ours with other modules (scenario: missing module).
-    pub fn initramfs_variant(
-        &self,
-        name: &str,
-        spec_modules: &[String],
-        drop_files: bool,
-    ) -> Result<PathBuf> {
+    /// A broken initramfs of ours (scenario: missing module): its module
+    /// list names `modules`, but the image holds none of them.
+    pub fn initramfs_without_modules(&self, name: &str, modules: &[String]) -> Result<PathBuf> {
         let out = util::work_dir()
             .join("initramfs")
             .join(format!("{name}.cpio.gz"));
-        if drop_files {
-            // The module list names them, the image lacks them: a broken image.
-            let mut a = crate::cpio::Archive::new();
-            a.dir("/dev", 0o755);
-            a.char_dev("/dev/console", 0o600, 5, 1);
-            for d in ["/proc", "/sys", "/run", "/sysroot"] {
-                a.dir(d, 0o755);
-            }
-            a.file("/init", 0o755, &std::fs::read(util::prepare_root_bin())?);
-            a.file(
-                initramfs::MODULE_LIST,
-                0o644,
-                (spec_modules.join("\n") + "\n").as_bytes(),
-            );
-            std::fs::write(&out, a.finish())?;
-        } else {
-            initramfs::build(
-                &initramfs::Spec {
-                    init: util::prepare_root_bin(),
-                    modules_dir: self.kernel.modules.clone(),
-                    modules: spec_modules.to_vec(),
-                    extras: vec![],
-                    gzip: true,
-                },
-                &out,
-            )?;
+        let mut a = crate::cpio::Archive::new();
+        a.dir("/dev", 0o755);
+        a.char_dev("/dev/console", 0o600, 5, 1);
+        for d in ["/proc", "/sys", "/run", "/sysroot"] {
+            a.dir(d, 0o755);
         }
+        a.file("/init", 0o755, &std::fs::read(util::prepare_root_bin())?);
+        a.file(
+            initramfs::MODULE_LIST,
+            0o644,
+            (modules.join("\n") + "\n").as_bytes(),
+        );
+        std::fs::write(&out, a.finish())?;
         Ok(out)
     }
 
@@ -135,16 +126,7 @@ impl Lab {
         let out = util::work_dir()
             .join("initramfs")
             .join(format!("{name}.cpio.gz"));
-        let files = initramfs::build(
-            &initramfs::Spec {
-                init: util::prepare_root_bin(),
-                modules_dir: modules_dir.to_path_buf(),
-                modules: MODULES.iter().map(|s| s.to_string()).collect(),
-                extras: vec![],
-                gzip: true,
-            },
-            &out,
-        )?;
+        let files = build_ours(modules_dir, &out)?;
         Ok((out, files))
     }
 

@@ -474,7 +474,7 @@ fn base() -> Vec<(&'static str, ScenarioFn)> {
             let d = r.disk(&r.lab.disk)?;
             let initrd = r
                 .lab
-                .initramfs_variant("no-overlay", &["overlay".to_string()], true)?;
+                .initramfs_without_modules("no-overlay", &["overlay".to_string()])?;
             let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
             r.expect_failure(&d, Some(initrd), &append, "missing-module", &["overlay"])?;
             Ok(())
