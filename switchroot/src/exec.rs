@@ -188,11 +188,8 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             upper,
             work,
         } => {
-            let mut data = crate::out::LineBuf::new();
-            let _ = core::fmt::write(
-                &mut data,
-                format_args!("lowerdir={lower},upperdir={upper},workdir={work}"),
-            );
+            let data =
+                crate::plan::OverlayData::new(lower.as_bytes(), upper.as_bytes(), work.as_bytes())?;
             sys::mount(
                 Some(b"overlay"),
                 dst.as_bytes(),

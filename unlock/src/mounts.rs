@@ -2,11 +2,9 @@
 //! namespace whatever the propagation of `/` and `/usr` (ostree#2653), and
 //! unlocking must work when `/sysroot` is mounted read-only (ostree#2262).
 
-use core::fmt::Write;
-
 use switchroot::error::ErrnoDisplay;
 use switchroot::path::{Lossy, PathBuf};
-use switchroot::plan::markers;
+use switchroot::plan::{markers, OverlayData};
 use switchroot::sys::{self, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, O_RDONLY};
 
 use crate::err;
@@ -123,14 +121,12 @@ pub fn scratch_tmpfs(name: &[u8]) -> Result<PathBuf> {
 
 /// Mount an overlay over `/usr` (read-only if `readonly`).
 pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
-    let mut data = switchroot::out::LineBuf::new();
-    let _ = write!(
-        data,
-        "lowerdir={},upperdir={},workdir={}",
-        Lossy(lower),
-        Lossy(upper),
-        Lossy(work)
-    );
+    let data = OverlayData::new(lower, upper, work).map_err(|_| {
+        err!(
+            "mount overlay on /usr: the options for {} are longer than a page",
+            Lossy(upper)
+        )
+    })?;
     let flags = if readonly { MS_RDONLY } else { 0 };
     sys::mount(
         Some(b"overlay"),
@@ -139,13 +135,7 @@ pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool
         flags,
         Some(data.as_bytes()),
     )
-    .map_err(|e| {
-        err!(
-            "mount overlay ({}) on /usr: {}",
-            Lossy(data.as_bytes()),
-            ErrnoDisplay(e)
-        )
-    })
+    .map_err(|e| err!("mount overlay ({data}) on /usr: {}", ErrnoDisplay(e)))
 }
 
 /// Longest `/proc/self/mountinfo` line looked at in full (longer ones are
