@@ -223,13 +223,13 @@ impl Lab {
         // Two hiccups of QEMU's emulation under TCG say nothing about the
         // code under test: a QEMU that never starts the guest (rare), and an
         // emulated NVMe disk that stops posting completions (between 1 boot
-        // in 60 and 1 in 260 of ours, during the burst of reads right after
-        // /init starts: the guest logs "nvme nvme0: I/O ... timeout,
-        // aborting", and after each controller reset the next command hangs
-        // again). A measured experiment ruled out the kernel's TSC clocksource
-        // switch, which often falls nearby; the device itself stops noticing
-        // submissions. Such a boot is stopped at once and tried again, at
-        // most twice, keeping every log.
+        // in 25 and 1 in 260, during the first reads of the disk: the guest
+        // logs "nvme nvme0: I/O ... timeout, aborting", and after each
+        // controller reset the next command hangs again). It happens to the
+        // busybox reference and to the kernel's own mount of the root with
+        // no initramfs too. A measured experiment ruled out the kernel's TSC
+        // clocksource switch, which often falls nearby. Such a boot is
+        // stopped at once and tried again, at most twice, keeping every log.
         let base = spec.log.clone();
         let mut attempt = 0;
         loop {
