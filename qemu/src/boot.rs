@@ -227,7 +227,7 @@ fn monitor(sock: &Path, commands: &[String]) -> Result<()> {
 }
 
 /// The guest's NVMe command timeout, in seconds (the kernel's default is 30):
-/// when the emulated disk stops answering (see `Lab::boot_with`), the guest
+/// when the emulated disk stops answering (see `Lab::boot_kernel`), the guest
 /// says so after this long and the boot is retried sooner. A healthy command
 /// completes in well under a millisecond, even under TCG.
 const NVME_IO_TIMEOUT_S: u32 = 10;
@@ -347,7 +347,7 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
             let _ = child.kill();
             break;
         }
-        // The emulated NVMe lost a completion (see Lab::boot_with): the
+        // The emulated NVMe lost a completion (see Lab::boot_kernel): the
         // guest will only crawl on, one controller reset per command.
         if console.contains("nvme nvme0: I/O") && console.contains("timeout, aborting") {
             outcome.nvme_hang = true;

@@ -190,21 +190,11 @@ impl Lab {
             Mode::Reference => Some(self.reference.clone()),
             Mode::NoInitramfs => None,
         };
-        self.boot_with(disk, initrd, append, log, hotplug)
-    }
-
-    pub fn boot_with(
-        &self,
-        disk: &Disk,
-        initrd: Option<PathBuf>,
-        append: &str,
-        log: &str,
-        hotplug: Option<Hotplug>,
-    ) -> Result<Outcome> {
         self.boot_kernel(&self.kernel, disk, initrd, append, log, hotplug)
     }
 
-    /// Boot `disk` once with another kernel than the lab's.
+    /// Boot `disk` once with `kernel` and `initrd` (the lab's kernel, or
+    /// another one); a boot QEMU's emulation spoiled is tried again.
     pub fn boot_kernel(
         &self,
         kernel: &Kernel,

@@ -213,7 +213,9 @@ impl<'a> Run<'a> {
         needles: &[&str],
     ) -> Result<Outcome> {
         let log = self.log_name(step);
-        let o = self.lab.boot_with(disk, initrd, append, &log, None)?;
+        let o = self
+            .lab
+            .boot_kernel(&self.lab.kernel, disk, initrd, append, &log, None)?;
         self.record(step, &o);
         let at = format!("boot {} ({step})", self.r.boots);
         let ours: Vec<&str> = o
