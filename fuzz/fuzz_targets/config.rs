@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchroot::config::{repo_config_readonly, PrepareRootConf};
-use switchroot::keyfile;
+use otcore::keyfile;
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.iter().filter(|&&b| b == b'\n').count() as u32 + 1;

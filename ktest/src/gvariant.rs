@@ -117,7 +117,7 @@ mod tests {
     /// `{'backing-root-device-inode': <(uint64 66306, uint64 1234)>, 'sysroot-ro': <false>}`.
     #[test]
     fn reads_glib_bytes() {
-        let bytes = include_bytes!("../../switchroot/testdata/ostree-booted.gvariant");
+        let bytes = include_bytes!("../../otcore/testdata/ostree-booted.gvariant");
         assert_eq!(
             parse_asv(bytes).unwrap(),
             vec![

@@ -1,12 +1,12 @@
 //! The command line of `ostree-prepare-root` and the service mode.
 
-use crate::cmdline::Cmdline;
 use crate::error::Error;
 use crate::exec;
 use crate::inputs::{self, CmdlineBuf};
-use crate::path::PathBuf;
 use crate::plan::{self, Hotfix};
-use crate::{say, warn};
+use otcore::cmdline::Cmdline;
+use otcore::path::PathBuf;
+use otcore::{say, warn};
 
 pub const USAGE: &str = "\
 Usage: ostree-prepare-root [OPTIONS] SYSROOT [KERNEL_CMDLINE]
@@ -95,9 +95,9 @@ fn sysroot_path(arg: &[u8]) -> Result<PathBuf, Error> {
 
 /// The service mode: prepare SYSROOT and exit.
 pub fn prepare(args: &Args) -> Result<(), Error> {
-    let mut buf: CmdlineBuf = [0; crate::cmdline::CMDLINE_MAX + 1];
+    let mut buf: CmdlineBuf = [0; otcore::cmdline::CMDLINE_MAX + 1];
     let raw = match args.cmdline {
-        Some(c) if c.len() > crate::cmdline::CMDLINE_MAX => return Err(Error::CmdlineTooLong),
+        Some(c) if c.len() > otcore::cmdline::CMDLINE_MAX => return Err(Error::CmdlineTooLong),
         Some(c) => c,
         None => {
             let n = inputs::read_proc_cmdline(&mut buf, !args.dry_run)?;
@@ -108,12 +108,7 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
     let sysroot = sysroot_path(args.sysroot)?;
     let gathered = inputs::gather(&sysroot, &cmdline, args.mount_var, inputs::ConfFrom::Root)?;
     let facts = &gathered.facts;
-    if let Hotfix::Ignored(why) = facts.hotfix {
-        warn!(
-            "ostree-prepare-root: warning: {}: {why}; booting the pristine /usr",
-            facts.deployment.rel()
-        );
-    }
+    inputs::warn_ignored_hotfix(facts);
     let plan = plan::service_plan(facts).map_err(|_| Error::PathTooLong)?;
 
     if args.dry_run {
@@ -176,7 +171,7 @@ impl core::fmt::Display for ConfName<'_> {
 pub fn main(argv: &[&[u8]]) -> i32 {
     match parse_args(argv) {
         Ok(Command::Help) => {
-            let _ = crate::sys::write_all_raw(1, USAGE.as_bytes());
+            let _ = otcore::sys::write_all(otcore::sys::STDOUT, USAGE.as_bytes());
             0
         }
         Ok(Command::Version) => {
@@ -230,7 +225,7 @@ mod tests {
 
     #[test]
     fn overlong_cmdline_is_refused_before_anything_is_read() {
-        let long = vec![b'a'; crate::cmdline::CMDLINE_MAX + 1];
+        let long = vec![b'a'; otcore::cmdline::CMDLINE_MAX + 1];
         let args = Args {
             sysroot: b"/nonexistent",
             cmdline: Some(&long),

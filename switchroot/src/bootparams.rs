@@ -2,7 +2,8 @@
 //! mount it, what to run next, and what to do when something fails.
 //! Pure: parsed from a [`Cmdline`], unit-tested without a kernel.
 
-use crate::cmdline::Cmdline;
+use otcore::cmdline::Cmdline;
+use otcore::sys::MountFlags;
 
 /// How `root=` names the root device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,31 +141,32 @@ impl<'a> BootParams<'a> {
 
 /// `rootflags=` split into `mount(2)` flags and filesystem data
 /// (`defaults` dropped, as it means nothing to the kernel).
-pub fn mount_options(flags: &[u8], data: &mut heapless::Vec<u8, 256>) -> core::ffi::c_ulong {
-    let mut f = 0;
+pub fn mount_options(flags: &[u8], data: &mut heapless::Vec<u8, 256>) -> MountFlags {
+    let none = MountFlags::EMPTY;
+    let mut f = none;
     for opt in flags.split(|&b| b == b',').filter(|o| !o.is_empty()) {
         let (set, clear) = match opt {
-            b"defaults" => (0, 0),
-            b"ro" => (libc::MS_RDONLY, 0),
-            b"rw" => (0, libc::MS_RDONLY),
-            b"nosuid" => (libc::MS_NOSUID, 0),
-            b"nodev" => (libc::MS_NODEV, 0),
-            b"noexec" => (libc::MS_NOEXEC, 0),
-            b"noatime" => (libc::MS_NOATIME, 0),
-            b"nodiratime" => (libc::MS_NODIRATIME, 0),
-            b"relatime" => (libc::MS_RELATIME, 0),
-            b"strictatime" => (libc::MS_STRICTATIME, 0),
-            b"sync" => (libc::MS_SYNCHRONOUS, 0),
-            b"dirsync" => (libc::MS_DIRSYNC, 0),
+            b"defaults" => (none, none),
+            b"ro" => (MountFlags::RDONLY, none),
+            b"rw" => (none, MountFlags::RDONLY),
+            b"nosuid" => (MountFlags::NOSUID, none),
+            b"nodev" => (MountFlags::NODEV, none),
+            b"noexec" => (MountFlags::NOEXEC, none),
+            b"noatime" => (MountFlags::NOATIME, none),
+            b"nodiratime" => (MountFlags::NODIRATIME, none),
+            b"relatime" => (MountFlags::RELATIME, none),
+            b"strictatime" => (MountFlags::STRICTATIME, none),
+            b"sync" => (MountFlags::SYNCHRONOUS, none),
+            b"dirsync" => (MountFlags::DIRSYNC, none),
             _ => {
                 if !data.is_empty() {
                     let _ = data.push(b',');
                 }
                 let _ = data.extend_from_slice(opt);
-                (0, 0)
+                (none, none)
             }
         };
-        f = (f | set) & !clear;
+        f = (f | set).without(clear);
     }
     f
 }
@@ -248,9 +250,9 @@ mod tests {
             b"defaults,noatime,errors=remount-ro,ro,data=ordered",
             &mut data,
         );
-        assert_eq!(f, libc::MS_NOATIME | libc::MS_RDONLY);
+        assert_eq!(f, MountFlags::NOATIME | MountFlags::RDONLY);
         assert_eq!(data.as_slice(), b"errors=remount-ro,data=ordered");
         let mut data = heapless::Vec::new();
-        assert_eq!(mount_options(b"ro,rw", &mut data), 0);
+        assert_eq!(mount_options(b"ro,rw", &mut data), MountFlags::EMPTY);
     }
 }

@@ -1,8 +1,8 @@
 //! What `prepare-root.conf`, the legacy repo config and the kernel command
 //! line say about how to set up the root. Pure: callers pass file contents.
 
-use crate::cmdline::Cmdline;
-use crate::keyfile::{self, parse_bool, SyntaxError};
+use otcore::cmdline::Cmdline;
+use otcore::keyfile::{self, parse_bool, SyntaxError};
 
 /// Where ostree looks for `prepare-root.conf`, relative to the initramfs root.
 /// The first that exists is used, whole: `/etc` replaces `/usr/lib`, no merging

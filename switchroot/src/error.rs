@@ -4,10 +4,10 @@
 use core::fmt;
 
 use crate::config::Unsupported;
-use crate::deploy::{Listing, TargetError};
-use crate::keyfile::SyntaxError;
-use crate::path::{Lossy, PathBuf, TooLong};
-use crate::sys::{self, Errno};
+use otcore::deploy::{Listing, TargetError};
+use otcore::keyfile::SyntaxError;
+use otcore::path::{Lossy, PathBuf, TooLong};
+use otcore::sys::Errno;
 
 /// Exit status for every failure (as ostree's C tool: `err()` exits 1).
 pub const EXIT_FAILURE: i32 = 1;
@@ -106,28 +106,14 @@ impl fmt::Display for Under<'_> {
     }
 }
 
-/// `ENOENT (No such file or directory)`.
-pub struct ErrnoDisplay(pub Errno);
-
-impl fmt::Display for ErrnoDisplay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({})",
-            Lossy(sys::errno_text(self.0)),
-            sys::errno_name(self.0)
-        )
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Sys { op, path, to: None, errno } => {
-                write!(f, "{op} {path}: {}", ErrnoDisplay(*errno))
+                write!(f, "{op} {path}: {}", errno)
             }
             Error::Sys { op, path, to: Some(to), errno } => {
-                write!(f, "{op} {path} -> {to}: {}", ErrnoDisplay(*errno))
+                write!(f, "{op} {path} -> {to}: {}", errno)
             }
             Error::Usage(msg) => f.write_str(msg),
             Error::NoTarget => f.write_str(
@@ -136,13 +122,13 @@ impl fmt::Display for Error {
             Error::CmdlineTooLong => write!(
                 f,
                 "kernel command line longer than {} bytes",
-                crate::cmdline::CMDLINE_MAX
+                otcore::cmdline::CMDLINE_MAX
             ),
             Error::Target { sysroot, target, why, existing } => {
                 write!(f, "ostree={target}: ")?;
                 match why {
                     TargetError::Missing { path, errno } => {
-                        write!(f, "{} does not exist: {}", Under(sysroot, path), ErrnoDisplay(*errno))?
+                        write!(f, "{} does not exist: {}", Under(sysroot, path), errno)?
                     }
                     TargetError::NotSymlink { path } => {
                         write!(f, "{} is not a symbolic link", Under(sysroot, path))?
@@ -200,7 +186,7 @@ impl fmt::Display for Error {
             Error::ModuleCompressed { path, errno } => write!(
                 f,
                 "load module {path}: {}: the kernel could not decompress it (it needs CONFIG_MODULE_DECOMPRESS with this format, and an intact file); an uncompressed module always loads",
-                ErrnoDisplay(*errno)
+                errno
             ),
             Error::BadRoot => f.write_str(
                 "root= is missing or not understood (want /dev/..., UUID=, LABEL=, PARTUUID= or PARTLABEL=)",
@@ -217,12 +203,12 @@ impl fmt::Display for Error {
             Error::NoInit { errno } => write!(
                 f,
                 "could not execute init (init=, /sbin/init, /etc/init, /bin/init, /bin/sh): {}",
-                ErrnoDisplay(*errno)
+                errno
             ),
             Error::PathTooLong => write!(
                 f,
                 "a path is longer than {} bytes",
-                crate::path::PATH_CAP
+                otcore::path::PATH_CAP
             ),
         }
     }

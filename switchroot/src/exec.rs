@@ -5,12 +5,11 @@
 //! end up as they were and the same command can simply be run again.
 
 use crate::error::Error;
-use crate::gvariant::{Value, VarDict};
-use crate::path::PathBuf;
 use crate::plan::{Marker, Plan, Step};
-use crate::sys::{
-    self, MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SILENT,
-};
+use otcore::gvariant::{Value, VarDict};
+use otcore::path::PathBuf;
+use otcore::sys;
+use otcore::sys::{Errno, MountFlags, OFlags, UnmountFlags};
 
 /// How to reverse one completed step.
 #[derive(Debug)]
@@ -42,7 +41,7 @@ pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
     let mut undo: heapless::Vec<Undo, { crate::plan::MAX_STEPS }> = heapless::Vec::new();
     for step in plan {
         if opts.verbose {
-            crate::say!("ostree-prepare-root: {step}");
+            otcore::say!("ostree-prepare-root: {step}");
         }
         match apply(step, &undo) {
             Ok(Some(u)) => {
@@ -65,14 +64,14 @@ fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
             Undo::Rmdir(p) => {
                 sys::rmdir(p.as_bytes()).map_err(|e| Error::sys("rmdir", p.as_bytes(), e))
             }
-            Undo::Unmount(p) => sys::umount2(p.as_bytes(), MNT_DETACH)
+            Undo::Unmount(p) => sys::umount2(p.as_bytes(), UnmountFlags::DETACH)
                 .map_err(|e| Error::sys("umount", p.as_bytes(), e)),
             Undo::SetReadonly(p, ro) => set_readonly(p.as_bytes(), *ro),
             Undo::RemountFsRo(p) => sys::mount(
                 None,
                 p.as_bytes(),
                 None,
-                MS_REMOUNT | MS_RDONLY | MS_SILENT,
+                MountFlags::REMOUNT | MountFlags::RDONLY | MountFlags::SILENT,
                 None,
             )
             .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
@@ -82,18 +81,22 @@ fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
             Undo::Move { src, dst } => move_mount(src.as_bytes(), dst.as_bytes()),
         };
         if let Err(e) = r {
-            crate::warn!("ostree-prepare-root: while undoing: {e}");
+            otcore::warn!("ostree-prepare-root: while undoing: {e}");
         }
     }
 }
 
 fn set_readonly(path: &[u8], readonly: bool) -> Result<(), Error> {
-    let ro = if readonly { MS_RDONLY } else { 0 };
+    let ro = if readonly {
+        MountFlags::RDONLY
+    } else {
+        MountFlags::EMPTY
+    };
     sys::mount(
         None,
         path,
         None,
-        MS_BIND | MS_REMOUNT | MS_SILENT | ro,
+        MountFlags::BIND | MountFlags::REMOUNT | MountFlags::SILENT | ro,
         None,
     )
     .map_err(|e| {
@@ -110,15 +113,21 @@ fn set_readonly(path: &[u8], readonly: bool) -> Result<(), Error> {
 }
 
 fn move_mount(src: &[u8], dst: &[u8]) -> Result<(), Error> {
-    sys::mount(Some(src), dst, None, MS_MOVE | MS_SILENT, None)
-        .map_err(|e| Error::sys2("move mount", src, dst, e))
+    sys::mount(
+        Some(src),
+        dst,
+        None,
+        MountFlags::MOVE | MountFlags::SILENT,
+        None,
+    )
+    .map_err(|e| Error::sys2("move mount", src, dst, e))
 }
 
 fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
     Ok(match step {
         Step::Mkdir { path, mode } => match sys::mkdir(path.as_bytes(), *mode) {
             Ok(()) => Some(Undo::Rmdir(path.clone())),
-            Err(libc::EEXIST) => match sys::lstat(path.as_bytes()) {
+            Err(Errno::EXIST) => match sys::lstat(path.as_bytes()) {
                 // An existing directory is fine (a rerun, or made by another tool);
                 // a symlink or file in its place is not.
                 Ok(st) if st.is_dir() => None,
@@ -126,7 +135,7 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
                     return Err(Error::sys(
                         "mkdir (exists, not a directory)",
                         path.as_bytes(),
-                        libc::EEXIST,
+                        Errno::EXIST,
                     ))
                 }
                 Err(e) => return Err(Error::sys("lstat", path.as_bytes(), e)),
@@ -138,7 +147,7 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
                 None,
                 path.as_bytes(),
                 None,
-                MS_REC | MS_PRIVATE | MS_SILENT,
+                MountFlags::REC | MountFlags::PRIVATE | MountFlags::SILENT,
                 None,
             )
             .map_err(|e| Error::sys("make mounts private under", path.as_bytes(), e))?;
@@ -149,12 +158,16 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             dst,
             recursive,
         } => {
-            let rec = if *recursive { MS_REC } else { 0 };
+            let rec = if *recursive {
+                MountFlags::REC
+            } else {
+                MountFlags::EMPTY
+            };
             sys::mount(
                 Some(src.as_bytes()),
                 dst.as_bytes(),
                 None,
-                MS_BIND | rec | MS_SILENT,
+                MountFlags::BIND | rec | MountFlags::SILENT,
                 None,
             )
             .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
@@ -178,8 +191,14 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             was.map(|was| Undo::SetReadonly(path.clone(), was))
         }
         Step::RemountFsRw { path } => {
-            sys::mount(None, path.as_bytes(), None, MS_REMOUNT | MS_SILENT, None)
-                .map_err(|e| Error::sys("remount filesystem read-write", path.as_bytes(), e))?;
+            sys::mount(
+                None,
+                path.as_bytes(),
+                None,
+                MountFlags::REMOUNT | MountFlags::SILENT,
+                None,
+            )
+            .map_err(|e| Error::sys("remount filesystem read-write", path.as_bytes(), e))?;
             Some(Undo::RemountFsRo(path.clone()))
         }
         Step::Overlay {
@@ -188,13 +207,16 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             upper,
             work,
         } => {
-            let data =
-                crate::plan::OverlayData::new(lower.as_bytes(), upper.as_bytes(), work.as_bytes())?;
+            let data = otcore::overlay::OverlayData::new(
+                lower.as_bytes(),
+                upper.as_bytes(),
+                work.as_bytes(),
+            )?;
             sys::mount(
                 Some(b"overlay"),
                 dst.as_bytes(),
                 Some(b"overlay"),
-                MS_SILENT,
+                MountFlags::SILENT,
                 Some(data.as_bytes()),
             )
             .map_err(|e| Error::sys("mount overlay on", dst.as_bytes(), e))?;
@@ -205,7 +227,7 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             Some(Undo::Unlink(path.clone()))
         }
         Step::Detach { path, restore_from } => {
-            sys::umount2(path.as_bytes(), MNT_DETACH)
+            sys::umount2(path.as_bytes(), UnmountFlags::DETACH)
                 .map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
             Some(Undo::Move {
                 src: restore_from.clone(),
@@ -228,7 +250,7 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             None
         }
         Step::Tmpfs { path } => {
-            let flags = libc::MS_NOSUID | libc::MS_NODEV | MS_SILENT;
+            let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::SILENT;
             sys::mount(
                 Some(b"tmpfs"),
                 path.as_bytes(),
@@ -251,21 +273,16 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
     })
 }
 
-/// Delete a leftover directory tree (never following symlinks, never leaving
-/// its filesystem); a failure is reported and the boot goes on.
+/// Delete a leftover directory tree (at any depth, never following a
+/// symlink, never crossing a mount); what cannot be removed is reported and
+/// the boot goes on (the next boot tries again).
 fn remove_stale(path: &[u8]) {
-    let r = sys::open(path, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW, 0).and_then(|fd| {
-        let dev = sys::lstat(path)?.dev;
-        crate::switch::delete_contents(&fd, dev, 0);
-        sys::rmdir(path)
-    });
-    match r {
-        Ok(()) | Err(libc::ENOENT) => {}
-        Err(e) => crate::warn!(
-            "ostree-prepare-root: warning: cannot remove {}: {} (it will be retried at the next boot)",
-            crate::path::Lossy(path),
-            crate::error::ErrnoDisplay(e)
-        ),
+    let r = otcore::fs::remove_tree(path);
+    if !r.is_complete() {
+        otcore::warn!(
+            "ostree-prepare-root: warning: cannot remove all of {}: {r} (the next boot tries again)",
+            otcore::path::Lossy(path)
+        );
     }
 }
 
@@ -304,7 +321,7 @@ fn write_marker(path: &[u8], marker: &Marker) -> Result<(), Error> {
     let write = || -> Result<(), Error> {
         let fd = sys::open(
             tmp.as_bytes(),
-            sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC | sys::O_NOFOLLOW,
+            OFlags::WRONLY | OFlags::CREAT | OFlags::TRUNC | OFlags::NOFOLLOW,
             0o644,
         )
         .map_err(|e| Error::sys("create", tmp.as_bytes(), e))?;

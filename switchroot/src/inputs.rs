@@ -3,46 +3,18 @@
 //! Nothing here changes the system (except briefly mounting /proc when it is
 //! missing, as ostree's C tool does).
 
-use crate::cmdline::{Cmdline, CMDLINE_MAX};
 use crate::config::{self, PrepareRootConf, PREPARE_ROOT_CONF_PATHS, REPO_CONFIG};
-use crate::deploy::{self, Kind, SysrootFs};
 use crate::error::Error;
-use crate::path::PathBuf;
-use crate::plan::{markers, Facts, Hotfix};
-use crate::sys::{self, Errno};
+use crate::plan::{Facts, Hotfix};
+use otcore::cmdline::{Cmdline, CMDLINE_MAX};
+use otcore::contract;
+use otcore::deploy;
+use otcore::path::PathBuf;
+use otcore::sys;
+use otcore::sys::{Errno, MountFlags, UnmountFlags};
 
 /// Largest configuration file we read.
 const CONF_MAX: usize = 16 * 1024;
-
-/// SYSROOT as seen through real system calls.
-pub struct RealSysroot<'a> {
-    pub root: &'a PathBuf,
-}
-
-impl SysrootFs for RealSysroot<'_> {
-    fn kind(&self, rel: &[u8]) -> Result<Kind, Errno> {
-        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
-        let st = sys::lstat(p.as_bytes())?;
-        Ok(if st.is_symlink() {
-            Kind::Symlink
-        } else if st.is_dir() {
-            Kind::Dir
-        } else {
-            Kind::Other
-        })
-    }
-
-    fn readlink<'b>(&self, rel: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
-        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
-        let n = sys::readlink(p.as_bytes(), buf)?;
-        Ok(&buf[..n])
-    }
-
-    fn list_dir(&self, rel: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<(), Errno> {
-        let p = self.root.join(rel).map_err(|_| libc::ENAMETOOLONG)?;
-        sys::for_each_dir_entry(p.as_bytes(), f)
-    }
-}
 
 /// Buffer for the kernel command line (one spare byte detects overlong input).
 pub type CmdlineBuf = [u8; CMDLINE_MAX + 1];
@@ -53,14 +25,20 @@ pub fn read_proc_cmdline(buf: &mut CmdlineBuf, may_mount: bool) -> Result<usize,
     const PATH: &[u8] = b"/proc/cmdline";
     match sys::read_file(PATH, buf) {
         Ok(n) => Ok(n),
-        Err(libc::EFBIG) => Err(Error::CmdlineTooLong),
-        Err(libc::ENOENT) if may_mount => {
-            sys::mount(Some(b"proc"), b"/proc", Some(b"proc"), 0, None)
-                .map_err(|e| Error::sys("mount proc on", b"/proc", e))?;
+        Err(Errno::FBIG) => Err(Error::CmdlineTooLong),
+        Err(Errno::NOENT) if may_mount => {
+            sys::mount(
+                Some(b"proc"),
+                b"/proc",
+                Some(b"proc"),
+                MountFlags::EMPTY,
+                None,
+            )
+            .map_err(|e| Error::sys("mount proc on", b"/proc", e))?;
             let r = sys::read_file(PATH, buf);
-            let _ = sys::umount2(b"/proc", 0);
+            let _ = sys::umount2(b"/proc", UnmountFlags::EMPTY);
             match r {
-                Err(libc::EFBIG) => Err(Error::CmdlineTooLong),
+                Err(Errno::FBIG) => Err(Error::CmdlineTooLong),
                 r => r.map_err(|e| Error::sys("read", PATH, e)),
             }
         }
@@ -72,7 +50,7 @@ pub fn read_proc_cmdline(buf: &mut CmdlineBuf, may_mount: bool) -> Result<usize,
 fn read_optional<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Error> {
     match sys::read_file(path, buf) {
         Ok(n) => Ok(Some(&buf[..n])),
-        Err(libc::ENOENT) => Ok(None),
+        Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(Error::sys("read", path, e)),
     }
 }
@@ -107,15 +85,15 @@ pub fn load_prepare_root_conf(root: &PathBuf) -> Result<(PrepareRootConf, Option
 fn lstat_kind(path: &[u8]) -> Result<Option<sys::Stat>, Error> {
     match sys::lstat(path) {
         Ok(st) => Ok(Some(st)),
-        Err(libc::ENOENT) => Ok(None),
+        Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(Error::sys("lstat", path, e)),
     }
 }
 
 /// Decide whether the hotfix overlay can be used for `deploy`.
 fn hotfix_state(deploy: &PathBuf, cmdline: &Cmdline) -> Result<Hotfix, Error> {
-    let upper = lstat_kind(deploy.join(markers::USR_OVL_UPPER)?.as_bytes())?;
-    let work = lstat_kind(deploy.join(markers::USR_OVL_WORK)?.as_bytes())?;
+    let upper = lstat_kind(deploy.join(contract::USR_OVL_UPPER)?.as_bytes())?;
+    let work = lstat_kind(deploy.join(contract::USR_OVL_WORK)?.as_bytes())?;
     let state = match (upper, work) {
         (None, None) => return Ok(Hotfix::Off),
         (Some(u), Some(w)) if u.is_dir() && w.is_dir() => Hotfix::On,
@@ -131,7 +109,7 @@ fn hotfix_state(deploy: &PathBuf, cmdline: &Cmdline) -> Result<Hotfix, Error> {
     };
     if state == Hotfix::On
         && matches!(
-            cmdline.value(markers::HOTFIX_KARG),
+            cmdline.value(contract::HOTFIX_KARG),
             Some(b"0" | b"no" | b"false" | b"off")
         )
     {
@@ -160,7 +138,7 @@ pub fn gather(
         .value(b"ostree")
         .filter(|t| !t.is_empty())
         .ok_or(Error::NoTarget)?;
-    let fs = RealSysroot { root: sysroot };
+    let fs = deploy::RealSysroot { root: sysroot };
     let deployment = deploy::resolve(&fs, target).map_err(|why| Error::Target {
         sysroot: sysroot.clone(),
         target: PathBuf::from(target).unwrap_or_default(),
@@ -199,13 +177,13 @@ pub fn gather(
     // Leftovers of unlock from the last boot: development data, discarded hotfixes.
     let mut backing = sysroot.join(b"ostree/deploy")?;
     backing.push(deployment.stateroot())?;
-    backing.push(markers::BACKING)?;
+    backing.push(contract::BACKING)?;
     backing.push(deployment.name())?;
     let mut stale = heapless::Vec::new();
     let leftovers = [
-        markers::USR_TRANSIENT,
-        markers::HOTFIX_DISCARDED[0],
-        markers::HOTFIX_DISCARDED[1],
+        contract::USR_TRANSIENT,
+        contract::HOTFIX_DISCARDED[0],
+        contract::HOTFIX_DISCARDED[1],
     ];
     // Most deployments have no backing directory: one lstat decides.
     if lstat_kind(backing.as_bytes())?.is_some() {
@@ -221,7 +199,7 @@ pub fn gather(
     let bind_boot =
         boot_loader.is_some_and(|s| s.is_symlink()) && deploy_boot.is_some_and(|s| s.is_dir());
 
-    let var_marker_exists = lstat_kind(markers::INITRAMFS_MOUNT_VAR)?.is_some();
+    let var_marker_exists = lstat_kind(contract::INITRAMFS_MOUNT_VAR)?.is_some();
     let mount_var = force_mount_var || var_marker_exists;
     let sysroot_fs_readonly = sys::is_readonly_fs(sysroot.as_bytes())
         .map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
@@ -242,4 +220,14 @@ pub fn gather(
         },
         conf_file,
     })
+}
+
+/// Say that the hotfix overlay is not used this boot, and why.
+pub fn warn_ignored_hotfix(facts: &Facts) {
+    if let Hotfix::Ignored(why) = facts.hotfix {
+        otcore::warn!(
+            "ostree-prepare-root: warning: {}: {why}; booting the pristine /usr",
+            facts.deployment.rel()
+        );
+    }
 }

@@ -1,37 +1,63 @@
 //! `ostree-prepare-root`: set up an OSTree deployment as the root filesystem.
 //!
-//! Layout, from pure to effectful:
-//! - [`cmdline`], [`keyfile`], [`config`]: parse inputs;
-//! - [`deploy`]: resolve `ostree=` to a deployment inside SYSROOT;
+//! Layout, from pure to effectful (the formats, `ostree=` resolution, the
+//! on-disk contract and the system calls are `otcore`'s):
+//! - [`config`]: `prepare-root.conf` and the repository config;
 //! - [`plan`]: turn facts into an ordered list of mount steps;
-//! - [`gvariant`]: serialise `/run/ostree-booted`;
 //! - [`inputs`]: read the facts from the running system;
 //! - [`exec`]: apply a plan, undoing it on failure;
-//! - [`sys`]: the only module that makes system calls.
+//! - [`app`]: the service mode (`ostree-prepare-root /sysroot`);
+//! - [`pid1`] and what it uses ([`bootparams`], [`rootdev`], [`probe`],
+//!   [`modules`], [`switch`]): the PID 1 modes.
 //!
 //! The library never allocates; it is `no_std` outside of unit tests.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 // Errors and plan steps carry fixed-size path buffers instead of heap strings,
 // so they are large by design; they are moved rarely (once per failure).
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod app;
 pub mod bootparams;
-pub mod cmdline;
 pub mod config;
-pub mod deploy;
 pub mod error;
 pub mod exec;
-pub mod gvariant;
 pub mod inputs;
-pub mod keyfile;
 pub mod modules;
-pub mod out;
-pub mod path;
 pub mod pid1;
 pub mod plan;
 pub mod probe;
 pub mod rootdev;
 pub mod switch;
-pub mod sys;
+
+use otcore::sys::{self, Args};
+
+/// The whole program: the PID 1 modes when asked for (see [`pid1::requested`]),
+/// else the service mode. Returns the exit status.
+pub fn main(args: &Args) -> i32 {
+    let rest = args.rest();
+    match pid1::requested(rest.first().copied()) {
+        Some(Ok(forced)) => {
+            // `--pid1=` is ours: init gets the kernel's arguments without it.
+            let skip = usize::from(forced.is_some());
+            let init_argv: heapless::Vec<&core::ffi::CStr, { sys::MAX_ARGS }> = args
+                .argv
+                .iter()
+                .take(1)
+                .chain(args.argv.iter().skip(1 + skip))
+                .copied()
+                .collect();
+            pid1::run(forced, &init_argv, &args.envp)
+        }
+        Some(Err(())) => {
+            otcore::warn!("ostree-prepare-root: --pid1= takes initramfs or no-initramfs");
+            error::EXIT_USAGE
+        }
+        None => {
+            // Markers and staging files are opened for writing: none may
+            // land on a closed 1 or 2 (PID 1 fills them from the console).
+            sys::fill_std_fds(b"/dev/null");
+            app::main(&rest)
+        }
+    }
+}

@@ -2,17 +2,16 @@
 //! initramfs's module list and the kernel command line, the files and their
 //! dependencies from `modules.dep`, and `finit_module(2)` loads them.
 
-use crate::cmdline::Cmdline;
 use crate::error::Error;
-use crate::path::PathBuf;
-use crate::sys;
+use otcore::cmdline::Cmdline;
+use otcore::path::PathBuf;
+use otcore::sys;
+use otcore::sys::{Errno, ModuleFlags, OFlags};
 
 /// The initramfs's list of modules to load at boot: one name per line, `#`
 /// starts a comment. Written by `qemu initramfs` (and by integrators).
 pub const MODULE_LIST: &[u8] = b"/etc/initramfs-modules";
 
-/// `finit_module` flag: the file is compressed, the kernel decompresses it.
-const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
 /// Longest module name we handle.
 pub type ModName = heapless::Vec<u8, 64>;
 
@@ -154,7 +153,7 @@ impl<'c> Loader<'c> {
         let dep_path = base.join(b"modules.dep")?;
         let dep = match sys::map_file(dep_path.as_bytes()) {
             Ok(m) => Some(m),
-            Err(libc::ENOENT) => None,
+            Err(Errno::NOENT) => None,
             Err(e) => return Err(Error::sys("read", dep_path.as_bytes(), e)),
         };
         Ok(Loader {
@@ -191,22 +190,22 @@ impl<'c> Loader<'c> {
 /// Load one module file; `Ok(false)` if it was already loaded.
 fn load_file(base: &PathBuf, cmdline: &Cmdline, rel: &[u8]) -> Result<bool, Error> {
     let path = base.join(rel)?;
-    let fd = sys::open(path.as_bytes(), sys::O_RDONLY, 0)
+    let fd = sys::open(path.as_bytes(), OFlags::RDONLY, 0)
         .map_err(|e| Error::sys("open module", path.as_bytes(), e))?;
     let mut params = heapless::Vec::<u8, 256>::new();
     params_for(cmdline, &name_of_path(rel), &mut params);
     let compressed = is_compressed(rel);
     let flags = if compressed {
-        MODULE_INIT_COMPRESSED_FILE
+        ModuleFlags::COMPRESSED_FILE
     } else {
-        0
+        ModuleFlags::EMPTY
     };
     match sys::finit_module(&fd, &params, flags) {
         Ok(()) => Ok(true),
-        Err(libc::EEXIST) => Ok(false),
+        Err(Errno::EXIST) => Ok(false),
         // EOPNOTSUPP: built without CONFIG_MODULE_DECOMPRESS (or without this
         // format); EINVAL: a kernel older than 5.17, which lacks the flag.
-        Err(errno @ (libc::EOPNOTSUPP | libc::EINVAL)) if compressed => {
+        Err(errno @ (Errno::OPNOTSUPP | Errno::INVAL)) if compressed => {
             Err(Error::ModuleCompressed { path, errno })
         }
         Err(e) => Err(Error::sys("load module", path.as_bytes(), e)),

@@ -7,53 +7,12 @@
 
 use core::fmt;
 
-use crate::deploy::Deployment;
-use crate::path::{PathBuf, TooLong};
+use otcore::contract;
+use otcore::deploy::Deployment;
+use otcore::path::{PathBuf, TooLong};
 
 /// Most steps a plan can hold.
 pub const MAX_STEPS: usize = 32;
-
-/// Names of the markers and directories under `/run` (shared with `ostree-unlock`).
-pub mod markers {
-    /// Directory whose existence tells ostree's generator this is an OSTree boot.
-    pub const RUN_OSTREE: &[u8] = b"/run/ostree";
-    /// Private scratch space (mode 0000).
-    pub const RUN_OSTREE_PRIVATE: &[u8] = b"/run/ostree/.private";
-    /// Where the new root is assembled before it replaces SYSROOT.
-    pub const STAGING: &[u8] = b"/run/ostree/.private/staging";
-    /// The `a{sv}` boot metadata read by libostree and ostree-remount.
-    pub const OSTREE_BOOTED: &[u8] = b"/run/ostree-booted";
-    /// Read by ostree-remount up to 2023: keep /sysroot read-only.
-    pub const SYSROOT_RO_STAMP: &[u8] = b"/run/ostree-sysroot-ro.stamp";
-    /// Asks the initramfs to mount /var (ostree's generator then skips it).
-    pub const INITRAMFS_MOUNT_VAR: &[u8] = b"/run/ostree/initramfs-mount-var";
-    /// Upper and work directories of a transient /etc.
-    pub const TRANSIENT_ETC: &[u8] = b"/run/ostree/transient-etc";
-    /// Hotfix overlay directories inside a deployment.
-    pub const USR_OVL_UPPER: &[u8] = b".usr-ovl-upper";
-    pub const USR_OVL_WORK: &[u8] = b".usr-ovl-work";
-    /// Runtime unlock flags: `DEPLOYMENT_STATE/CSUM.SERIAL/UNLOCKED_*`.
-    pub const DEPLOYMENT_STATE: &[u8] = b"/run/ostree/deployment-state";
-    pub const UNLOCKED_DEVELOPMENT: &[u8] = b"unlocked-development";
-    pub const UNLOCKED_TRANSIENT: &[u8] = b"unlocked-transient";
-    /// Per-deployment data outside the deployment:
-    /// `ostree/deploy/OS/BACKING/CSUM.SERIAL/...` (ostree 2025.3+).
-    pub const BACKING: &[u8] = b"backing";
-    /// Development/transient unlock overlay (`upper`, `work` inside).
-    pub const USR_TRANSIENT: &[u8] = b"usr-transient";
-    /// A discarded hotfix waiting to be deleted at the next boot.
-    pub const HOTFIX_DISCARDED: [&[u8]; 2] = [b"hotfix-discarded-upper", b"hotfix-discarded-work"];
-    /// `[origin] unlocked=hotfix` in `CSUM.SERIAL.origin`.
-    pub const ORIGIN_UNLOCKED_KEY: &str = "unlocked";
-    /// Kernel argument that boots once without the hotfix overlay.
-    pub const HOTFIX_KARG: &[u8] = b"ostree.prepare-root.hotfix";
-    /// Prefix of the boot entry `ostree-unlock --hotfix` adds for a pristine
-    /// boot: `pristine-ostree-N-OS.conf`. Boot loaders read every `*.conf`;
-    /// libostree reads only `ostree-*.conf`, so it never sees this one (a
-    /// second `ostree-*` entry for a deployment would be listed twice and its
-    /// options copied into the next deployment's entry).
-    pub const PRISTINE_ENTRY_PREFIX: &str = "pristine-";
-}
 
 /// Whether `/usr` gets the persistent hotfix overlay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +48,7 @@ pub struct Facts {
     /// The filesystem at SYSROOT is mounted read-only right now (kernel `ro`).
     pub sysroot_fs_readonly: bool,
     /// Leftovers of the last boot in the deployment's backing directory
-    /// (names from [`markers::USR_TRANSIENT`] and [`markers::HOTFIX_DISCARDED`]):
+    /// (names from [`contract::USR_TRANSIENT`] and [`contract::HOTFIX_DISCARDED`]):
     /// development overlay data and discarded hotfixes, deleted at boot.
     pub stale: heapless::Vec<&'static [u8], 3>,
 }
@@ -161,41 +120,6 @@ pub type Plan = heapless::Vec<Step, MAX_STEPS>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanTooBig;
 
-/// The mount data of an overlay, `lowerdir=L,upperdir=U,workdir=W`, byte for
-/// byte: what mount(2) gets (from `exec` and `ostree-unlock`) and what
-/// `--dry-run` prints. Longer than the page mount(2) copies (whose last byte
-/// the kernel sets to NUL) is an error, never a truncation.
-pub struct OverlayData {
-    buf: heapless::Vec<u8, 4095>,
-}
-
-impl OverlayData {
-    pub fn new(lower: &[u8], upper: &[u8], work: &[u8]) -> Result<OverlayData, TooLong> {
-        let mut buf = heapless::Vec::new();
-        for part in [
-            &b"lowerdir="[..],
-            lower,
-            b",upperdir=",
-            upper,
-            b",workdir=",
-            work,
-        ] {
-            buf.extend_from_slice(part).map_err(|_| TooLong)?;
-        }
-        Ok(OverlayData { buf })
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl fmt::Display for OverlayData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::path::Lossy(&self.buf).fmt(f)
-    }
-}
-
 impl From<TooLong> for PlanTooBig {
     fn from(_: TooLong) -> Self {
         PlanTooBig
@@ -241,7 +165,7 @@ fn deployment_mounts(
     boot_src: &PathBuf,
     run: &PathBuf,
 ) -> Result<Option<PathBuf>, PlanTooBig> {
-    use markers::*;
+    use contract::*;
     let usr = root.join(b"usr")?;
     let etc = root.join(b"etc")?;
     if f.bind_boot {
@@ -337,7 +261,7 @@ fn marker_steps(
 /// Delete last boot's unlock leftovers; `deploy_dir` is `ostree/deploy` as seen now.
 fn stale_steps(b: &mut Builder, f: &Facts, deploy_dir: &PathBuf) -> Result<(), PlanTooBig> {
     let mut backing = deploy_dir.join(f.deployment.stateroot())?;
-    backing.push(markers::BACKING)?;
+    backing.push(contract::BACKING)?;
     backing.push(f.deployment.name())?;
     for name in &f.stale {
         b.add(Step::RemoveStale {
@@ -360,11 +284,11 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     let sysroot = &f.sysroot;
     let deploy = sysroot.join(f.deployment.rel().as_bytes())?;
     let run = PathBuf::from(b"/run")?;
-    let stage = PathBuf::from(markers::STAGING)?;
+    let stage = PathBuf::from(contract::STAGING)?;
     let stage_sysroot = stage.join(b"sysroot")?;
 
     run_dirs(&mut b, &run)?;
-    b.mkdir(markers::STAGING, 0o755)?;
+    b.mkdir(contract::STAGING, 0o755)?;
     b.add(Step::MakePrivate {
         path: PathBuf::from(b"/")?,
     })?;
@@ -396,7 +320,7 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
         b.set_readonly(&sysroot.join(b"sysroot")?, true)?;
     }
     b.add(Step::Rmdir {
-        path: PathBuf::from(markers::STAGING)?,
+        path: PathBuf::from(contract::STAGING)?,
     })?;
     Ok(b.plan)
 }
@@ -468,7 +392,11 @@ impl fmt::Display for Step {
                 lower,
                 upper,
                 work,
-            } => match OverlayData::new(lower.as_bytes(), upper.as_bytes(), work.as_bytes()) {
+            } => match otcore::overlay::OverlayData::new(
+                lower.as_bytes(),
+                upper.as_bytes(),
+                work.as_bytes(),
+            ) {
                 Ok(data) => write!(f, "overlay {dst} {data}"),
                 Err(TooLong) => write!(f, "overlay {dst} (options longer than a page)"),
             },
@@ -512,28 +440,6 @@ impl fmt::Display for Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overlay_data_is_exact_bytes_and_never_truncated() {
-        let d = OverlayData::new(b"/usr", b"/d/.usr-ovl-upper", b"/d/.usr-ovl-work").unwrap();
-        assert_eq!(
-            d.as_bytes(),
-            b"lowerdir=/usr,upperdir=/d/.usr-ovl-upper,workdir=/d/.usr-ovl-work"
-        );
-        // Bytes that are not UTF-8 reach mount(2) unchanged.
-        let d = OverlayData::new(b"/l\xff", b"/u", b"/w").unwrap();
-        assert_eq!(d.as_bytes(), b"lowerdir=/l\xff,upperdir=/u,workdir=/w");
-        let long = [b'a'; 2030];
-        // 9 + 2030 + 10 + 2030 + 9 = 4088 bytes before the work directory.
-        assert_eq!(
-            OverlayData::new(&long, &long, b"/wwwwww")
-                .unwrap()
-                .as_bytes()
-                .len(),
-            4095
-        );
-        assert!(OverlayData::new(&long, &long, b"/wwwwwww").is_err());
-    }
 
     fn facts() -> Facts {
         Facts {

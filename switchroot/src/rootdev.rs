@@ -3,12 +3,13 @@
 //! and wait for late devices by listening to the kernel's uevents.
 
 use core::fmt::Write;
+use otcore::sys::{Errno, MountFlags, OFlags};
 
 use crate::bootparams::RootSpec;
 use crate::error::Error;
-use crate::path::{Lossy, PathBuf};
 use crate::probe::{self, FsType};
-use crate::{sys, warn};
+use otcore::path::{Lossy, PathBuf};
+use otcore::{sys, warn};
 
 /// Most block devices we look at (each scan).
 const MAX_DEVICES: usize = 64;
@@ -70,7 +71,7 @@ fn partition_of(name: &[u8]) -> Option<(u32, DevName)> {
 /// Read the GPT entry (or MBR identifier) of partition `number` of `disk`.
 fn partition_info(disk: &[u8], number: u32, info: &mut DevInfo) {
     let Ok(path) = dev_path(disk) else { return };
-    let Ok(fd) = sys::open(path.as_bytes(), sys::O_RDONLY, 0) else {
+    let Ok(fd) = sys::open(path.as_bytes(), OFlags::RDONLY, 0) else {
         return;
     };
     let mut sector = [0u8; 512];
@@ -104,7 +105,7 @@ fn probe_device(name: &[u8], want_fs: bool, want_part: bool) -> DevInfo {
     let mut info = DevInfo::default();
     if want_fs {
         if let Ok(fd) = dev_path(name).and_then(|p| {
-            sys::open(p.as_bytes(), sys::O_RDONLY, 0)
+            sys::open(p.as_bytes(), OFlags::RDONLY, 0)
                 .map_err(|e| Error::sys("open", p.as_bytes(), e))
         }) {
             let mut buf = [0u8; probe::PROBE_LEN];
@@ -138,7 +139,7 @@ fn scan(spec: &RootSpec) -> Result<Option<RootDevice>, Error> {
         return Ok(match sys::stat(p) {
             Ok(_) => {
                 let mut buf = [0u8; probe::PROBE_LEN];
-                let fstype = sys::open(p, sys::O_RDONLY, 0)
+                let fstype = sys::open(p, OFlags::RDONLY, 0)
                     .ok()
                     .and_then(|fd| sys::pread(&fd, &mut buf, 0).ok())
                     .and_then(|n| probe::probe_fs(&buf[..n]))
@@ -185,12 +186,30 @@ pub fn find(spec: &RootSpec, wait_ms: u64) -> Result<RootDevice, Error> {
         match &events {
             Some(fd) => {
                 if sys::poll_readable(fd, remaining.max(1)).unwrap_or(false) {
-                    sys::drain_uevents(fd);
+                    drain_uevents(fd);
                 }
             }
             None => sys::sleep_ms(remaining.max(1) as u64 / 4 + 1),
         }
     }
+}
+
+/// Read and discard every queued uevent; whether one announced a block
+/// device being added (`add@/devices/...` followed by NUL-separated
+/// `KEY=VALUE` pairs, one of them `SUBSYSTEM=block`).
+fn drain_uevents(fd: &sys::Fd) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut block_added = false;
+    while let Ok(Some(n)) = sys::recv(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        let msg = &buf[..n];
+        if msg.starts_with(b"add@") && msg.split(|&b| b == 0).any(|f| f == b"SUBSYSTEM=block") {
+            block_added = true;
+        }
+    }
+    block_added
 }
 
 /// Print every block device and its identifiers (for a failed search).
@@ -201,7 +220,7 @@ pub fn report_devices() {
     }
     for name in names {
         let info = probe_device(&name, true, true);
-        let mut line = crate::out::LineBuf::new();
+        let mut line = otcore::out::LineBuf::new();
         let _ = write!(line, "  /dev/{}:", Lossy(&name));
         if let Some(fs) = &info.fs {
             let _ = write!(
@@ -227,12 +246,12 @@ pub fn mount_root(
     dev: &RootDevice,
     target: &[u8],
     fstypes: Option<&[u8]>,
-    flags: core::ffi::c_ulong,
+    flags: MountFlags,
     data: &[u8],
 ) -> Result<(), Error> {
     let data = (!data.is_empty()).then_some(data);
     let probed = dev.fstype.map(|t| t.name().as_bytes());
-    let mut last = libc::EINVAL;
+    let mut last = Errno::INVAL;
     let candidates = fstypes.or(probed).ok_or(Error::UnknownFs {
         device: dev.path.clone(),
     })?;

@@ -4,9 +4,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use switchroot::path::{Lossy, PathBuf};
-use switchroot::plan::markers;
-use switchroot::{say, sys, warn};
+use otcore::contract;
+use otcore::path::{Lossy, PathBuf};
+use otcore::{say, sys, warn};
 
 use crate::args::{self, Args, Command, USAGE};
 use crate::deployment::{self, Target, Unlocked, SMALL_FILE_MAX};
@@ -54,7 +54,7 @@ fn deploy_view(t: &Target) -> Result<WritableView> {
 }
 
 fn set_runtime_flag(t: &Target, flag: &[u8]) -> Result<()> {
-    ensure_dir(markers::DEPLOYMENT_STATE, 0o755)?;
+    ensure_dir(contract::DEPLOYMENT_STATE, 0o755)?;
     ensure_dir(t.state_dir.as_bytes(), 0o755)?;
     write_atomic(t.state_dir.join(flag)?.as_bytes(), b"", 0o644)
 }
@@ -77,7 +77,7 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
             let backing = view.join(t.rel_backing.as_bytes())?;
             ensure_dir(parent(backing.as_bytes()), 0o700)?;
             ensure_dir(backing.as_bytes(), 0o700)?;
-            let dir = backing.join(markers::USR_TRANSIENT)?;
+            let dir = backing.join(contract::USR_TRANSIENT)?;
             remove_tree(dir.as_bytes())?;
             ensure_dir(dir.as_bytes(), mode)?;
             overlay_in(&dir, mode, transient)?;
@@ -96,9 +96,9 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
     set_runtime_flag(
         t,
         if transient {
-            markers::UNLOCKED_TRANSIENT
+            contract::UNLOCKED_TRANSIENT
         } else {
-            markers::UNLOCKED_DEVELOPMENT
+            contract::UNLOCKED_DEVELOPMENT
         },
     )?;
     if transient {
@@ -195,7 +195,7 @@ fn set_origin_unlocked(view: &WritableView, t: &Target, value: Option<&str>) -> 
     let text = core::str::from_utf8(text)
         .map_err(|_| err!("read {path}: stream did not contain valid UTF-8"))?;
     let mut new: heapless::String<{ SMALL_FILE_MAX + 64 }> = heapless::String::new();
-    crate::origin::set(text, markers::ORIGIN_UNLOCKED_KEY, value, &mut new)
+    crate::origin::set(text, contract::ORIGIN_UNLOCKED_KEY, value, &mut new)
         .map_err(|_| err!("{path}: would grow beyond {SMALL_FILE_MAX} bytes, refusing"))?;
     if new.as_str() != text {
         write_atomic(p, new.as_bytes(), 0o644)?;
@@ -209,8 +209,8 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     let mode = usr_mode(t)?;
     let view = deploy_view(t)?;
     let dir = view.join(t.rel_in_deploy.as_bytes())?;
-    let upper = dir.join(markers::USR_OVL_UPPER)?;
-    let work = dir.join(markers::USR_OVL_WORK)?;
+    let upper = dir.join(contract::USR_OVL_UPPER)?;
+    let work = dir.join(contract::USR_OVL_WORK)?;
     set_immutable(dir.as_bytes(), false)?;
     step(1, "immutable attribute cleared");
     let made = (|| -> Result<()> {
@@ -238,7 +238,7 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
         say!(
             "Hotfix mode enabled. A writable overlayfs is now mounted on /usr for this deployment."
         );
-        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(markers::HOTFIX_KARG));
+        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(contract::HOTFIX_KARG));
     } else {
         say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
     }
@@ -257,8 +257,8 @@ fn discard(t: &Target) -> Result<()> {
     set_immutable(dir.as_bytes(), false)?;
     step(1, "immutable attribute cleared");
     let moves = [
-        (markers::USR_OVL_WORK, markers::HOTFIX_DISCARDED[1]),
-        (markers::USR_OVL_UPPER, markers::HOTFIX_DISCARDED[0]),
+        (contract::USR_OVL_WORK, contract::HOTFIX_DISCARDED[1]),
+        (contract::USR_OVL_UPPER, contract::HOTFIX_DISCARDED[0]),
     ];
     for (i, (from, to)) in moves.into_iter().enumerate() {
         let src = dir.join(from)?;
@@ -279,7 +279,7 @@ fn discard(t: &Target) -> Result<()> {
     step(6, "pristine boot entry removed");
     let in_use = t.live && mounts::usr_is_overlay();
     if !in_use {
-        for d in markers::HOTFIX_DISCARDED {
+        for d in contract::HOTFIX_DISCARDED {
             remove_tree(backing.join(d)?.as_bytes())?;
         }
     }
@@ -328,12 +328,12 @@ fn status(t: &Target, json: bool) -> Result<()> {
 fn has_hotfix(t: &Target) -> Result<bool> {
     let backing = t.deploy.join(t.rel_backing.as_bytes())?;
     let leftover_data = !(t.live && mounts::usr_is_overlay())
-        && markers::HOTFIX_DISCARDED
+        && contract::HOTFIX_DISCARDED
             .iter()
             .any(|d| backing.join(d).is_ok_and(|p| exists(p.as_bytes())));
     Ok(deployment::state(t)? == Unlocked::Hotfix
-        || exists(t.in_dir(markers::USR_OVL_UPPER)?.as_bytes())
-        || exists(t.in_dir(markers::USR_OVL_WORK)?.as_bytes())
+        || exists(t.in_dir(contract::USR_OVL_UPPER)?.as_bytes())
+        || exists(t.in_dir(contract::USR_OVL_WORK)?.as_bytes())
         || has_pristine_entry(t)?
         || leftover_data)
 }
@@ -421,7 +421,7 @@ pub fn main(argv: &[&[u8]]) -> i32 {
     let args = match args::parse(argv) {
         Ok(Some(a)) => a,
         Ok(None) => {
-            let _ = sys::write_all_raw(1, USAGE.as_bytes());
+            let _ = sys::write_all(sys::STDOUT, USAGE.as_bytes());
             return 0;
         }
         Err(e) => {

@@ -1,6 +1,6 @@
 //! The command line: which command, on which sysroot and deployment.
 
-use switchroot::path::Lossy;
+use otcore::path::Lossy;
 
 use crate::deployment::Unlocked;
 use crate::err;

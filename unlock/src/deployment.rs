@@ -3,10 +3,10 @@
 
 use core::fmt;
 
-use switchroot::deploy::Deployment;
-use switchroot::path::{Lossy, PathBuf};
-use switchroot::plan::markers;
-use switchroot::sys;
+use otcore::contract;
+use otcore::deploy::Deployment;
+use otcore::path::{Lossy, PathBuf};
+use otcore::sys::{self, Errno};
 
 use crate::err;
 use crate::error::{read_error, Context, Result};
@@ -52,8 +52,8 @@ impl Target {
         origin_rel.push_raw(b".origin")?;
         Ok(Target {
             dir: deploy.join(rel_in_deploy.as_bytes())?,
-            rel_backing: os.join(markers::BACKING)?.join(name)?,
-            state_dir: PathBuf::from(markers::DEPLOYMENT_STATE)?.join(name)?,
+            rel_backing: os.join(contract::BACKING)?.join(name)?,
+            state_dir: PathBuf::from(contract::DEPLOYMENT_STATE)?.join(name)?,
             name: PathBuf::from(name)?,
             stateroot: os,
             sysroot,
@@ -126,16 +126,16 @@ fn all_deployments(sysroot: &[u8]) -> Result<Deployments> {
 /// The booted deployment: the one whose directory has the device and inode
 /// recorded in `/run/ostree-booted` (or, as libostree falls back, those of `/`).
 pub fn booted(sysroot: &[u8]) -> Result<Target> {
-    const BOOTED: &[u8] = markers::OSTREE_BOOTED;
+    const BOOTED: &[u8] = contract::OSTREE_BOOTED;
     let mut buf = [0u8; SMALL_FILE_MAX];
     let data = match read_small(BOOTED, &mut buf) {
         Ok(d) => d,
-        Err(libc::ENOENT) => {
+        Err(Errno::NOENT) => {
             return Err(err!("not booted into an OSTree deployment (no /run/ostree-booted); use --sysroot DIR for a sysroot at rest"))
         }
         Err(e) => return Err(read_error(BOOTED, e, SMALL_FILE_MAX)),
     };
-    let id = match switchroot::gvariant::lookup_u64_pair(data, "backing-root-device-inode") {
+    let id = match otcore::gvariant::lookup_u64_pair(data, "backing-root-device-inode") {
         Some(id) => id,
         None => {
             let st = sys::stat(b"/").ctx("stat", b"/")?;
@@ -242,10 +242,10 @@ impl Unlocked {
 /// (as libostree reads it); only one too large to read is an error.
 pub fn state(t: &Target) -> Result<Unlocked> {
     if t.live {
-        if exists(t.state_dir.join(markers::UNLOCKED_DEVELOPMENT)?.as_bytes()) {
+        if exists(t.state_dir.join(contract::UNLOCKED_DEVELOPMENT)?.as_bytes()) {
             return Ok(Unlocked::Development);
         }
-        if exists(t.state_dir.join(markers::UNLOCKED_TRANSIENT)?.as_bytes()) {
+        if exists(t.state_dir.join(contract::UNLOCKED_TRANSIENT)?.as_bytes()) {
             return Ok(Unlocked::Transient);
         }
     }
@@ -253,10 +253,10 @@ pub fn state(t: &Target) -> Result<Unlocked> {
     let mut buf = [0u8; SMALL_FILE_MAX];
     let text = match read_small(origin.as_bytes(), &mut buf) {
         Ok(d) => core::str::from_utf8(d).unwrap_or(""),
-        Err(libc::EFBIG) => return Err(read_error(origin.as_bytes(), libc::EFBIG, SMALL_FILE_MAX)),
+        Err(Errno::FBIG) => return Err(read_error(origin.as_bytes(), Errno::FBIG, SMALL_FILE_MAX)),
         Err(_) => "",
     };
-    if crate::origin::get(text, markers::ORIGIN_UNLOCKED_KEY) == Some("hotfix") {
+    if crate::origin::get(text, contract::ORIGIN_UNLOCKED_KEY) == Some("hotfix") {
         return Ok(Unlocked::Hotfix);
     }
     Ok(Unlocked::None)
@@ -265,7 +265,7 @@ pub fn state(t: &Target) -> Result<Unlocked> {
 /// Both hotfix markers exist as real directories.
 pub fn hotfix_markers(t: &Target) -> bool {
     let real = |m: &[u8]| t.dir.join(m).is_ok_and(|p| is_real_dir(p.as_bytes()));
-    real(markers::USR_OVL_UPPER) && real(markers::USR_OVL_WORK)
+    real(contract::USR_OVL_UPPER) && real(contract::USR_OVL_WORK)
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //! boots, and the "pristine" twin that boots a deployment without its hotfix.
 
 use core::fmt::{self, Write};
+use otcore::sys::Errno;
 
-use switchroot::cmdline::Cmdline;
-use switchroot::deploy::{self, Deployment};
-use switchroot::inputs::RealSysroot;
-use switchroot::path::{Lossy, PathBuf};
-use switchroot::plan::markers;
-use switchroot::{sys, warn};
+use otcore::cmdline::Cmdline;
+use otcore::contract;
+use otcore::deploy::RealSysroot;
+use otcore::deploy::{self, Deployment};
+use otcore::path::{Lossy, PathBuf};
+use otcore::{sys, warn};
 
 use crate::err;
 use crate::error::{read_error, Result};
@@ -74,7 +75,7 @@ fn read_text<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
     match read_small(path, buf) {
         Ok(d) => core::str::from_utf8(d).ok(),
         Err(e) => {
-            if e == libc::EFBIG {
+            if e == Errno::FBIG {
                 warn!(
                     "ostree-unlock: warning: skipping boot entry: {}",
                     read_error(path, e, cap)
@@ -93,7 +94,7 @@ impl Entries {
 
     /// The path of the pristine twin of `e`: `pristine-ostree-N-OS.conf`.
     pub fn pristine_path(&self, e: &Entry) -> Result<PathBuf> {
-        let mut name = PathBuf::from(markers::PRISTINE_ENTRY_PREFIX.as_bytes())?;
+        let mut name = PathBuf::from(contract::PRISTINE_ENTRY_PREFIX.as_bytes())?;
         name.push_raw(e.name.as_bytes())?;
         Ok(self.dir.join(name.as_bytes())?)
     }
@@ -149,7 +150,7 @@ pub fn pristine_text(text: &str, out: &mut impl Write) -> fmt::Result {
         } else if l.starts_with("version ") {
             writeln!(out, "version 0")?;
         } else if let Some(o) = l.strip_prefix("options ") {
-            writeln!(out, "options {o} {}=0", Lossy(markers::HOTFIX_KARG))?;
+            writeln!(out, "options {o} {}=0", Lossy(contract::HOTFIX_KARG))?;
         } else {
             writeln!(out, "{l}")?;
         }

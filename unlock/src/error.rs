@@ -3,12 +3,11 @@
 
 use core::fmt::{self, Write};
 
-use switchroot::error::ErrnoDisplay;
-use switchroot::out::LineBuf;
-use switchroot::path::{Lossy, TooLong, PATH_CAP};
-use switchroot::sys::{Errno, SysResult};
+use otcore::out::LineBuf;
+use otcore::path::{Lossy, TooLong, PATH_CAP};
+use otcore::sys::{Errno, SysResult};
 
-/// A failure, with its message (cut at [`switchroot::out::LINE_MAX`] bytes).
+/// A failure, with its message (cut at [`otcore::out::LINE_MAX`] bytes).
 pub struct Error(LineBuf);
 
 pub type Result<T> = core::result::Result<T, Error>;
@@ -23,11 +22,7 @@ impl Error {
 
     /// `op path: strerror (ENAME)`.
     pub fn sys(op: &str, path: &[u8], errno: Errno) -> Error {
-        Error::new(format_args!(
-            "{op} {}: {}",
-            Lossy(path),
-            ErrnoDisplay(errno)
-        ))
+        Error::new(format_args!("{op} {}: {}", Lossy(path), errno))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -44,6 +39,12 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Error({self})")
+    }
+}
+
+impl From<otcore::fs::FsError> for Error {
+    fn from(e: otcore::fs::FsError) -> Self {
+        crate::err!("{e}")
     }
 }
 
@@ -73,11 +74,11 @@ impl<T> Context<T> for SysResult<T> {
 /// The error for a file that could not be read into a buffer of `cap`
 /// bytes: too large is said in words, anything else by its errno.
 pub fn read_error(path: &[u8], errno: Errno, cap: usize) -> Error {
-    if errno == libc::EFBIG {
+    if errno == Errno::FBIG {
         crate::err!(
             "read {}: larger than {cap} bytes, refusing ({})",
             Lossy(path),
-            switchroot::sys::errno_name(errno)
+            errno.name()
         )
     } else {
         Error::sys("read", path, errno)
@@ -90,11 +91,11 @@ mod tests {
 
     #[test]
     fn messages_name_operation_path_and_errno() {
-        let e = Error::sys("mkdir", b"/run/x", libc::EROFS);
+        let e = Error::sys("mkdir", b"/run/x", Errno::ROFS);
         let s = e.to_string();
         assert!(s.starts_with("mkdir /run/x: "), "{s}");
         assert!(s.ends_with("(EROFS)"), "{s}");
-        let e = read_error(b"/o", libc::EFBIG, 16);
+        let e = read_error(b"/o", Errno::FBIG, 16);
         assert_eq!(
             e.to_string(),
             "read /o: larger than 16 bytes, refusing (EFBIG)"

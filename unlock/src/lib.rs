@@ -10,16 +10,15 @@
 //! Layout: [`args`] parses the command line; [`app`] runs the commands on a
 //! [`deployment::Target`]; [`entries`] and [`origin`] read and edit ostree's
 //! boot entries and origin files; [`fsutil`] and [`mounts`] change the
-//! system. System calls go through `switchroot::sys`, the one module with
-//! `unsafe` code.
+//! system. System calls, the on-disk contract and the filesystem helpers are
+//! `otcore`'s, shared with `ostree-prepare-root`.
 //!
 //! Like `ostree-prepare-root`, it is `no_std` and never allocates: files are
 //! read into fixed buffers (too large is an error, never a truncation) and
 //! messages are formatted on the stack.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_code)]
-// Errors carry their message in a fixed buffer instead of a heap string, so
-// they are large by design; they are moved rarely (once per failure).
+#![forbid(unsafe_code)]
+// Errors carry their message in a fixed buffer instead of a heap string.
 #![allow(clippy::result_large_err)]
 
 pub mod app;
@@ -30,3 +29,28 @@ pub mod error;
 pub mod fsutil;
 pub mod mounts;
 pub mod origin;
+
+use otcore::sys::{self, Args};
+
+/// The whole program; returns the exit status.
+pub fn main(args: &Args) -> i32 {
+    // The origin file and markers are opened for writing: none may land on
+    // a closed 1 or 2, where messages would be written into it.
+    sys::fill_std_fds(b"/dev/null");
+    // The first definition counts, as with getenv.
+    let stop_after = args
+        .envp
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER="));
+    if let Some(v) = stop_after {
+        app::set_stop_after(v);
+    }
+    if args.argv_cut {
+        otcore::warn!(
+            "ostree-unlock: more than {} arguments (see --help)",
+            sys::MAX_ARGS - 1
+        );
+        return 2;
+    }
+    app::main(&args.rest())
+}

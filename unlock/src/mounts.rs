@@ -2,10 +2,10 @@
 //! namespace whatever the propagation of `/` and `/usr` (ostree#2653), and
 //! unlocking must work when `/sysroot` is mounted read-only (ostree#2262).
 
-use switchroot::error::ErrnoDisplay;
-use switchroot::path::{Lossy, PathBuf};
-use switchroot::plan::{markers, OverlayData};
-use switchroot::sys::{self, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, O_RDONLY};
+use otcore::contract;
+use otcore::overlay::OverlayData;
+use otcore::path::{Lossy, PathBuf};
+use otcore::sys::{self, Errno, MountFlags, Namespace, OFlags, UnmountFlags};
 
 use crate::err;
 use crate::error::{Context, Error, Result};
@@ -13,7 +13,7 @@ use crate::fsutil::{ensure_dir, for_each_file_line};
 
 /// Detach the mount at `path` (lazily).
 pub fn detach(path: &[u8]) -> Result<()> {
-    sys::umount2(path, MNT_DETACH).ctx("detach", path)
+    sys::umount2(path, UnmountFlags::DETACH).ctx("detach", path)
 }
 
 /// Enter PID 1's mount namespace if we are not in it already, so that the
@@ -26,16 +26,16 @@ pub fn enter_pid1_namespace() -> Result<()> {
     if ours.ino == pid1.ino && ours.dev == pid1.dev {
         return Ok(());
     }
-    let fd = sys::open(PID1, O_RDONLY, 0).ctx("open", PID1)?;
-    sys::setns(&fd, libc::CLONE_NEWNS).ctx("enter the mount namespace of", PID1)
+    let fd = sys::open(PID1, OFlags::RDONLY, 0).ctx("open", PID1)?;
+    sys::setns(&fd, Namespace::Mount).ctx("enter the mount namespace of", PID1)
 }
 
 /// Scratch mount points live here (mode 0000 directory, made by prepare-root).
-const SCRATCH: &[u8] = markers::RUN_OSTREE_PRIVATE;
+const SCRATCH: &[u8] = contract::RUN_OSTREE_PRIVATE;
 
 /// `SCRATCH/name`, created (mode 0700) with its parents.
 fn scratch_dir(name: &[u8]) -> Result<PathBuf> {
-    ensure_dir(markers::RUN_OSTREE, 0o755)?;
+    ensure_dir(contract::RUN_OSTREE, 0o755)?;
     ensure_dir(SCRATCH, 0o000)?;
     let path = PathBuf::from(SCRATCH)?.join(name)?;
     ensure_dir(path.as_bytes(), 0o700)?;
@@ -57,24 +57,19 @@ impl WritableView {
     pub fn of(dir: &[u8], name: &[u8]) -> Result<WritableView> {
         let path = scratch_dir(name)?;
         let p = path.as_bytes();
-        sys::mount(Some(dir), p, None, MS_BIND, None).map_err(|e| {
-            err!(
-                "bind mount {} at {}: {}",
-                Lossy(dir),
-                Lossy(p),
-                ErrnoDisplay(e)
-            )
-        })?;
+        sys::mount(Some(dir), p, None, MountFlags::BIND, None)
+            .map_err(|e| err!("bind mount {} at {}: {}", Lossy(dir), Lossy(p), e))?;
         let view = WritableView {
             path,
             mounted: true,
         };
         let p = view.path.as_bytes();
-        sys::mount(None, p, None, MS_BIND | MS_REMOUNT, None).ctx("make writable", p)?;
+        sys::mount(None, p, None, MountFlags::BIND | MountFlags::REMOUNT, None)
+            .ctx("make writable", p)?;
         // The bind is writable now; if the filesystem itself is read-only
         // (kernel `ro`, a squashfs), statvfs still says so.
         if sys::is_readonly_fs(p) == Ok(true) {
-            return Err(Error::sys("write to", dir, libc::EROFS));
+            return Err(Error::sys("write to", dir, Errno::ROFS));
         }
         Ok(view)
     }
@@ -112,7 +107,7 @@ pub fn scratch_tmpfs(name: &[u8]) -> Result<PathBuf> {
         Some(b"tmpfs"),
         path.as_bytes(),
         Some(b"tmpfs"),
-        0,
+        MountFlags::EMPTY,
         Some(b"mode=0755"),
     )
     .ctx("mount tmpfs on", path.as_bytes())?;
@@ -127,7 +122,11 @@ pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool
             Lossy(upper)
         )
     })?;
-    let flags = if readonly { MS_RDONLY } else { 0 };
+    let flags = if readonly {
+        MountFlags::RDONLY
+    } else {
+        MountFlags::EMPTY
+    };
     sys::mount(
         Some(b"overlay"),
         b"/usr",
@@ -135,7 +134,7 @@ pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool
         flags,
         Some(data.as_bytes()),
     )
-    .map_err(|e| err!("mount overlay ({data}) on /usr: {}", ErrnoDisplay(e)))
+    .map_err(|e| err!("mount overlay ({data}) on /usr: {}", e))
 }
 
 /// Longest `/proc/self/mountinfo` line looked at in full (longer ones are

@@ -7,7 +7,7 @@
 //! initramfs's `/`) or a `..` that climbs above SYSROOT is refused.
 
 use crate::path::{components, PathBuf, TooLong};
-use crate::sys::Errno;
+use crate::sys::{self, Errno};
 
 /// Most symlinks followed while resolving one target (the kernel's limit).
 const MAX_SYMLINKS: u32 = 40;
@@ -23,11 +23,41 @@ pub enum Kind {
 }
 
 /// Read-only questions about the tree under SYSROOT, with paths relative to it.
-/// The real implementation is in `inputs`; tests use an in-memory tree.
+/// [`RealSysroot`] asks the running system; tests use an in-memory tree.
 pub trait SysrootFs {
     fn kind(&self, rel: &[u8]) -> Result<Kind, Errno>;
     fn readlink<'b>(&self, rel: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno>;
     fn list_dir(&self, rel: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<(), Errno>;
+}
+
+/// SYSROOT as seen through real system calls.
+pub struct RealSysroot<'a> {
+    pub root: &'a PathBuf,
+}
+
+impl SysrootFs for RealSysroot<'_> {
+    fn kind(&self, rel: &[u8]) -> Result<Kind, Errno> {
+        let p = self.root.join(rel).map_err(|_| Errno::NAMETOOLONG)?;
+        let st = sys::lstat(p.as_bytes())?;
+        Ok(if st.is_symlink() {
+            Kind::Symlink
+        } else if st.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        })
+    }
+
+    fn readlink<'b>(&self, rel: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
+        let p = self.root.join(rel).map_err(|_| Errno::NAMETOOLONG)?;
+        let n = sys::readlink(p.as_bytes(), buf)?;
+        Ok(&buf[..n])
+    }
+
+    fn list_dir(&self, rel: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<(), Errno> {
+        let p = self.root.join(rel).map_err(|_| Errno::NAMETOOLONG)?;
+        sys::for_each_dir_entry(p.as_bytes(), f)
+    }
 }
 
 /// A resolved deployment: `ostree/deploy/OS/deploy/CSUM.SERIAL`, relative to SYSROOT.
@@ -266,7 +296,7 @@ pub fn list_deployments(fs: &dyn SysrootFs) -> Listing {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -324,12 +354,12 @@ pub(crate) mod tests {
             match self.0.get(rel) {
                 Some(None) => Ok(Kind::Dir),
                 Some(Some(_)) => Ok(Kind::Symlink),
-                None => Err(libc::ENOENT),
+                None => Err(Errno::NOENT),
             }
         }
         fn readlink<'b>(&self, rel: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
             let rel = std::str::from_utf8(rel).unwrap();
-            let t = self.0.get(rel).cloned().flatten().ok_or(libc::EINVAL)?;
+            let t = self.0.get(rel).cloned().flatten().ok_or(Errno::INVAL)?;
             buf[..t.len()].copy_from_slice(t.as_bytes());
             Ok(&buf[..t.len()])
         }

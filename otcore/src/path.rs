@@ -44,6 +44,14 @@ impl PathBuf {
         Ok(p)
     }
 
+    /// As much of `s` as fits: for messages only, where a cut path is better
+    /// than none.
+    pub fn from_lossy(s: &[u8]) -> Self {
+        let mut p = PathBuf::new();
+        let _ = p.buf.extend_from_slice(&s[..s.len().min(PATH_CAP)]);
+        p
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
@@ -74,10 +82,12 @@ impl PathBuf {
         if rel.is_empty() {
             return Ok(());
         }
+        let len = self.buf.len();
         if !self.buf.is_empty() && self.buf.last() != Some(&b'/') {
             self.push_raw(b"/")?;
         }
-        self.push_raw(rel)
+        // All or nothing: a failed push leaves the path as it was.
+        self.push_raw(rel).inspect_err(|_| self.buf.truncate(len))
     }
 
     /// `self` joined with `rel`, as a new path.

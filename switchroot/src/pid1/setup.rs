@@ -1,0 +1,93 @@
+//! The first phase of PID 1: kernel filesystems, standard streams and the
+//! kernel log, kernel modules.
+
+use otcore::cmdline::Cmdline;
+use otcore::sys::{self, Errno, MountFlags, OFlags};
+use otcore::warn;
+
+use crate::error::Error;
+use crate::modules::{self, Loader};
+use crate::{plan, switch};
+
+/// Mount `fstype` at `target` unless something is mounted there already.
+pub(super) fn mount_api(fstype: &[u8], target: &[u8], data: Option<&[u8]>) -> Result<(), Error> {
+    mount_point_dir(target)?;
+    if switch::is_mountpoint(target) {
+        return Ok(());
+    }
+    let flags = MountFlags::NOSUID
+        | if fstype == b"devtmpfs" {
+            MountFlags::EMPTY
+        } else {
+            MountFlags::NODEV
+        };
+    sys::mount(Some(fstype), target, Some(fstype), flags, data)
+        .map_err(|e| Error::sys("mount", target, e))
+}
+
+/// Standard streams on the console where the kernel did not open them (it
+/// opens none when the initramfs has no /dev/console), and messages to the
+/// kernel log.
+pub(super) fn setup_logging() {
+    sys::fill_std_fds(b"/dev/console");
+    sys::fill_std_fds(b"/dev/null");
+    if let Ok(kmsg) = sys::open(b"/dev/kmsg", OFlags::WRONLY, 0) {
+        otcore::out::use_kmsg(kmsg.leak());
+    }
+}
+
+/// Load the modules the initramfs lists (a missing one is fatal: the image
+/// is broken) and those on the command line (a missing one is a warning).
+/// `root` holds the module tree (`/`, or the deployment's `/usr`); `list_file`
+/// is the initramfs's module list (none without an initramfs).
+pub(super) fn load_modules(
+    cmdline: &Cmdline,
+    root: &[u8],
+    list_file: Option<&[u8]>,
+) -> Result<u32, Error> {
+    let mut list_buf = [0u8; 4096];
+    let list = match list_file.map(|f| (f, sys::read_file(f, &mut list_buf))) {
+        None | Some((_, Err(Errno::NOENT))) => &[][..],
+        Some((_, Ok(n))) => &list_buf[..n],
+        Some((f, Err(e))) => return Err(Error::sys("read", f, e)),
+    };
+    let mut loader: Option<Loader> = None;
+    let mut result = Ok(());
+    modules::requested(list, cmdline, |name, from_list| {
+        if result.is_err() {
+            return;
+        }
+        let r = match &mut loader {
+            Some(l) => l.load(name),
+            None => Loader::new(cmdline, root).and_then(|l| loader.insert(l).load(name)),
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if !from_list => warn!("ostree-prepare-root: warning: {e}"),
+            Err(e) => result = Err(e),
+        }
+    });
+    result.map(|()| loader.map_or(0, |l| l.loaded))
+}
+
+/// The plan mounts an overlay (hotfix `/usr`, transient `/etc`): make sure
+/// the overlay module is there, whatever the module lists said. A failure
+/// is only a warning: the mount itself then fails with a clear error.
+pub(super) fn ensure_overlay(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]) {
+    if facts.hotfix != plan::Hotfix::On && !facts.etc_transient
+        || modules::filesystem_known(b"overlay")
+    {
+        return;
+    }
+    if let Err(e) = Loader::new(cmdline, root).and_then(|mut l| l.load(b"overlay")) {
+        warn!("ostree-prepare-root: warning: {e}");
+    }
+}
+
+/// Make sure the directory `path` (a mount point) exists.
+pub(super) fn mount_point_dir(path: &[u8]) -> Result<(), Error> {
+    match sys::mkdir(path, 0o755) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::sys("mkdir", path, e)),
+    }
+}
