@@ -126,6 +126,7 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
     }
 
     exec::run(
+        &mut exec::RealSystem,
         &plan,
         exec::Options {
             verbose: args.verbose,

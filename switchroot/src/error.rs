@@ -47,17 +47,34 @@ pub enum Error {
     /// A path did not fit in our fixed buffers.
     PathTooLong,
     /// A kernel module is neither in `modules.dep` nor built in.
+    #[cfg(feature = "pid1")]
     ModuleMissing { name: PathBuf, modules_dir: PathBuf },
     /// The kernel refused a compressed module file it cannot decompress.
+    #[cfg(feature = "pid1")]
     ModuleCompressed { path: PathBuf, errno: Errno },
     /// PID 1: `root=` is missing or not understood.
+    #[cfg(feature = "pid1")]
     BadRoot,
     /// PID 1: the root device did not appear in time.
+    #[cfg(feature = "pid1")]
     NoRootDevice { waited_ms: u64 },
     /// PID 1: the root device has no filesystem we recognise, and no `rootfstype=`.
+    #[cfg(feature = "pid1")]
     UnknownFs { device: PathBuf },
     /// PID 1: no init could be executed.
+    #[cfg(feature = "pid1")]
     NoInit { errno: Errno },
+}
+
+impl From<otcore::fs::FsError> for Error {
+    fn from(e: otcore::fs::FsError) -> Self {
+        Error::Sys {
+            op: e.op,
+            path: e.path,
+            to: None,
+            errno: e.errno,
+        }
+    }
 }
 
 impl From<TooLong> for Error {
@@ -179,27 +196,33 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            #[cfg(feature = "pid1")]
             Error::ModuleMissing { name, modules_dir } => write!(
                 f,
                 "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
             ),
+            #[cfg(feature = "pid1")]
             Error::ModuleCompressed { path, errno } => write!(
                 f,
                 "load module {path}: {}: the kernel could not decompress it (it needs CONFIG_MODULE_DECOMPRESS with this format, and an intact file); an uncompressed module always loads",
                 errno
             ),
+            #[cfg(feature = "pid1")]
             Error::BadRoot => f.write_str(
                 "root= is missing or not understood (want /dev/..., UUID=, LABEL=, PARTUUID= or PARTLABEL=)",
             ),
+            #[cfg(feature = "pid1")]
             Error::NoRootDevice { waited_ms } => write!(
                 f,
                 "root device not found after {} s (add rootwait or rootwait=SECONDS to wait longer)",
                 waited_ms / 1000
             ),
+            #[cfg(feature = "pid1")]
             Error::UnknownFs { device } => write!(
                 f,
                 "{device}: no filesystem recognised (ext4, xfs, btrfs, erofs, vfat); give rootfstype="
             ),
+            #[cfg(feature = "pid1")]
             Error::NoInit { errno } => write!(
                 f,
                 "could not execute init (init=, /sbin/init, /etc/init, /bin/init, /bin/sh): {}",

@@ -3,13 +3,101 @@
 //! Each step that changes the system records how to reverse itself. On
 //! failure the records are replayed newest first, so SYSROOT and `/run`
 //! end up as they were and the same command can simply be run again.
+//!
+//! Every change goes through [`Effects`]: [`RealSystem`] makes the system
+//! calls; the unit tests give a model of the mount table and the files that
+//! fails at any chosen call, and check that each failure is undone.
+
+use otcore::contract;
+use otcore::gvariant::{Value, VarDict};
+use otcore::path::PathBuf;
+use otcore::sys::{self, Errno, MountFlags, SysResult, UnmountFlags};
 
 use crate::error::Error;
 use crate::plan::{Marker, Plan, Step};
-use otcore::gvariant::{Value, VarDict};
-use otcore::path::PathBuf;
-use otcore::sys;
-use otcore::sys::{Errno, MountFlags, OFlags, UnmountFlags};
+
+/// The changes a plan makes to the system, one method per kind of call.
+pub trait Effects {
+    fn mkdir(&mut self, path: &[u8], mode: u32) -> SysResult<()>;
+    /// Whether `path` is a real directory (not following a symlink).
+    fn is_dir(&mut self, path: &[u8]) -> SysResult<bool>;
+    fn rmdir(&mut self, path: &[u8]) -> SysResult<()>;
+    fn mount(
+        &mut self,
+        source: Option<&[u8]>,
+        target: &[u8],
+        fstype: Option<&[u8]>,
+        flags: MountFlags,
+        data: Option<&[u8]>,
+    ) -> SysResult<()>;
+    fn umount(&mut self, target: &[u8], flags: UnmountFlags) -> SysResult<()>;
+    fn is_readonly_fs(&mut self, path: &[u8]) -> SysResult<bool>;
+    /// Replace the file at `path` atomically (write, fsync, rename).
+    fn write_file(&mut self, path: &[u8], data: &[u8]) -> Result<(), Error>;
+    fn unlink(&mut self, path: &[u8]) -> SysResult<()>;
+    /// Delete a leftover tree; what cannot be removed is only reported.
+    fn remove_stale(&mut self, path: &[u8]);
+    /// `chdir(new_root)`, `pivot_root(".", put_old)`, `chdir("/")`.
+    fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error>;
+    /// Before the first step.
+    fn begin(&mut self) {}
+}
+
+/// The running system.
+pub struct RealSystem;
+
+impl Effects for RealSystem {
+    fn begin(&mut self) {
+        // Modes must be exactly what the plan says, whatever umask we inherited.
+        sys::umask(0);
+    }
+    fn mkdir(&mut self, path: &[u8], mode: u32) -> SysResult<()> {
+        sys::mkdir(path, mode)
+    }
+    fn is_dir(&mut self, path: &[u8]) -> SysResult<bool> {
+        sys::lstat(path).map(|st| st.is_dir())
+    }
+    fn rmdir(&mut self, path: &[u8]) -> SysResult<()> {
+        sys::rmdir(path)
+    }
+    fn mount(
+        &mut self,
+        source: Option<&[u8]>,
+        target: &[u8],
+        fstype: Option<&[u8]>,
+        flags: MountFlags,
+        data: Option<&[u8]>,
+    ) -> SysResult<()> {
+        sys::mount(source, target, fstype, flags, data)
+    }
+    fn umount(&mut self, target: &[u8], flags: UnmountFlags) -> SysResult<()> {
+        sys::umount2(target, flags)
+    }
+    fn is_readonly_fs(&mut self, path: &[u8]) -> SysResult<bool> {
+        sys::is_readonly_fs(path)
+    }
+    fn write_file(&mut self, path: &[u8], data: &[u8]) -> Result<(), Error> {
+        Ok(otcore::fs::write_atomic(path, data, 0o644)?)
+    }
+    fn unlink(&mut self, path: &[u8]) -> SysResult<()> {
+        sys::unlink(path)
+    }
+    fn remove_stale(&mut self, path: &[u8]) {
+        let r = otcore::fs::remove_tree(path);
+        if !r.is_complete() {
+            otcore::warn!(
+                "ostree-prepare-root: warning: cannot remove all of {}: {r} (the next boot tries again)",
+                otcore::path::Lossy(path)
+            );
+        }
+    }
+    fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error> {
+        sys::chdir(new_root).map_err(|e| Error::sys("chdir", new_root, e))?;
+        sys::pivot_root(b".", put_old)
+            .map_err(|e| Error::sys2("pivot_root", new_root, put_old, e))?;
+        sys::chdir(b"/").map_err(|e| Error::sys("chdir", b"/", e))
+    }
+}
 
 /// How to reverse one completed step.
 #[derive(Debug)]
@@ -31,26 +119,32 @@ pub struct Options {
 
 /// Build-and-run: a plan that did not fit is an error like any other.
 pub fn run_built(plan: Result<Plan, crate::plan::PlanTooBig>, opts: Options) -> Result<(), Error> {
-    run(&plan.map_err(|_| Error::PathTooLong)?, opts)
+    run(
+        &mut RealSystem,
+        &plan.map_err(|_| Error::PathTooLong)?,
+        opts,
+    )
 }
 
 /// Run every step of `plan`; on failure, undo what was done and return the error.
-pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
-    // Modes must be exactly what the plan says, whatever umask we inherited.
-    sys::umask(0);
+pub fn run(fx: &mut impl Effects, plan: &Plan, opts: Options) -> Result<(), Error> {
+    fx.begin();
     let mut undo: heapless::Vec<Undo, { crate::plan::MAX_STEPS }> = heapless::Vec::new();
     for step in plan {
         if opts.verbose {
             otcore::say!("ostree-prepare-root: {step}");
         }
-        match apply(step, &undo) {
+        match apply(fx, step, &undo) {
+            // Past `pivot_root` the old paths no longer lead where they did:
+            // nothing before it can be undone, and nothing after it is.
+            Ok(None) if matches!(step, Step::PivotRoot { .. }) => undo.clear(),
             Ok(Some(u)) => {
                 // The undo log has one slot per plan step, so this cannot fail.
                 let _ = undo.push(u);
             }
             Ok(None) => {}
             Err(e) => {
-                rollback(&mut undo);
+                rollback(fx, &mut undo);
                 return Err(e);
             }
         }
@@ -58,27 +152,30 @@ pub fn run(plan: &Plan, opts: Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
+fn rollback(fx: &mut impl Effects, undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
     while let Some(u) = undo.pop() {
         let r = match &u {
-            Undo::Rmdir(p) => {
-                sys::rmdir(p.as_bytes()).map_err(|e| Error::sys("rmdir", p.as_bytes(), e))
-            }
-            Undo::Unmount(p) => sys::umount2(p.as_bytes(), UnmountFlags::DETACH)
+            Undo::Rmdir(p) => fx
+                .rmdir(p.as_bytes())
+                .map_err(|e| Error::sys("rmdir", p.as_bytes(), e)),
+            Undo::Unmount(p) => fx
+                .umount(p.as_bytes(), UnmountFlags::DETACH)
                 .map_err(|e| Error::sys("umount", p.as_bytes(), e)),
-            Undo::SetReadonly(p, ro) => set_readonly(p.as_bytes(), *ro),
-            Undo::RemountFsRo(p) => sys::mount(
-                None,
-                p.as_bytes(),
-                None,
-                MountFlags::REMOUNT | MountFlags::RDONLY | MountFlags::SILENT,
-                None,
-            )
-            .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
-            Undo::Unlink(p) => {
-                sys::unlink(p.as_bytes()).map_err(|e| Error::sys("unlink", p.as_bytes(), e))
-            }
-            Undo::Move { src, dst } => move_mount(src.as_bytes(), dst.as_bytes()),
+            Undo::SetReadonly(p, ro) => set_readonly(fx, p.as_bytes(), *ro),
+            Undo::RemountFsRo(p) => fx
+                .mount(
+                    None,
+                    p.as_bytes(),
+                    None,
+                    MountFlags::REMOUNT | MountFlags::RDONLY | MountFlags::SILENT,
+                    None,
+                )
+                .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
+            Undo::Unlink(p) => fx
+                .unlink(p.as_bytes())
+                .map_err(|e| Error::sys("unlink", p.as_bytes(), e)),
+            Undo::Move { src, dst } => move_mount(fx, src.as_bytes(), dst.as_bytes())
+                .map(|()| follow_move(undo, src.as_bytes(), dst.as_bytes())),
         };
         if let Err(e) = r {
             otcore::warn!("ostree-prepare-root: while undoing: {e}");
@@ -86,34 +183,41 @@ fn rollback(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
     }
 }
 
-fn set_readonly(path: &[u8], readonly: bool) -> Result<(), Error> {
-    let ro = if readonly {
-        MountFlags::RDONLY
-    } else {
-        MountFlags::EMPTY
+/// A mount moved from `src` to `dst` while undoing took the mounts below it
+/// along: the undo records below `src` now apply below `dst`. The record of
+/// the mount at `src` itself goes: moved back, it stands in for the mount
+/// the plan detached.
+fn follow_move(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>, src: &[u8], dst: &[u8]) {
+    let moved = |p: &PathBuf| {
+        let rest = p.as_bytes().strip_prefix(src)?;
+        (rest.first() == Some(&b'/')).then(|| PathBuf::from(dst).and_then(|d| d.join(rest)).ok())?
     };
-    sys::mount(
-        None,
-        path,
-        None,
-        MountFlags::BIND | MountFlags::REMOUNT | MountFlags::SILENT | ro,
-        None,
-    )
-    .map_err(|e| {
-        Error::sys(
-            if readonly {
-                "remount read-only"
-            } else {
-                "remount read-write"
-            },
-            path,
-            e,
-        )
-    })
+    undo.retain(|u| !matches!(u, Undo::Unmount(p) if p.as_bytes() == src));
+    for u in undo.iter_mut() {
+        match u {
+            Undo::Unmount(p) | Undo::SetReadonly(p, _) | Undo::RemountFsRo(p) | Undo::Rmdir(p) => {
+                if let Some(new) = moved(p) {
+                    *p = new;
+                }
+            }
+            Undo::Unlink(_) | Undo::Move { .. } => {}
+        }
+    }
 }
 
-fn move_mount(src: &[u8], dst: &[u8]) -> Result<(), Error> {
-    sys::mount(
+fn set_readonly(fx: &mut impl Effects, path: &[u8], readonly: bool) -> Result<(), Error> {
+    let (ro, op) = if readonly {
+        (MountFlags::RDONLY, "remount read-only")
+    } else {
+        (MountFlags::EMPTY, "remount read-write")
+    };
+    let flags = MountFlags::BIND | MountFlags::REMOUNT | MountFlags::SILENT | ro;
+    fx.mount(None, path, None, flags, None)
+        .map_err(|e| Error::sys(op, path, e))
+}
+
+fn move_mount(fx: &mut impl Effects, src: &[u8], dst: &[u8]) -> Result<(), Error> {
+    fx.mount(
         Some(src),
         dst,
         None,
@@ -123,15 +227,15 @@ fn move_mount(src: &[u8], dst: &[u8]) -> Result<(), Error> {
     .map_err(|e| Error::sys2("move mount", src, dst, e))
 }
 
-fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
+fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
     Ok(match step {
-        Step::Mkdir { path, mode } => match sys::mkdir(path.as_bytes(), *mode) {
+        Step::Mkdir { path, mode } => match fx.mkdir(path.as_bytes(), *mode) {
             Ok(()) => Some(Undo::Rmdir(path.clone())),
-            Err(Errno::EXIST) => match sys::lstat(path.as_bytes()) {
-                // An existing directory is fine (a rerun, or made by another tool);
-                // a symlink or file in its place is not.
-                Ok(st) if st.is_dir() => None,
-                Ok(_) => {
+            // An existing directory is fine (a rerun, or made by another
+            // tool); a symlink or file in its place is not.
+            Err(Errno::EXIST) => match fx.is_dir(path.as_bytes()) {
+                Ok(true) => None,
+                Ok(false) => {
                     return Err(Error::sys(
                         "mkdir (exists, not a directory)",
                         path.as_bytes(),
@@ -143,14 +247,9 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             Err(e) => return Err(Error::sys("mkdir", path.as_bytes(), e)),
         },
         Step::MakePrivate { path } => {
-            sys::mount(
-                None,
-                path.as_bytes(),
-                None,
-                MountFlags::REC | MountFlags::PRIVATE | MountFlags::SILENT,
-                None,
-            )
-            .map_err(|e| Error::sys("make mounts private under", path.as_bytes(), e))?;
+            let flags = MountFlags::REC | MountFlags::PRIVATE | MountFlags::SILENT;
+            fx.mount(None, path.as_bytes(), None, flags, None)
+                .map_err(|e| Error::sys("make mounts private under", path.as_bytes(), e))?;
             None
         }
         Step::Bind {
@@ -163,14 +262,9 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             } else {
                 MountFlags::EMPTY
             };
-            sys::mount(
-                Some(src.as_bytes()),
-                dst.as_bytes(),
-                None,
-                MountFlags::BIND | rec | MountFlags::SILENT,
-                None,
-            )
-            .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
+            let flags = MountFlags::BIND | rec | MountFlags::SILENT;
+            fx.mount(Some(src.as_bytes()), dst.as_bytes(), None, flags, None)
+                .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
             Some(Undo::Unmount(dst.clone()))
         }
         Step::SetReadonly { path, readonly } => {
@@ -183,15 +277,15 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
                 None
             } else {
                 Some(
-                    sys::is_readonly_fs(path.as_bytes())
+                    fx.is_readonly_fs(path.as_bytes())
                         .map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?,
                 )
             };
-            set_readonly(path.as_bytes(), *readonly)?;
+            set_readonly(fx, path.as_bytes(), *readonly)?;
             was.map(|was| Undo::SetReadonly(path.clone(), was))
         }
         Step::RemountFsRw { path } => {
-            sys::mount(
+            fx.mount(
                 None,
                 path.as_bytes(),
                 None,
@@ -212,7 +306,7 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
                 upper.as_bytes(),
                 work.as_bytes(),
             )?;
-            sys::mount(
+            fx.mount(
                 Some(b"overlay"),
                 dst.as_bytes(),
                 Some(b"overlay"),
@@ -223,11 +317,12 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             Some(Undo::Unmount(dst.clone()))
         }
         Step::WriteMarker { path, marker } => {
-            write_marker(path.as_bytes(), marker)?;
+            let mut dict = VarDict::new();
+            fx.write_file(path.as_bytes(), render_marker(marker, &mut dict)?)?;
             Some(Undo::Unlink(path.clone()))
         }
         Step::Detach { path, restore_from } => {
-            sys::umount2(path.as_bytes(), UnmountFlags::DETACH)
+            fx.umount(path.as_bytes(), UnmountFlags::DETACH)
                 .map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
             Some(Undo::Move {
                 src: restore_from.clone(),
@@ -235,23 +330,24 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             })
         }
         Step::Move { src, dst } => {
-            move_mount(src.as_bytes(), dst.as_bytes())?;
+            move_mount(fx, src.as_bytes(), dst.as_bytes())?;
             Some(Undo::Move {
                 src: dst.clone(),
                 dst: src.clone(),
             })
         }
         Step::Rmdir { path } => {
-            sys::rmdir(path.as_bytes()).map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
+            fx.rmdir(path.as_bytes())
+                .map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
             None
         }
         Step::RemoveStale { path } => {
-            remove_stale(path.as_bytes());
+            fx.remove_stale(path.as_bytes());
             None
         }
         Step::Tmpfs { path } => {
             let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::SILENT;
-            sys::mount(
+            fx.mount(
                 Some(b"tmpfs"),
                 path.as_bytes(),
                 Some(b"tmpfs"),
@@ -262,28 +358,10 @@ fn apply(step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
             Some(Undo::Unmount(path.clone()))
         }
         Step::PivotRoot { new_root, put_old } => {
-            sys::chdir(new_root.as_bytes())
-                .map_err(|e| Error::sys("chdir", new_root.as_bytes(), e))?;
-            sys::pivot_root(b".", put_old.as_bytes()).map_err(|e| {
-                Error::sys2("pivot_root", new_root.as_bytes(), put_old.as_bytes(), e)
-            })?;
-            sys::chdir(b"/").map_err(|e| Error::sys("chdir", b"/", e))?;
+            fx.pivot_root(new_root.as_bytes(), put_old.as_bytes())?;
             None
         }
     })
-}
-
-/// Delete a leftover directory tree (at any depth, never following a
-/// symlink, never crossing a mount); what cannot be removed is reported and
-/// the boot goes on (the next boot tries again).
-fn remove_stale(path: &[u8]) {
-    let r = otcore::fs::remove_tree(path);
-    if !r.is_complete() {
-        otcore::warn!(
-            "ostree-prepare-root: warning: cannot remove all of {}: {r} (the next boot tries again)",
-            otcore::path::Lossy(path)
-        );
-    }
 }
 
 /// Serialise a marker into `buf`, returning its bytes.
@@ -297,42 +375,412 @@ pub fn render_marker<'b>(marker: &Marker, dict: &'b mut VarDict) -> Result<&'b [
             transient_etc,
         } => {
             dict.insert(
-                "backing-root-device-inode",
+                contract::booted_keys::BACKING_ROOT_DEVICE_INODE,
                 Value::U64Pair(device_inode.0, device_inode.1),
             )
             .map_err(overflow)?;
-            dict.insert("sysroot-ro", Value::Bool(*sysroot_ro))
+            dict.insert(contract::booted_keys::SYSROOT_RO, Value::Bool(*sysroot_ro))
                 .map_err(overflow)?;
             if let Some(t) = transient_etc {
-                dict.insert("transient-etc", Value::Str(t.as_bytes()))
-                    .map_err(overflow)?;
+                dict.insert(
+                    contract::booted_keys::TRANSIENT_ETC,
+                    Value::Str(t.as_bytes()),
+                )
+                .map_err(overflow)?;
             }
             dict.finish().map_err(overflow)
         }
     }
 }
 
-/// Write `path` atomically: a temporary file beside it, fsync, rename.
-fn write_marker(path: &[u8], marker: &Marker) -> Result<(), Error> {
-    let mut dict = VarDict::new();
-    let bytes = render_marker(marker, &mut dict)?;
-    let mut tmp = PathBuf::from(path)?;
-    tmp.push_raw(b".tmp")?;
-    let write = || -> Result<(), Error> {
-        let fd = sys::open(
-            tmp.as_bytes(),
-            OFlags::WRONLY | OFlags::CREAT | OFlags::TRUNC | OFlags::NOFOLLOW,
-            0o644,
-        )
-        .map_err(|e| Error::sys("create", tmp.as_bytes(), e))?;
-        sys::write_all(&fd, bytes).map_err(|e| Error::sys("write", tmp.as_bytes(), e))?;
-        sys::fsync(&fd).map_err(|e| Error::sys("fsync", tmp.as_bytes(), e))?;
-        sys::rename(tmp.as_bytes(), path)
-            .map_err(|e| Error::sys2("rename", tmp.as_bytes(), path, e))
-    };
-    let r = write();
-    if r.is_err() {
-        let _ = sys::unlink(tmp.as_bytes());
+#[cfg(test)]
+mod tests {
+    //! Every failure is undone: a model of the mount table, the directories
+    //! and the files fails at call k, for every k, every plan shape and
+    //! every combination of facts, and must end as it started.
+
+    use super::*;
+    use crate::plan::{self, Facts, Hotfix};
+    use otcore::deploy::Deployment;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    struct Mount {
+        target: String,
+        /// What is mounted: a filesystem and the directory of it shown here.
+        source: String,
+        ro: bool,
     }
-    r
+
+    /// What the plan can change, and the failure to inject.
+    #[derive(Debug, Clone, Default)]
+    struct World {
+        dirs: BTreeSet<String>,
+        files: BTreeMap<String, Vec<u8>>,
+        /// In mount order; the last at a target is the one seen.
+        mounts: Vec<Mount>,
+        /// Filesystems remounted read-only or read-write as a whole.
+        fs_ro: BTreeMap<String, bool>,
+        pivoted: bool,
+        calls: usize,
+        fail_at: Option<usize>,
+        failed: bool,
+    }
+
+    fn text(p: &[u8]) -> String {
+        String::from_utf8(p.to_vec()).unwrap()
+    }
+
+    fn under(path: &str, dir: &str) -> bool {
+        path == dir || dir == "/" || path.starts_with(&std::format!("{dir}/"))
+    }
+
+    impl World {
+        /// What a comparison looks at: the state, in a canonical order.
+        /// A mount counts as read-only by its own flag or its filesystem's:
+        /// the rollback restores what each mount lets through (a restored
+        /// `ro` may come back as the mount's flag where it was the
+        /// filesystem's; statvfs cannot tell them apart).
+        fn state(&self) -> impl PartialEq + core::fmt::Debug {
+            let mut mounts: Vec<Mount> = self
+                .mounts
+                .iter()
+                .map(|m| Mount {
+                    ro: m.ro || self.fs_ro.get(&World::filesystem(&m.source)) == Some(&true),
+                    ..m.clone()
+                })
+                .collect();
+            mounts.sort();
+            (
+                self.dirs.clone(),
+                self.files.clone(),
+                mounts,
+                self.fs_ro.clone(),
+                self.pivoted,
+            )
+        }
+
+        /// Count a call; fail it if it is the chosen one.
+        fn call(&mut self) -> SysResult<()> {
+            self.calls += 1;
+            if self.fail_at == Some(self.calls - 1) {
+                self.failed = true;
+                return Err(Errno::IO);
+            }
+            Ok(())
+        }
+
+        /// The mount `path` is on (the last mounted at the longest prefix).
+        fn mount_of(&self, path: &str) -> Option<usize> {
+            let best = self
+                .mounts
+                .iter()
+                .filter(|m| under(path, &m.target))
+                .map(|m| m.target.len())
+                .max()?;
+            self.mounts
+                .iter()
+                .rposition(|m| m.target.len() == best && under(path, &m.target))
+        }
+
+        fn top_at(&self, target: &str) -> Option<usize> {
+            self.mounts.iter().rposition(|m| m.target == target)
+        }
+
+        /// What a bind of `path` shows: its filesystem and directory.
+        fn source_of(&self, path: &str) -> String {
+            match self.mount_of(path) {
+                Some(i) => {
+                    let m = &self.mounts[i];
+                    let rest = &path[m.target.len().min(path.len())..];
+                    std::format!("{}{}", m.source, rest.trim_start_matches('/'))
+                }
+                None => std::format!("rootfs{path}"),
+            }
+        }
+
+        fn filesystem(source: &str) -> String {
+            source.split('/').next().unwrap_or("").to_string()
+        }
+    }
+
+    impl Effects for World {
+        fn mkdir(&mut self, path: &[u8], _mode: u32) -> SysResult<()> {
+            self.call()?;
+            if !self.dirs.insert(text(path)) {
+                return Err(Errno::EXIST);
+            }
+            Ok(())
+        }
+        fn is_dir(&mut self, path: &[u8]) -> SysResult<bool> {
+            self.call()?;
+            Ok(self.dirs.contains(&text(path)))
+        }
+        fn rmdir(&mut self, path: &[u8]) -> SysResult<()> {
+            self.call()?;
+            let p = text(path);
+            if self.top_at(&p).is_some() {
+                return Err(Errno::BUSY);
+            }
+            if !self.dirs.remove(&p) {
+                return Err(Errno::NOENT);
+            }
+            Ok(())
+        }
+        fn mount(
+            &mut self,
+            source: Option<&[u8]>,
+            target: &[u8],
+            fstype: Option<&[u8]>,
+            flags: MountFlags,
+            data: Option<&[u8]>,
+        ) -> SysResult<()> {
+            self.call()?;
+            let t = text(target);
+            if flags.contains(MountFlags::PRIVATE) {
+                return Ok(());
+            }
+            if flags.contains(MountFlags::REMOUNT) {
+                let i = self.top_at(&t).ok_or(Errno::INVAL)?;
+                let ro = flags.contains(MountFlags::RDONLY);
+                if flags.contains(MountFlags::BIND) {
+                    self.mounts[i].ro = ro;
+                } else {
+                    let fs = World::filesystem(&self.mounts[i].source);
+                    self.fs_ro.insert(fs, ro);
+                }
+                return Ok(());
+            }
+            if flags.contains(MountFlags::MOVE) {
+                let src = text(source.unwrap());
+                self.top_at(&src).ok_or(Errno::INVAL)?;
+                for m in &mut self.mounts {
+                    if under(&m.target, &src) {
+                        m.target = std::format!("{t}{}", &m.target[src.len()..]);
+                    }
+                }
+                return Ok(());
+            }
+            if flags.contains(MountFlags::BIND) {
+                let src = text(source.unwrap());
+                let mut new = std::vec![Mount {
+                    target: t.clone(),
+                    source: self.source_of(&src),
+                    ro: false
+                }];
+                if flags.contains(MountFlags::REC) {
+                    for m in &self.mounts {
+                        if m.target != src && under(&m.target, &src) {
+                            let target = std::format!("{t}{}", &m.target[src.len()..]);
+                            new.push(Mount {
+                                target,
+                                ..m.clone()
+                            });
+                        }
+                    }
+                }
+                self.mounts.extend(new);
+                return Ok(());
+            }
+            let what = std::format!(
+                "{}:{}",
+                text(fstype.unwrap_or(b"")),
+                text(data.unwrap_or(b""))
+            );
+            self.mounts.push(Mount {
+                target: t,
+                source: what,
+                ro: false,
+            });
+            Ok(())
+        }
+        fn umount(&mut self, target: &[u8], _flags: UnmountFlags) -> SysResult<()> {
+            self.call()?;
+            let t = text(target);
+            let i = self.top_at(&t).ok_or(Errno::INVAL)?;
+            self.mounts.remove(i);
+            // A lazy detach takes the mounts below it along.
+            let covered = self.top_at(&t).is_some();
+            if !covered {
+                self.mounts.retain(|m| !under(&m.target, &t));
+            }
+            Ok(())
+        }
+        fn is_readonly_fs(&mut self, path: &[u8]) -> SysResult<bool> {
+            self.call()?;
+            let m = &self.mounts[self.mount_of(&text(path)).ok_or(Errno::NOENT)?];
+            Ok(m.ro || self.fs_ro.get(&World::filesystem(&m.source)) == Some(&true))
+        }
+        fn write_file(&mut self, path: &[u8], data: &[u8]) -> Result<(), Error> {
+            self.call().map_err(|e| Error::sys("write", path, e))?;
+            self.files.insert(text(path), data.to_vec());
+            Ok(())
+        }
+        fn unlink(&mut self, path: &[u8]) -> SysResult<()> {
+            self.call()?;
+            self.files.remove(&text(path)).map(drop).ok_or(Errno::NOENT)
+        }
+        /// Removing stale data is not undone (it is stale: the next boot
+        /// would remove it again), so the model leaves it out of the state.
+        fn remove_stale(&mut self, _path: &[u8]) {}
+        fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error> {
+            self.call()
+                .map_err(|e| Error::sys("pivot_root", new_root, e))?;
+            let (new, old) = (text(new_root), text(put_old));
+            let old_in_new = &old[new.len()..];
+            for m in &mut self.mounts {
+                m.target = if under(&m.target, &new) {
+                    std::format!("/{}", m.target[new.len()..].trim_start_matches('/'))
+                } else {
+                    std::format!(
+                        "{old_in_new}{}",
+                        if m.target == "/" { "" } else { &m.target }
+                    )
+                };
+            }
+            self.pivoted = true;
+            Ok(())
+        }
+    }
+
+    const DEPLOYMENT: &[u8] = b"ostree/deploy/os/deploy/abc.0";
+
+    /// Every combination of the facts that shape a plan.
+    fn all_facts() -> Vec<Facts> {
+        let mut all = Vec::new();
+        for bits in 0u32..(1 << 9) {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            let mut stale = heapless::Vec::new();
+            if bit(8) {
+                let _ = stale.push(contract::USR_TRANSIENT);
+                let _ = stale.push(contract::HOTFIX_DISCARDED[0]);
+            }
+            all.push(Facts {
+                sysroot: PathBuf::from(b"/sysroot").unwrap(),
+                deployment: Deployment::from_rel(DEPLOYMENT).unwrap(),
+                deployment_id: (2049, 42),
+                readonly: bit(0),
+                etc_transient: bit(1),
+                hotfix: match (bit(2), bit(3)) {
+                    (false, false) => Hotfix::Off,
+                    (true, false) => Hotfix::On,
+                    (_, true) => Hotfix::Ignored("disabled on the kernel command line"),
+                },
+                bind_boot: bit(4),
+                mount_var: bit(5),
+                var_marker_exists: bit(6),
+                sysroot_fs_readonly: bit(7),
+                stale,
+            });
+        }
+        all
+    }
+
+    /// The system as the initramfs (or the kernel, without one) leaves it.
+    fn start(f: &Facts, pivot: bool) -> World {
+        let mut w = World::default();
+        let root = if pivot { "" } else { "/sysroot" };
+        let d = std::format!("{root}/{}", text(DEPLOYMENT));
+        for dir in ["/run", "/proc", "/dev"] {
+            w.dirs.insert(dir.to_string());
+        }
+        for sub in [
+            "",
+            "/usr",
+            "/etc",
+            "/boot",
+            "/sysroot",
+            "/var",
+            "/run",
+            "/.usr-ovl-upper",
+            "/.usr-ovl-work",
+        ] {
+            w.dirs.insert(std::format!("{d}{sub}"));
+        }
+        w.dirs.insert(std::format!("{root}/ostree/deploy/os/var"));
+        w.dirs.insert(std::format!(
+            "{root}/ostree/deploy/os/backing/abc.0/usr-transient"
+        ));
+        w.mounts.push(Mount {
+            target: "/".into(),
+            source: "initramfs/".into(),
+            ro: false,
+        });
+        if pivot {
+            w.mounts[0].source = "physroot/".into();
+            w.mounts.push(Mount {
+                target: "/proc".into(),
+                source: "proc/".into(),
+                ro: false,
+            });
+        } else {
+            w.mounts.push(Mount {
+                target: "/sysroot".into(),
+                source: "physroot/".into(),
+                ro: false,
+            });
+            // A separate /boot below SYSROOT: the recursive bind must keep it.
+            w.mounts.push(Mount {
+                target: "/sysroot/boot".into(),
+                source: "bootfs/".into(),
+                ro: false,
+            });
+        }
+        w.fs_ro.insert("physroot".into(), f.sysroot_fs_readonly);
+        if f.var_marker_exists {
+            w.files
+                .insert(text(contract::INITRAMFS_MOUNT_VAR), Vec::new());
+        }
+        w
+    }
+
+    /// Run `plan` failing at call 0, 1, 2... until it succeeds; every
+    /// failure before `pivot_root` must leave the world as it started.
+    fn fail_at_every_call(f: &Facts, plan: &Plan, pivot: bool) -> usize {
+        let begin = start(f, pivot);
+        let mut whole = begin.clone();
+        run(&mut whole, plan, Options::default()).unwrap_or_else(|e| panic!("{e} in {plan:#?}"));
+        assert!(whole.state() != begin.state(), "the plan changed nothing");
+        for k in 0.. {
+            let mut w = begin.clone();
+            w.fail_at = Some(k);
+            match run(&mut w, plan, Options::default()) {
+                Ok(()) => {
+                    assert!(!w.failed, "call {k} failed and the run succeeded");
+                    assert!(w.state() == whole.state());
+                    return k;
+                }
+                Err(_) if w.pivoted => {} // the point of no return
+                Err(e) => assert!(
+                    w.state() == begin.state(),
+                    "failure at call {k} ({e}) not undone:\n{:#?}\nstarted as\n{:#?}\nfacts {f:?}\nplan {plan:#?}",
+                    w.state(),
+                    begin.state()
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn every_failure_of_the_service_plan_is_undone() {
+        let mut checked = 0;
+        for f in all_facts() {
+            let plan = plan::service_plan(&f).unwrap();
+            checked += fail_at_every_call(&f, &plan, false);
+        }
+        assert!(checked > 512 * 10, "{checked}");
+    }
+
+    #[test]
+    fn every_failure_before_pivot_root_is_undone() {
+        let mut checked = 0;
+        for f in all_facts() {
+            let plan = plan::pivot_plan(&f, &[b"/proc"]).unwrap();
+            checked += fail_at_every_call(&f, &plan, true);
+        }
+        assert!(checked > 512 * 10, "{checked}");
+    }
 }

@@ -18,16 +18,22 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod app;
+#[cfg(feature = "pid1")]
 pub mod bootparams;
 pub mod config;
 pub mod error;
 pub mod exec;
 pub mod inputs;
+#[cfg(feature = "pid1")]
 pub mod modules;
+#[cfg(feature = "pid1")]
 pub mod pid1;
 pub mod plan;
+#[cfg(feature = "pid1")]
 pub mod probe;
+#[cfg(feature = "pid1")]
 pub mod rootdev;
+#[cfg(feature = "pid1")]
 pub mod switch;
 
 use otcore::sys::{self, Args};
@@ -36,6 +42,11 @@ use otcore::sys::{self, Args};
 /// else the service mode. Returns the exit status.
 pub fn main(args: &Args) -> i32 {
     let rest = args.rest();
+    #[cfg(not(feature = "pid1"))]
+    if rest.first().is_some_and(|a| a.starts_with(b"--pid1=")) || sys::getpid() == 1 {
+        return no_pid1_modes();
+    }
+    #[cfg(feature = "pid1")]
     match pid1::requested(rest.first().copied()) {
         Some(Ok(forced)) => {
             // `--pid1=` is ours: init gets the kernel's arguments without it.
@@ -51,13 +62,28 @@ pub fn main(args: &Args) -> i32 {
         }
         Some(Err(())) => {
             otcore::warn!("ostree-prepare-root: --pid1= takes initramfs or no-initramfs");
-            error::EXIT_USAGE
+            return error::EXIT_USAGE;
         }
-        None => {
-            // Markers and staging files are opened for writing: none may
-            // land on a closed 1 or 2 (PID 1 fills them from the console).
-            sys::fill_std_fds(b"/dev/null");
-            app::main(&rest)
-        }
+        None => {}
     }
+    // Markers and staging files are opened for writing: none may land on a
+    // closed 1 or 2 (PID 1 fills them from the console).
+    sys::fill_std_fds(b"/dev/null");
+    app::main(&rest)
+}
+
+/// Started as PID 1 (or with `--pid1=`) by a build without the PID 1 modes:
+/// say so; as PID 1, reboot rather than exit into a kernel panic.
+#[cfg(not(feature = "pid1"))]
+fn no_pid1_modes() -> i32 {
+    otcore::warn!(
+        "ostree-prepare-root: this build has no PID 1 modes (built without the pid1 feature); \
+         run it as a service step: ostree-prepare-root /sysroot"
+    );
+    if sys::getpid() == 1 {
+        sys::sleep_ms(10_000);
+        sys::reboot(sys::Power::Reboot);
+        sys::pause_forever()
+    }
+    error::EXIT_USAGE
 }
