@@ -59,6 +59,67 @@ impl Write for LineBuf {
     }
 }
 
+/// A message formatted when an error happens, so that the error value stays
+/// small (a few hundred bytes); a longer message is cut, and ends with `…`.
+#[derive(Clone)]
+pub struct Text {
+    /// Never fuller than `TEXT_CAP` less the mark's 3 bytes, until cut.
+    buf: heapless::Vec<u8, TEXT_CAP>,
+    cut: bool,
+}
+
+/// As much as a path: room for two mount points, or a target and its reason.
+const TEXT_CAP: usize = 256;
+
+impl Text {
+    pub const fn new() -> Text {
+        Text {
+            buf: heapless::Vec::new(),
+            cut: false,
+        }
+    }
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::new()
+    }
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        const MORE: &[u8] = "…".as_bytes();
+        if self.cut {
+            return Ok(());
+        }
+        let room = TEXT_CAP - MORE.len() - self.buf.len();
+        if s.len() <= room {
+            let _ = self.buf.extend_from_slice(s.as_bytes());
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = self.buf.extend_from_slice(&s.as_bytes()[..end]);
+        let _ = self.buf.extend_from_slice(MORE);
+        self.cut = true;
+        Ok(())
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::path::Lossy(&self.buf).fmt(f)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 /// Write one formatted line (a newline is appended) to `stream`, mirrored
 /// to the kernel log in PID 1 modes. Errors are ignored: there is nowhere
 /// left to report a failure to print.

@@ -119,7 +119,7 @@ pub fn prepare(args: &Args) -> Result<(), Error> {
             usr_mode(facts.hotfix),
             ConfName(gathered.conf_file.as_ref())
         );
-        for step in &plan {
+        for step in plan.iter() {
             say!("  {step}");
         }
         return Ok(());

@@ -1,11 +1,12 @@
 //! One error type for the whole tool. Every variant says what was being done,
 //! on which path, and why; rendering it needs no allocation.
 
-use core::fmt;
+use core::fmt::{self, Write};
 
 use crate::config::Unsupported;
-use otcore::deploy::{Listing, TargetError};
+use otcore::deploy::TargetError;
 use otcore::keyfile::SyntaxError;
+use otcore::out::Text;
 use otcore::path::{Lossy, PathBuf, TooLong};
 use otcore::sys::Errno;
 
@@ -16,12 +17,16 @@ pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug, Clone)]
 pub enum Error {
-    /// A system call failed: the operation, the path(s) and the errno.
+    /// A system call failed: the operation, the path and the errno.
     Sys {
         op: &'static str,
         path: PathBuf,
-        /// Second path for two-path operations (mount source → target, rename).
-        to: Option<PathBuf>,
+        errno: Errno,
+    },
+    /// A system call on two paths failed (mount source and target, rename).
+    Sys2 {
+        op: &'static str,
+        paths: Text,
         errno: Errno,
     },
     /// Bad arguments to the tool itself.
@@ -30,13 +35,8 @@ pub enum Error {
     NoTarget,
     /// The kernel command line is longer than we accept.
     CmdlineTooLong,
-    /// `ostree=` does not lead to a deployment.
-    Target {
-        sysroot: PathBuf,
-        target: PathBuf,
-        why: TargetError,
-        existing: Listing,
-    },
+    /// `ostree=` does not lead to a deployment: the message says why.
+    Target(Text),
     /// A configuration file is malformed.
     Config { file: PathBuf, err: SyntaxError },
     /// The configuration asks for something this tool does not do.
@@ -48,7 +48,7 @@ pub enum Error {
     PathTooLong,
     /// A kernel module is neither in `modules.dep` nor built in.
     #[cfg(feature = "pid1")]
-    ModuleMissing { name: PathBuf, modules_dir: PathBuf },
+    ModuleMissing(Text),
     /// The kernel refused a compressed module file it cannot decompress.
     #[cfg(feature = "pid1")]
     ModuleCompressed { path: PathBuf, errno: Errno },
@@ -71,7 +71,6 @@ impl From<otcore::fs::FsError> for Error {
         Error::Sys {
             op: e.op,
             path: e.path,
-            to: None,
             errno: e.errno,
         }
     }
@@ -88,20 +87,59 @@ impl Error {
     pub fn sys(op: &'static str, path: &[u8], errno: Errno) -> Error {
         Error::Sys {
             op,
-            path: PathBuf::from(path).unwrap_or_default(),
-            to: None,
+            path: PathBuf::from_lossy(path),
             errno,
         }
     }
 
     /// A failed system call that involves two paths.
     pub fn sys2(op: &'static str, from: &[u8], to: &[u8], errno: Errno) -> Error {
-        Error::Sys {
-            op,
-            path: PathBuf::from(from).unwrap_or_default(),
-            to: PathBuf::from(to).ok(),
-            errno,
-        }
+        let mut paths = Text::new();
+        let _ = write!(paths, "{} -> {}", Lossy(from), Lossy(to));
+        Error::Sys2 { op, paths, errno }
+    }
+
+    /// `ostree=TARGET` does not lead to a deployment in `sysroot` (the
+    /// deployments that exist are listed on a line of their own, before).
+    pub fn target(sysroot: &PathBuf, target: &[u8], why: &TargetError) -> Error {
+        let mut t = Text::new();
+        let _ = write!(t, "ostree={}: ", Lossy(target));
+        let _ = match why {
+            TargetError::Missing { path, errno } => {
+                write!(t, "{} does not exist: {errno}", Under(sysroot, path))
+            }
+            TargetError::NotSymlink { path } => {
+                write!(t, "{} is not a symbolic link", Under(sysroot, path))
+            }
+            TargetError::Escapes { link } if link.is_empty() => {
+                write!(t, "the path climbs above {sysroot} with .., refusing")
+            }
+            TargetError::Escapes { link } => write!(
+                t,
+                "symbolic link {} points outside {sysroot} (absolute or too many ..), refusing",
+                Under(sysroot, link)
+            ),
+            TargetError::Loop => t.write_str("too many levels of symbolic links"),
+            TargetError::NotDeployment { resolved } => write!(
+                t,
+                "resolves to {}, which is not a deployment directory (ostree/deploy/OS/deploy/CSUM.SERIAL)",
+                Under(sysroot, resolved)
+            ),
+            TargetError::TooLong => t.write_str("path too long"),
+        };
+        Error::Target(t)
+    }
+
+    /// A kernel module is neither in `modules_dir/modules.dep` nor built in.
+    #[cfg(feature = "pid1")]
+    pub fn module_missing(name: &[u8], modules_dir: &PathBuf) -> Error {
+        let mut t = Text::new();
+        let name = Lossy(name);
+        let _ = write!(
+            t,
+            "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
+        );
+        Error::ModuleMissing(t)
     }
 
     pub fn exit_code(&self) -> i32 {
@@ -126,12 +164,11 @@ impl fmt::Display for Under<'_> {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Sys { op, path, to: None, errno } => {
-                write!(f, "{op} {path}: {}", errno)
-            }
-            Error::Sys { op, path, to: Some(to), errno } => {
-                write!(f, "{op} {path} -> {to}: {}", errno)
-            }
+            Error::Sys { op, path, errno } => write!(f, "{op} {path}: {errno}"),
+            Error::Sys2 { op, paths, errno } => write!(f, "{op} {paths}: {errno}"),
+            Error::Target(t) => t.fmt(f),
+            #[cfg(feature = "pid1")]
+            Error::ModuleMissing(t) => t.fmt(f),
             Error::Usage(msg) => f.write_str(msg),
             Error::NoTarget => f.write_str(
                 "no ostree= on the kernel command line (expected ostree=/ostree/boot.N/OS/BOOTCSUM/SERIAL)",
@@ -141,37 +178,6 @@ impl fmt::Display for Error {
                 "kernel command line longer than {} bytes",
                 otcore::cmdline::CMDLINE_MAX
             ),
-            Error::Target { sysroot, target, why, existing } => {
-                write!(f, "ostree={target}: ")?;
-                match why {
-                    TargetError::Missing { path, errno } => {
-                        write!(f, "{} does not exist: {}", Under(sysroot, path), errno)?
-                    }
-                    TargetError::NotSymlink { path } => {
-                        write!(f, "{} is not a symbolic link", Under(sysroot, path))?
-                    }
-                    TargetError::Escapes { link } if link.is_empty() => {
-                        write!(f, "the path climbs above {sysroot} with .., refusing")?
-                    }
-                    TargetError::Escapes { link } => write!(
-                        f,
-                        "symbolic link {} points outside {sysroot} (absolute or too many ..), refusing",
-                        Under(sysroot, link)
-                    )?,
-                    TargetError::Loop => f.write_str("too many levels of symbolic links")?,
-                    TargetError::NotDeployment { resolved } => write!(
-                        f,
-                        "resolves to {}, which is not a deployment directory (ostree/deploy/OS/deploy/CSUM.SERIAL)",
-                        Under(sysroot, resolved)
-                    )?,
-                    TargetError::TooLong => f.write_str("path too long")?,
-                }
-                if existing.is_empty() {
-                    write!(f, "; no deployments found under {}", Under(sysroot, &PathBuf::from(b"ostree/deploy").unwrap_or_default()))
-                } else {
-                    write!(f, "; existing deployments: {}", Lossy(existing))
-                }
-            }
             Error::Config { file, err } => {
                 write!(f, "{file}: line {}: {}", err.line, err.what)
             }
@@ -196,11 +202,6 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            #[cfg(feature = "pid1")]
-            Error::ModuleMissing { name, modules_dir } => write!(
-                f,
-                "kernel module {name} not found: not in {modules_dir}/modules.dep and not built in (/sys/module/{name})"
-            ),
             #[cfg(feature = "pid1")]
             Error::ModuleCompressed { path, errno } => write!(
                 f,
@@ -234,5 +235,31 @@ impl fmt::Display for Error {
                 otcore::path::PATH_CAP
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Result` of the crate carries an `Error`: it stays small (the
+    /// budget clippy.toml gives `large-error-threshold`).
+    #[test]
+    fn errors_stay_small() {
+        std::eprintln!("Error: {} bytes", core::mem::size_of::<Error>());
+        assert!(core::mem::size_of::<Error>() <= 320);
+    }
+
+    #[test]
+    fn long_messages_are_cut_with_a_mark() {
+        let long = [b'x'; 400];
+        let e = Error::sys2("bind mount", &long, b"/dst", Errno::NOENT);
+        let s = std::format!("{e}");
+        assert!(s.contains('…') && s.ends_with("(ENOENT)"), "{s}");
+        let e = Error::sys2("bind mount", b"/a", b"/b", Errno::NOENT);
+        assert_eq!(
+            std::format!("{e}"),
+            "bind mount /a -> /b: No such file or directory (ENOENT)"
+        );
     }
 }

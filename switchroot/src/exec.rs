@@ -10,11 +10,10 @@
 
 use otcore::contract;
 use otcore::gvariant::{Value, VarDict};
-use otcore::path::PathBuf;
 use otcore::sys::{self, Errno, MountFlags, SysResult, UnmountFlags};
 
 use crate::error::Error;
-use crate::plan::{Marker, Plan, Step};
+use crate::plan::{Marker, Plan, PlanPath, Step};
 
 /// The changes a plan makes to the system, one method per kind of call.
 pub trait Effects {
@@ -99,16 +98,35 @@ impl Effects for RealSystem {
     }
 }
 
-/// How to reverse one completed step.
-#[derive(Debug)]
-enum Undo {
-    Rmdir(PathBuf),
-    Unmount(PathBuf),
-    SetReadonly(PathBuf, bool),
-    RemountFsRo(PathBuf),
-    Unlink(PathBuf),
-    Move { src: PathBuf, dst: PathBuf },
+/// How to reverse one completed step (its paths are the plan's).
+#[derive(Debug, Clone, Copy)]
+enum Undo<'a> {
+    Rmdir(PlanPath<'a>),
+    Unmount(PlanPath<'a>),
+    SetReadonly(PlanPath<'a>, bool),
+    RemountFsRo(PlanPath<'a>),
+    Unlink(PlanPath<'a>),
+    Move {
+        src: PlanPath<'a>,
+        dst: PlanPath<'a>,
+    },
 }
+
+impl<'a> Undo<'a> {
+    /// The path a record acts on (a move has two, and is not asked).
+    fn path(&self) -> Option<PlanPath<'a>> {
+        match *self {
+            Undo::Rmdir(p)
+            | Undo::Unmount(p)
+            | Undo::SetReadonly(p, _)
+            | Undo::RemountFsRo(p)
+            | Undo::Unlink(p) => Some(p),
+            Undo::Move { .. } => None,
+        }
+    }
+}
+
+type UndoLog<'a> = heapless::Vec<Undo<'a>, { crate::plan::MAX_STEPS }>;
 
 /// Options for running a plan.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,8 +147,8 @@ pub fn run_built(plan: Result<Plan, crate::plan::PlanTooBig>, opts: Options) -> 
 /// Run every step of `plan`; on failure, undo what was done and return the error.
 pub fn run(fx: &mut impl Effects, plan: &Plan, opts: Options) -> Result<(), Error> {
     fx.begin();
-    let mut undo: heapless::Vec<Undo, { crate::plan::MAX_STEPS }> = heapless::Vec::new();
-    for step in plan {
+    let mut undo = UndoLog::new();
+    for step in plan.iter() {
         if opts.verbose {
             otcore::say!("ostree-prepare-root: {step}");
         }
@@ -152,56 +170,65 @@ pub fn run(fx: &mut impl Effects, plan: &Plan, opts: Options) -> Result<(), Erro
     Ok(())
 }
 
-fn rollback(fx: &mut impl Effects, undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>) {
+fn rollback(fx: &mut impl Effects, undo: &mut UndoLog<'_>) {
     while let Some(u) = undo.pop() {
-        let r = match &u {
-            Undo::Rmdir(p) => fx
-                .rmdir(p.as_bytes())
-                .map_err(|e| Error::sys("rmdir", p.as_bytes(), e)),
-            Undo::Unmount(p) => fx
-                .umount(p.as_bytes(), UnmountFlags::DETACH)
-                .map_err(|e| Error::sys("umount", p.as_bytes(), e)),
-            Undo::SetReadonly(p, ro) => set_readonly(fx, p.as_bytes(), *ro),
-            Undo::RemountFsRo(p) => fx
-                .mount(
-                    None,
-                    p.as_bytes(),
-                    None,
-                    MountFlags::REMOUNT | MountFlags::RDONLY | MountFlags::SILENT,
-                    None,
-                )
-                .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
-            Undo::Unlink(p) => fx
-                .unlink(p.as_bytes())
-                .map_err(|e| Error::sys("unlink", p.as_bytes(), e)),
-            Undo::Move { src, dst } => move_mount(fx, src.as_bytes(), dst.as_bytes())
-                .map(|()| follow_move(undo, src.as_bytes(), dst.as_bytes())),
-        };
-        if let Err(e) = r {
-            otcore::warn!("ostree-prepare-root: while undoing: {e}");
+        if let Undo::Move { src, dst } = u {
+            move_back(fx, undo, src, dst);
+        } else {
+            undo_one(fx, u);
         }
     }
 }
 
-/// A mount moved from `src` to `dst` while undoing took the mounts below it
-/// along: the undo records below `src` now apply below `dst`. The record of
-/// the mount at `src` itself goes: moved back, it stands in for the mount
-/// the plan detached.
-fn follow_move(undo: &mut heapless::Vec<Undo, { crate::plan::MAX_STEPS }>, src: &[u8], dst: &[u8]) {
-    let moved = |p: &PathBuf| {
-        let rest = p.as_bytes().strip_prefix(src)?;
-        (rest.first() == Some(&b'/')).then(|| PathBuf::from(dst).and_then(|d| d.join(rest)).ok())?
+/// Move the mount at `src` back to `dst`. A move takes the mounts below
+/// `src` along, so what the plan did below `src` is undone first, where it
+/// is. Moved back, the mount at `src` stands in for the one the plan
+/// detached from `dst`: the record that would unmount it goes.
+fn move_back(fx: &mut impl Effects, undo: &mut UndoLog<'_>, src: PlanPath<'_>, dst: PlanPath<'_>) {
+    let below = |p: PlanPath<'_>| {
+        p.as_bytes()
+            .strip_prefix(src.as_bytes())
+            .is_some_and(|rest| rest.first() == Some(&b'/'))
     };
-    undo.retain(|u| !matches!(u, Undo::Unmount(p) if p.as_bytes() == src));
-    for u in undo.iter_mut() {
-        match u {
-            Undo::Unmount(p) | Undo::SetReadonly(p, _) | Undo::RemountFsRo(p) | Undo::Rmdir(p) => {
-                if let Some(new) = moved(p) {
-                    *p = new;
-                }
-            }
-            Undo::Unlink(_) | Undo::Move { .. } => {}
+    let mut i = undo.len();
+    while i > 0 {
+        i -= 1;
+        if undo[i].path().is_some_and(below) {
+            let u = undo.remove(i);
+            undo_one(fx, u);
         }
+    }
+    match move_mount(fx, src.as_bytes(), dst.as_bytes()) {
+        Ok(()) => undo.retain(|u| !matches!(u, Undo::Unmount(p) if *p == src)),
+        Err(e) => otcore::warn!("ostree-prepare-root: while undoing: {e}"),
+    }
+}
+
+fn undo_one(fx: &mut impl Effects, u: Undo<'_>) {
+    let r = match u {
+        Undo::Rmdir(p) => fx
+            .rmdir(p.as_bytes())
+            .map_err(|e| Error::sys("rmdir", p.as_bytes(), e)),
+        Undo::Unmount(p) => fx
+            .umount(p.as_bytes(), UnmountFlags::DETACH)
+            .map_err(|e| Error::sys("umount", p.as_bytes(), e)),
+        Undo::SetReadonly(p, ro) => set_readonly(fx, p.as_bytes(), ro),
+        Undo::RemountFsRo(p) => fx
+            .mount(
+                None,
+                p.as_bytes(),
+                None,
+                MountFlags::REMOUNT | MountFlags::RDONLY | MountFlags::SILENT,
+                None,
+            )
+            .map_err(|e| Error::sys("remount read-only", p.as_bytes(), e)),
+        Undo::Unlink(p) => fx
+            .unlink(p.as_bytes())
+            .map_err(|e| Error::sys("unlink", p.as_bytes(), e)),
+        Undo::Move { src, dst } => move_mount(fx, src.as_bytes(), dst.as_bytes()),
+    };
+    if let Err(e) = r {
+        otcore::warn!("ostree-prepare-root: while undoing: {e}");
     }
 }
 
@@ -227,10 +254,14 @@ fn move_mount(fx: &mut impl Effects, src: &[u8], dst: &[u8]) -> Result<(), Error
     .map_err(|e| Error::sys2("move mount", src, dst, e))
 }
 
-fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Undo>, Error> {
+fn apply<'a>(
+    fx: &mut impl Effects,
+    step: Step<PlanPath<'a>>,
+    done: &[Undo<'a>],
+) -> Result<Option<Undo<'a>>, Error> {
     Ok(match step {
-        Step::Mkdir { path, mode } => match fx.mkdir(path.as_bytes(), *mode) {
-            Ok(()) => Some(Undo::Rmdir(path.clone())),
+        Step::Mkdir { path, mode } => match fx.mkdir(path.as_bytes(), mode) {
+            Ok(()) => Some(Undo::Rmdir(path)),
             // An existing directory is fine (a rerun, or made by another
             // tool); a symlink or file in its place is not.
             Err(Errno::EXIST) => match fx.is_dir(path.as_bytes()) {
@@ -257,7 +288,7 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
             dst,
             recursive,
         } => {
-            let rec = if *recursive {
+            let rec = if recursive {
                 MountFlags::REC
             } else {
                 MountFlags::EMPTY
@@ -265,14 +296,14 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
             let flags = MountFlags::BIND | rec | MountFlags::SILENT;
             fx.mount(Some(src.as_bytes()), dst.as_bytes(), None, flags, None)
                 .map_err(|e| Error::sys2("bind mount", src.as_bytes(), dst.as_bytes(), e))?;
-            Some(Undo::Unmount(dst.clone()))
+            Some(Undo::Unmount(dst))
         }
         Step::SetReadonly { path, readonly } => {
             // A mount this plan made goes away whole on failure; only a
             // mount that was there before needs its flag restored.
             let ours = done
                 .iter()
-                .any(|u| matches!(u, Undo::Unmount(p) if p == path));
+                .any(|u| matches!(u, Undo::Unmount(p) if *p == path));
             let was = if ours {
                 None
             } else {
@@ -281,8 +312,8 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
                         .map_err(|e| Error::sys("statvfs", path.as_bytes(), e))?,
                 )
             };
-            set_readonly(fx, path.as_bytes(), *readonly)?;
-            was.map(|was| Undo::SetReadonly(path.clone(), was))
+            set_readonly(fx, path.as_bytes(), readonly)?;
+            was.map(|was| Undo::SetReadonly(path, was))
         }
         Step::RemountFsRw { path } => {
             fx.mount(
@@ -293,7 +324,7 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
                 None,
             )
             .map_err(|e| Error::sys("remount filesystem read-write", path.as_bytes(), e))?;
-            Some(Undo::RemountFsRo(path.clone()))
+            Some(Undo::RemountFsRo(path))
         }
         Step::Overlay {
             dst,
@@ -314,27 +345,24 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
                 Some(data.as_bytes()),
             )
             .map_err(|e| Error::sys("mount overlay on", dst.as_bytes(), e))?;
-            Some(Undo::Unmount(dst.clone()))
+            Some(Undo::Unmount(dst))
         }
         Step::WriteMarker { path, marker } => {
             let mut dict = VarDict::new();
-            fx.write_file(path.as_bytes(), render_marker(marker, &mut dict)?)?;
-            Some(Undo::Unlink(path.clone()))
+            fx.write_file(path.as_bytes(), render_marker(&marker, &mut dict)?)?;
+            Some(Undo::Unlink(path))
         }
         Step::Detach { path, restore_from } => {
             fx.umount(path.as_bytes(), UnmountFlags::DETACH)
                 .map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
             Some(Undo::Move {
-                src: restore_from.clone(),
-                dst: path.clone(),
+                src: restore_from,
+                dst: path,
             })
         }
         Step::Move { src, dst } => {
             move_mount(fx, src.as_bytes(), dst.as_bytes())?;
-            Some(Undo::Move {
-                src: dst.clone(),
-                dst: src.clone(),
-            })
+            Some(Undo::Move { src: dst, dst: src })
         }
         Step::Rmdir { path } => {
             fx.rmdir(path.as_bytes())
@@ -355,7 +383,7 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
                 Some(b"mode=0755"),
             )
             .map_err(|e| Error::sys("mount tmpfs on", path.as_bytes(), e))?;
-            Some(Undo::Unmount(path.clone()))
+            Some(Undo::Unmount(path))
         }
         Step::PivotRoot { new_root, put_old } => {
             fx.pivot_root(new_root.as_bytes(), put_old.as_bytes())?;
@@ -365,7 +393,10 @@ fn apply(fx: &mut impl Effects, step: &Step, done: &[Undo]) -> Result<Option<Und
 }
 
 /// Serialise a marker into `buf`, returning its bytes.
-pub fn render_marker<'b>(marker: &Marker, dict: &'b mut VarDict) -> Result<&'b [u8], Error> {
+pub fn render_marker<'b>(
+    marker: &Marker<PlanPath<'_>>,
+    dict: &'b mut VarDict,
+) -> Result<&'b [u8], Error> {
     let overflow = |_| Error::PathTooLong;
     match marker {
         Marker::Empty => dict.finish().map_err(overflow),
@@ -402,6 +433,7 @@ mod tests {
     use super::*;
     use crate::plan::{self, Facts, Hotfix};
     use otcore::deploy::Deployment;
+    use otcore::path::PathBuf;
     use std::collections::{BTreeMap, BTreeSet};
     use std::string::{String, ToString};
     use std::vec::Vec;

@@ -139,11 +139,9 @@ pub fn gather(
         .filter(|t| !t.is_empty())
         .ok_or(Error::NoTarget)?;
     let fs = deploy::RealSysroot { root: sysroot };
-    let deployment = deploy::resolve(&fs, target).map_err(|why| Error::Target {
-        sysroot: sysroot.clone(),
-        target: PathBuf::from(target).unwrap_or_default(),
-        why,
-        existing: deploy::list_deployments(&fs),
+    let deployment = deploy::resolve(&fs, target).map_err(|why| {
+        report_deployments(sysroot, &fs);
+        Error::target(sysroot, target, &why)
     })?;
     let deploy_path = sysroot.join(deployment.rel().as_bytes())?;
 
@@ -228,6 +226,25 @@ pub fn warn_ignored_hotfix(facts: &Facts) {
         otcore::warn!(
             "ostree-prepare-root: warning: {}: {why}; booting the pristine /usr",
             facts.deployment.rel()
+        );
+    }
+}
+
+/// Say which deployments exist, for a wrong `ostree=` (a line of its own,
+/// so that a long list is never cut from the error).
+fn report_deployments(sysroot: &PathBuf, fs: &deploy::RealSysroot<'_>) {
+    let existing = deploy::list_deployments(fs);
+    let sep = if sysroot.as_bytes().ends_with(b"/") {
+        ""
+    } else {
+        "/"
+    };
+    if existing.is_empty() {
+        otcore::warn!("ostree-prepare-root: no deployments under {sysroot}{sep}ostree/deploy");
+    } else {
+        otcore::warn!(
+            "ostree-prepare-root: existing deployments in {sysroot}: {}",
+            otcore::path::Lossy(&existing)
         );
     }
 }

@@ -13,9 +13,6 @@
 //! The library never allocates; it is `no_std` outside of unit tests.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
-// Errors and plan steps carry fixed-size path buffers instead of heap strings,
-// so they are large by design; they are moved rarely (once per failure).
-#![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod app;
 #[cfg(feature = "pid1")]

@@ -174,10 +174,7 @@ impl<'c> Loader<'c> {
             if sys::lstat(sysfs.as_bytes()).is_ok() {
                 return Ok(());
             }
-            return Err(Error::ModuleMissing {
-                name: PathBuf::from(name)?,
-                modules_dir: self.base.clone(),
-            });
+            return Err(Error::module_missing(name, &self.base));
         };
         for dep in line.deps_in_load_order() {
             self.loaded += load_file(&self.base, self.cmdline, dep)? as u32;

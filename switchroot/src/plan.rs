@@ -53,68 +53,234 @@ pub struct Facts {
     pub stale: heapless::Vec<&'static [u8], 3>,
 }
 
-/// The content of a marker file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Marker {
+/// The content of a marker file (`P`: how its paths are held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker<P> {
     /// `/run/ostree-booted`.
     OstreeBooted {
         sysroot_ro: bool,
         device_inode: (u64, u64),
-        transient_etc: Option<PathBuf>,
+        transient_etc: Option<P>,
     },
     /// An empty stamp file.
     Empty,
 }
 
-/// One action on the system.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+/// One action on the system. `P` is how its paths are held: [`Span`]s into
+/// the plan's pool when stored, [`PlanPath`]s when read, [`P`]s while
+/// the plan is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<P> {
     /// Create a directory with exactly `mode`; an existing directory is kept.
-    Mkdir { path: PathBuf, mode: u32 },
+    Mkdir { path: P, mode: u32 },
     /// Make every mount at and under `path` private, so moves are allowed and
     /// nothing we do propagates back into other namespaces.
-    MakePrivate { path: PathBuf },
+    MakePrivate { path: P },
     /// Bind-mount `src` at `dst`.
-    Bind {
-        src: PathBuf,
-        dst: PathBuf,
-        recursive: bool,
-    },
+    Bind { src: P, dst: P, recursive: bool },
     /// Set or clear the read-only flag of the mount at `path` only.
-    SetReadonly { path: PathBuf, readonly: bool },
+    SetReadonly { path: P, readonly: bool },
     /// Remount the filesystem (superblock) at `path` read-write.
-    RemountFsRw { path: PathBuf },
+    RemountFsRw { path: P },
     /// Mount an overlay at `dst`.
-    Overlay {
-        dst: PathBuf,
-        lower: PathBuf,
-        upper: PathBuf,
-        work: PathBuf,
-    },
+    Overlay { dst: P, lower: P, upper: P, work: P },
     /// Write a marker file atomically (temporary file, fsync, rename).
-    WriteMarker { path: PathBuf, marker: Marker },
+    WriteMarker { path: P, marker: Marker<P> },
     /// Lazily detach the mount at `path`; if a later step fails, the copy
     /// at `restore_from` is moved back to `path`.
-    Detach {
-        path: PathBuf,
-        restore_from: PathBuf,
-    },
+    Detach { path: P, restore_from: P },
     /// Move the mount at `src` to `dst`.
-    Move { src: PathBuf, dst: PathBuf },
+    Move { src: P, dst: P },
     /// Remove an empty directory we no longer need.
-    Rmdir { path: PathBuf },
+    Rmdir { path: P },
     /// Mount a fresh tmpfs (mode 0755, nosuid, nodev) at `path`.
-    Tmpfs { path: PathBuf },
+    Tmpfs { path: P },
     /// Delete a directory tree left over from the last boot; best effort
     /// (a read-only root keeps it until a later boot), never fails the boot.
-    RemoveStale { path: PathBuf },
+    RemoveStale { path: P },
     /// Make `new_root` the root directory, the old root landing at `put_old`;
     /// then `chdir("/")`. The point of no return of the `init=` mode.
-    PivotRoot { new_root: PathBuf, put_old: PathBuf },
+    PivotRoot { new_root: P, put_old: P },
 }
 
-/// An ordered list of steps.
-pub type Plan = heapless::Vec<Step, MAX_STEPS>;
+/// Bytes of path text one plan holds.
+pub const POOL_CAP: usize = 4096;
+
+/// A path in a plan's pool: where it starts and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: u16,
+    len: u16,
+}
+
+/// A path of a plan, as its steps are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PlanPath<'a>(&'a [u8]);
+
+impl<'a> PlanPath<'a> {
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+    /// A copy that outlives the plan.
+    pub fn to_path_buf(&self) -> Result<PathBuf, TooLong> {
+        PathBuf::from(self.0)
+    }
+}
+
+impl fmt::Display for PlanPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        otcore::path::Lossy(self.0).fmt(f)
+    }
+}
+
+impl fmt::Debug for PlanPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// An ordered list of steps, their paths kept once in one pool: small to
+/// hold and to pass around, whatever the paths.
+#[derive(Clone)]
+pub struct Plan {
+    steps: heapless::Vec<Step<Span>, MAX_STEPS>,
+    pool: heapless::Vec<u8, POOL_CAP>,
+}
+
+impl Plan {
+    pub const fn new() -> Plan {
+        Plan {
+            steps: heapless::Vec::new(),
+            pool: heapless::Vec::new(),
+        }
+    }
+
+    /// The steps in order, their paths resolved.
+    pub fn iter(&self) -> impl Iterator<Item = Step<PlanPath<'_>>> + '_ {
+        self.steps.iter().map(|s| {
+            let resolved: Result<_, core::convert::Infallible> = s.map(|p| Ok(self.path(p)));
+            match resolved {
+                Ok(step) => step,
+                Err(never) => match never {},
+            }
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn path(&self, span: Span) -> PlanPath<'_> {
+        let start = usize::from(span.start);
+        PlanPath(&self.pool[start..start + usize::from(span.len)])
+    }
+
+    /// Keep `path` in the pool (once: a path already there is shared).
+    fn intern(&mut self, path: &[u8]) -> Result<Span, PlanTooBig> {
+        let len = u16::try_from(path.len()).map_err(|_| PlanTooBig)?;
+        if let Some(start) = self.pool.windows(path.len().max(1)).position(|w| w == path) {
+            if !path.is_empty() {
+                return Ok(Span {
+                    start: start as u16,
+                    len,
+                });
+            }
+        }
+        let start = u16::try_from(self.pool.len()).map_err(|_| PlanTooBig)?;
+        self.pool.extend_from_slice(path).map_err(|_| PlanTooBig)?;
+        Ok(Span { start, len })
+    }
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan::new()
+    }
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<P> Marker<P> {
+    fn map<Q, E>(self, mut f: impl FnMut(P) -> Result<Q, E>) -> Result<Marker<Q>, E> {
+        Ok(match self {
+            Marker::OstreeBooted {
+                sysroot_ro,
+                device_inode,
+                transient_etc,
+            } => Marker::OstreeBooted {
+                sysroot_ro,
+                device_inode,
+                transient_etc: transient_etc.map(&mut f).transpose()?,
+            },
+            Marker::Empty => Marker::Empty,
+        })
+    }
+}
+
+impl<P> Step<P> {
+    /// The same step with each path turned into another form.
+    pub fn map<Q, E>(self, mut f: impl FnMut(P) -> Result<Q, E>) -> Result<Step<Q>, E> {
+        Ok(match self {
+            Step::Mkdir { path, mode } => Step::Mkdir {
+                path: f(path)?,
+                mode,
+            },
+            Step::MakePrivate { path } => Step::MakePrivate { path: f(path)? },
+            Step::Bind {
+                src,
+                dst,
+                recursive,
+            } => Step::Bind {
+                src: f(src)?,
+                dst: f(dst)?,
+                recursive,
+            },
+            Step::SetReadonly { path, readonly } => Step::SetReadonly {
+                path: f(path)?,
+                readonly,
+            },
+            Step::RemountFsRw { path } => Step::RemountFsRw { path: f(path)? },
+            Step::Overlay {
+                dst,
+                lower,
+                upper,
+                work,
+            } => Step::Overlay {
+                dst: f(dst)?,
+                lower: f(lower)?,
+                upper: f(upper)?,
+                work: f(work)?,
+            },
+            Step::WriteMarker { path, marker } => Step::WriteMarker {
+                path: f(path)?,
+                marker: marker.map(&mut f)?,
+            },
+            Step::Detach { path, restore_from } => Step::Detach {
+                path: f(path)?,
+                restore_from: f(restore_from)?,
+            },
+            Step::Move { src, dst } => Step::Move {
+                src: f(src)?,
+                dst: f(dst)?,
+            },
+            Step::Rmdir { path } => Step::Rmdir { path: f(path)? },
+            Step::Tmpfs { path } => Step::Tmpfs { path: f(path)? },
+            Step::RemoveStale { path } => Step::RemoveStale { path: f(path)? },
+            Step::PivotRoot { new_root, put_old } => Step::PivotRoot {
+                new_root: f(new_root)?,
+                put_old: f(put_old)?,
+            },
+        })
+    }
+}
 
 /// Plan building failed only if a path or the plan outgrew its buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,27 +297,34 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, s: Step) -> Result<(), PlanTooBig> {
-        self.plan.push(s).map_err(|_| PlanTooBig)
+    /// Keep `path` in the plan's pool.
+    fn p(&mut self, path: &[u8]) -> Result<Span, PlanTooBig> {
+        self.plan.intern(path)
+    }
+    fn push(&mut self, step: Step<Span>) -> Result<(), PlanTooBig> {
+        self.plan.steps.push(step).map_err(|_| PlanTooBig)
     }
     fn mkdir(&mut self, path: &[u8], mode: u32) -> Result<(), PlanTooBig> {
-        self.add(Step::Mkdir {
-            path: PathBuf::from(path)?,
+        let step = Step::Mkdir {
+            path: self.p(path)?,
             mode,
-        })
+        };
+        self.push(step)
     }
     fn bind(&mut self, src: &PathBuf, dst: &PathBuf) -> Result<(), PlanTooBig> {
-        self.add(Step::Bind {
-            src: src.clone(),
-            dst: dst.clone(),
+        let step = Step::Bind {
+            src: self.p(src.as_bytes())?,
+            dst: self.p(dst.as_bytes())?,
             recursive: false,
-        })
+        };
+        self.push(step)
     }
     fn set_readonly(&mut self, path: &PathBuf, readonly: bool) -> Result<(), PlanTooBig> {
-        self.add(Step::SetReadonly {
-            path: path.clone(),
+        let step = Step::SetReadonly {
+            path: self.p(path.as_bytes())?,
             readonly,
-        })
+        };
+        self.push(step)
     }
 }
 
@@ -178,12 +351,13 @@ fn deployment_mounts(
         b.mkdir(dir.as_bytes(), 0o700)?;
         b.mkdir(dir.join(b"upper")?.as_bytes(), 0o755)?;
         b.mkdir(dir.join(b"work")?.as_bytes(), 0o755)?;
-        b.add(Step::Overlay {
-            dst: etc.clone(),
-            lower: root.join(b"usr/etc")?,
-            upper: dir.join(b"upper")?,
-            work: dir.join(b"work")?,
-        })?;
+        let step = Step::Overlay {
+            dst: b.p(etc.as_bytes())?,
+            lower: b.p(root.join(b"usr/etc")?.as_bytes())?,
+            upper: b.p(dir.join(b"upper")?.as_bytes())?,
+            work: b.p(dir.join(b"work")?.as_bytes())?,
+        };
+        b.push(step)?;
         transient_etc = Some(PathBuf::from(TRANSIENT_ETC)?);
     } else if f.readonly {
         // /etc must stay writable when the physical root becomes read-only.
@@ -197,14 +371,18 @@ fn deployment_mounts(
         // writable but keep the deployment's own mount read-only, so only
         // /usr (the hotfix) is writable, as the kernel's `ro` intends.
         if f.sysroot_fs_readonly {
-            b.add(Step::RemountFsRw { path: root.clone() })?;
+            let step = Step::RemountFsRw {
+                path: b.p(root.as_bytes())?,
+            };
+            b.push(step)?;
         }
-        b.add(Step::Overlay {
-            dst: usr.clone(),
-            lower: usr.clone(),
-            upper: root.join(USR_OVL_UPPER)?,
-            work: root.join(USR_OVL_WORK)?,
-        })?;
+        let step = Step::Overlay {
+            dst: b.p(usr.as_bytes())?,
+            lower: b.p(usr.as_bytes())?,
+            upper: b.p(root.join(USR_OVL_UPPER)?.as_bytes())?,
+            work: b.p(root.join(USR_OVL_WORK)?.as_bytes())?,
+        };
+        b.push(step)?;
         if f.sysroot_fs_readonly {
             b.set_readonly(root, true)?;
         }
@@ -235,25 +413,32 @@ fn marker_steps(
     run: &PathBuf,
     transient_etc: Option<PathBuf>,
 ) -> Result<(), PlanTooBig> {
-    b.add(Step::WriteMarker {
-        path: run.join(b"ostree-booted")?,
+    let transient_etc = match transient_etc {
+        Some(t) => Some(b.p(t.as_bytes())?),
+        None => None,
+    };
+    let step = Step::WriteMarker {
+        path: b.p(run.join(b"ostree-booted")?.as_bytes())?,
         marker: Marker::OstreeBooted {
             sysroot_ro: f.readonly,
             device_inode: f.deployment_id,
             transient_etc,
         },
-    })?;
+    };
+    b.push(step)?;
     if f.readonly {
-        b.add(Step::WriteMarker {
-            path: run.join(b"ostree-sysroot-ro.stamp")?,
+        let step = Step::WriteMarker {
+            path: b.p(run.join(b"ostree-sysroot-ro.stamp")?.as_bytes())?,
             marker: Marker::Empty,
-        })?;
+        };
+        b.push(step)?;
     }
     if f.mount_var && !f.var_marker_exists {
-        b.add(Step::WriteMarker {
-            path: run.join(b"ostree/initramfs-mount-var")?,
+        let step = Step::WriteMarker {
+            path: b.p(run.join(b"ostree/initramfs-mount-var")?.as_bytes())?,
             marker: Marker::Empty,
-        })?;
+        };
+        b.push(step)?;
     }
     Ok(())
 }
@@ -264,9 +449,10 @@ fn stale_steps(b: &mut Builder, f: &Facts, deploy_dir: &PathBuf) -> Result<(), P
     backing.push(contract::BACKING)?;
     backing.push(f.deployment.name())?;
     for name in &f.stale {
-        b.add(Step::RemoveStale {
-            path: backing.join(name)?,
-        })?;
+        let step = Step::RemoveStale {
+            path: b.p(backing.join(name)?.as_bytes())?,
+        };
+        b.push(step)?;
     }
     Ok(())
 }
@@ -289,39 +475,42 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
 
     run_dirs(&mut b, &run)?;
     b.mkdir(contract::STAGING, 0o755)?;
-    b.add(Step::MakePrivate {
-        path: PathBuf::from(b"/")?,
-    })?;
+    let step = Step::MakePrivate { path: b.p(b"/")? };
+    b.push(step)?;
     b.bind(&deploy, &stage)?;
     let transient_etc = deployment_mounts(&mut b, f, &stage, &sysroot.join(b"boot")?, &run)?;
 
     // The physical root, reached through the deployment. A recursive bind keeps
     // anything already mounted below SYSROOT (a separate /boot, say).
-    b.add(Step::Bind {
-        src: sysroot.clone(),
-        dst: stage_sysroot.clone(),
+    let step = Step::Bind {
+        src: b.p(sysroot.as_bytes())?,
+        dst: b.p(stage_sysroot.as_bytes())?,
         recursive: true,
-    })?;
+    };
+    b.push(step)?;
     let var = stage_sysroot.join(f.deployment.stateroot_var()?.as_bytes())?;
     var_mounts(&mut b, f, &var, &stage)?;
     stale_steps(&mut b, f, &stage_sysroot.join(b"ostree/deploy")?)?;
     marker_steps(&mut b, f, &run, transient_etc)?;
 
     // The swap: SYSROOT's original mount goes, the staged tree takes its place.
-    b.add(Step::Detach {
-        path: sysroot.clone(),
-        restore_from: stage_sysroot,
-    })?;
-    b.add(Step::Move {
-        src: stage,
-        dst: sysroot.clone(),
-    })?;
+    let step = Step::Detach {
+        path: b.p(sysroot.as_bytes())?,
+        restore_from: b.p(stage_sysroot.as_bytes())?,
+    };
+    b.push(step)?;
+    let step = Step::Move {
+        src: b.p(stage.as_bytes())?,
+        dst: b.p(sysroot.as_bytes())?,
+    };
+    b.push(step)?;
     if f.readonly {
         b.set_readonly(&sysroot.join(b"sysroot")?, true)?;
     }
-    b.add(Step::Rmdir {
-        path: PathBuf::from(contract::STAGING)?,
-    })?;
+    let step = Step::Rmdir {
+        path: b.p(contract::STAGING)?,
+    };
+    b.push(step)?;
     Ok(b.plan)
 }
 
@@ -336,11 +525,14 @@ pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     let root = PathBuf::from(b"/")?.join(f.deployment.rel().as_bytes())?;
     let run = root.join(b"run")?;
 
-    b.add(Step::MakePrivate {
-        path: PathBuf::from(b"/")?,
-    })?;
+    let step = Step::MakePrivate { path: b.p(b"/")? };
+
+    b.push(step)?;
     b.bind(&root, &root)?;
-    b.add(Step::Tmpfs { path: run.clone() })?;
+    let step = Step::Tmpfs {
+        path: b.p(run.as_bytes())?,
+    };
+    b.push(step)?;
     run_dirs(&mut b, &run)?;
     let transient_etc = deployment_mounts(&mut b, f, &root, &PathBuf::from(b"/boot")?, &run)?;
     let var = PathBuf::from(b"/")?.join(f.deployment.stateroot_var()?.as_bytes())?;
@@ -348,22 +540,24 @@ pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     stale_steps(&mut b, f, &PathBuf::from(b"/ostree/deploy")?)?;
     marker_steps(&mut b, f, &run, transient_etc)?;
     for m in api_mounts {
-        b.add(Step::Move {
-            src: PathBuf::from(m)?,
-            dst: root.join(m)?,
-        })?;
+        let step = Step::Move {
+            src: b.p(m)?,
+            dst: b.p(root.join(m)?.as_bytes())?,
+        };
+        b.push(step)?;
     }
-    b.add(Step::PivotRoot {
-        new_root: root.clone(),
-        put_old: root.join(b"sysroot")?,
-    })?;
+    let step = Step::PivotRoot {
+        new_root: b.p(root.as_bytes())?,
+        put_old: b.p(root.join(b"sysroot")?.as_bytes())?,
+    };
+    b.push(step)?;
     if f.readonly {
         b.set_readonly(&PathBuf::from(b"/sysroot")?, true)?;
     }
     Ok(b.plan)
 }
 
-impl fmt::Display for Step {
+impl fmt::Display for Step<PlanPath<'_>> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Mkdir { path, mode } => write!(f, "mkdir {path} mode {mode:04o} (existing kept)"),

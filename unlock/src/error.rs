@@ -3,36 +3,47 @@
 
 use core::fmt::{self, Write};
 
-use otcore::out::LineBuf;
-use otcore::path::{Lossy, TooLong, PATH_CAP};
+use otcore::out::Text;
+use otcore::path::{Lossy, PathBuf, TooLong, PATH_CAP};
 use otcore::sys::{Errno, SysResult};
 
-/// A failure, with its message (cut at [`otcore::out::LINE_MAX`] bytes).
-pub struct Error(LineBuf);
+/// A failure: a system call on a path, or a message formatted when it
+/// happened (cut, with `…`, past a few hundred bytes).
+pub enum Error {
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    Message(Text),
+}
 
 pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
     /// A message from `format_args!` (see [`err!`](crate::err)).
     pub fn new(args: fmt::Arguments<'_>) -> Error {
-        let mut b = LineBuf::new();
-        let _ = b.write_fmt(args);
-        Error(b)
+        let mut t = Text::new();
+        let _ = t.write_fmt(args);
+        Error::Message(t)
     }
 
     /// `op path: strerror (ENAME)`.
-    pub fn sys(op: &str, path: &[u8], errno: Errno) -> Error {
-        Error::new(format_args!("{op} {}: {}", Lossy(path), errno))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+    pub fn sys(op: &'static str, path: &[u8], errno: Errno) -> Error {
+        Error::Sys {
+            op,
+            path: PathBuf::from_lossy(path),
+            errno,
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Lossy(self.0.as_bytes()).fmt(f)
+        match self {
+            Error::Sys { op, path, errno } => write!(f, "{op} {path}: {errno}"),
+            Error::Message(t) => t.fmt(f),
+        }
     }
 }
 
@@ -44,7 +55,11 @@ impl fmt::Debug for Error {
 
 impl From<otcore::fs::FsError> for Error {
     fn from(e: otcore::fs::FsError) -> Self {
-        crate::err!("{e}")
+        Error::Sys {
+            op: e.op,
+            path: e.path,
+            errno: e.errno,
+        }
     }
 }
 
@@ -62,11 +77,11 @@ macro_rules! err {
 
 /// Attach the operation and the path to a failed system call.
 pub trait Context<T> {
-    fn ctx(self, op: &str, path: &[u8]) -> Result<T>;
+    fn ctx(self, op: &'static str, path: &[u8]) -> Result<T>;
 }
 
 impl<T> Context<T> for SysResult<T> {
-    fn ctx(self, op: &str, path: &[u8]) -> Result<T> {
+    fn ctx(self, op: &'static str, path: &[u8]) -> Result<T> {
         self.map_err(|e| Error::sys(op, path, e))
     }
 }

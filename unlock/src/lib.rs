@@ -18,8 +18,6 @@
 //! messages are formatted on the stack.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
-// Errors carry their message in a fixed buffer instead of a heap string.
-#![allow(clippy::result_large_err)]
 
 pub mod app;
 pub mod args;
