@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # pid1-lib.sh - boot ostree-prepare-root as PID 1 of a new PID + mount namespace.
 #
 # Source this file (pid1.sh does). The caller must be root and inside a

@@ -168,9 +168,9 @@ expect_booted() {
     fail "output does not mention 'booting $deploy'"
 }
 
-# expect_usr_ro [DEPLOY]: /usr is the deployment's usr (default: deployment
-# 1's), read-only.
-expect_usr_ro() {
+# expect_usr_pristine [DEPLOY]: /usr is the deployment's own usr (default:
+# deployment 1's), read-only: no hotfix overlay.
+expect_usr_pristine() {
   local deploy=${1:-$DEPLOY_1}
   expect_check usr_writable no
   expect_mount /usr root="/$deploy/usr" fstype=ext4 opts='^ro(,|$)'
@@ -226,7 +226,7 @@ t_initramfs_label() {
   boot main --cmdline "root=LABEL=osroot rw quiet ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_check argv0 /sbin/init
     expect_check args single
     expect_rd_timestamp
@@ -252,7 +252,7 @@ t_initramfs_uuid_ro() {
   boot main --cmdline "root=UUID=$uuid ro ostree=$T1 $QUICK_FAIL" --dev "$dev" --sysfs
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_check args ""
     expect_mount /sysroot opts='^ro(,|$)' super='^ro(,|$)'
     expect_mount / opts='^ro(,|$)'
@@ -269,7 +269,7 @@ t_gpt() {
   boot main --cmdline "$1 rw ostree=$T1 $QUICK_FAIL" --dev "$dev" --dev "${dev}p1"
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_mount /sysroot source="/dev/${dev}p1"
     expect_output "booting $DEPLOY_1 from /dev/${dev}p1\$" "'booting ... from /dev/${dev}p1'"
   fi
@@ -315,7 +315,7 @@ t_initramfs_init_symlink() {
   boot main --init-symlink --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_rd_timestamp
   fi
   show_boot "$d"
@@ -329,7 +329,7 @@ t_initramfs_mode_karg() {
   boot main --init-symlink --cmdline "root=LABEL=osroot rw rootwait=3 ostree=$T1 ostree.prepare-root.mode=initramfs $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_mount /sys fstype=sysfs
     expect_rd_timestamp
   fi
@@ -344,7 +344,7 @@ t_initramfs_no_pivot() {
   boot main --no-pivot --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_check args single
     expect_rd_timestamp
     [[ " $(pid1_check "$d" root_entries) " != *" init "* ]] || fail "/init is visible in the booted system"
@@ -375,7 +375,7 @@ t_initramfs_deployment_2() {
   boot main --kmsg --cmdline "root=LABEL=osroot rw ostree=$T2 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
   if expect_booted 2; then
-    expect_usr_ro "$DEPLOY_2"
+    expect_usr_pristine "$DEPLOY_2"
   fi
   # With /dev/kmsg open, information goes there only, at level 6.
   grep -qx "<6>ostree-prepare-root: booting $DEPLOY_2 from /dev/$dev" "$d/kmsg" ||
@@ -592,7 +592,7 @@ t_root_ro() {
   boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL" -- single
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_check argv0 /sbin/init
     expect_check args single
     expect_check rd_timestamp unset
@@ -606,7 +606,7 @@ t_root_ro() {
   boot again --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL"
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_mount /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
   fi
   show_boot "$d"
@@ -624,14 +624,14 @@ t_root_rw_twice() {
   boot first --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d1=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_mount /sysroot opts='^rw(,|$)'
   fi
   show_boot "$d1"
   boot second --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d2=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
   fi
   show_boot "$d2"
   # Same report and mount table both times (mount ids aside, and the numbers
@@ -656,7 +656,7 @@ t_root_conf_from_deployment() {
   boot main --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d=$BOOT_DIR
   if expect_booted 1; then
-    expect_usr_ro
+    expect_usr_pristine
     expect_check ro_stamp yes
     expect_mount /sysroot opts='^ro(,|$)'
     # /etc and /var stay writable when the sysroot is read-only.

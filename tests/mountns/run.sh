@@ -17,6 +17,9 @@
 # namespace with a tmpfs pivoted in as / (see service-lib.sh). The checks
 # (expect_*) are assert.sh's and service-lib.sh's; tests/mountns/README.md
 # tells how to add a scenario.
+# assert.sh's checks take an optional WHAT; calls without it are fine.
+# shellcheck disable=SC2119
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,7 +80,7 @@ check_plain() {
   # boot/loader is a symlink on the physical root, so /boot is bound.
   expect_mount /sysroot/boot 'root=/boot ' 'dev=physroot'
   expect_no_mount /sysroot/etc
-  expect_booted_valid
+  expect_ostree_booted_valid
   expect_mode /run/ostree d 755
   expect_mode /run/ostree/.private d 0
 }
@@ -397,7 +400,7 @@ setup_stat_deploy_ro() { setup_stat_deploy; setup_repo_ro; }
 check_booted_metadata() {
   local dev ino entry
   check_boots_1
-  expect_booted_valid
+  expect_ostree_booted_valid
   expect_mode /run/ostree-booted f 644
   entry=$(booted_entry sysroot-ro)
   [[ $entry == "b $WANT_RO" ]] || fail "sysroot-ro is '${entry:-absent}', expected 'b $WANT_RO'"
@@ -426,7 +429,7 @@ t_booted_metadata() {
 scenario closed_std_fds "started with stdin, stdout and stderr closed: boots, /run/ostree-booted intact"
 check_closed_std_fds() {
   check_boots_1
-  expect_booted_valid
+  expect_ostree_booted_valid
   check_no_leftovers
 }
 t_closed_std_fds() {

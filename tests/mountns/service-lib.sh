@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # service-lib.sh - the library of run.sh (the service-mode suite): run an
 # ostree-prepare-root binary inside a throw-away mount namespace.
 #
@@ -380,7 +380,7 @@ expect_run_unchanged() {
 }
 
 # /run/ostree-booted exists and is a valid GVariant a{sv}.
-expect_booted_valid() {
+expect_ostree_booted_valid() {
   local out
   if [[ ! -f /run/ostree-booted ]]; then
     fail "/run/ostree-booted missing"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # unlock-lib.sh - simulate booting an OSTree system in a mount namespace, to
 # test ostree-unlock. Sourced by unlock.sh (caller side, in its private outer
 # namespace) and by the boot stages below (inside each boot's namespaces).

@@ -18,6 +18,7 @@
 # unlock-lib.sh). The machine's own / is never touched. The checks (expect_*)
 # are assert.sh's and unlock-lib.sh's; tests/mountns/README.md tells how to
 # add a scenario.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
