@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run shellcheck over every shell script of the repository: files named *.sh
 # or *.bash, and files whose first line is a shell's #! (sh, bash, dash, ash,
-# ksh; directly or through env). Build output (any target/ directory) and
-# .git are skipped. Sourced files are followed from the script's own
-# directory (source-path=SCRIPTDIR), every severity counts, and the exit
-# status is non-zero when shellcheck reports anything.
+# ksh; directly or through env). Skipped: .git, .cache, build output (any
+# target/ directory) and what cargo-fuzz generates (fuzz/corpus,
+# fuzz/artifacts, fuzz/coverage: arbitrary bytes). Sourced files are
+# followed from each script's own directory (source-path=SCRIPTDIR), every
+# severity counts, and the exit status is non-zero when shellcheck reports
+# anything.
 #
 # Usage: scripts/lint-shell.sh [FILE...]   (default: every shell script)
 set -euo pipefail
@@ -31,7 +33,8 @@ if (($#)); then
 else
   while IFS= read -r -d '' f; do
     if is_shell "$f"; then files+=("${f#./}"); fi
-  done < <(find . \( -name .git -o -name target \) -prune -o -type f -print0 | LC_ALL=C sort -z)
+  done < <(find . \( -name .git -o -name target -o -path ./fuzz/corpus -o -path ./fuzz/artifacts \
+    -o -path ./fuzz/coverage -o -path ./.cache \) -prune -o -type f -print0 | LC_ALL=C sort -z)
 fi
 
 if ((${#files[@]} == 0)); then
