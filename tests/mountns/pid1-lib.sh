@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # pid1-lib.sh - boot ostree-prepare-root as PID 1 of a new PID + mount namespace.
 #
 # Source this file (pid1.sh does). The caller must be root and inside a
@@ -44,6 +44,11 @@
 # namespace. pid1_boot records the namespace's wait status and duration.
 
 PID1_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# fail, FAILURES and the shared checks; pid1.sh's own checks (expect_mount,
+# expect_booted...) read the last boot's results. Output is matched exactly
+# (ASSERT_IGNORE_CASE unset): kernel log records and whole lines.
+# shellcheck source=assert.sh
+source "$PID1_DIR/assert.sh"
 PID1_BUSYBOX=${PID1_BUSYBOX:-/usr/bin/busybox}
 # shellcheck disable=SC2034 # used by pid1.sh
 PID1_PYTHON=/usr/bin/python3

@@ -31,15 +31,11 @@ source "$HERE/pid1-lib.sh"
 source "$HERE/tap.sh"
 
 ##############################################################################
-# Checks. Each failed expectation prints FAIL and counts; a scenario goes on
-# checking so that one run reports everything that is wrong.
+# Checks. fail, FAILURES and the shared checks (expect_output...) come from
+# assert.sh (through pid1-lib.sh): a failed expectation prints FAIL and
+# counts, and a scenario goes on checking so that one run reports everything
+# that is wrong. Every check looks at the last boot (BOOT_DIR).
 ##############################################################################
-
-FAILURES=0
-fail() {
-  echo "FAIL: $*"
-  FAILURES=$((FAILURES + 1))
-}
 
 # Print the namespace's output (for the log of a failed scenario).
 show_boot() {
@@ -50,44 +46,50 @@ show_boot() {
   grep '^MOUNT ' "$dir/out" | awk '{ $1 = "mountinfo:"; print }' || true
 }
 
-# boot NAME [pid1_boot options] -- ARGS: one boot; prints where its results are.
+# boot NAME [pid1_boot options] -- ARGS: one boot; prints where its results
+# are. Its results directory is BOOT_DIR, which the checks below read.
 BOOT_DIR=""
 boot() {
   local name=$1
   shift
   BOOT_DIR=$PID1_WORK/boots/$SCENARIO.$name
+  LAST_NAME="boot $name"
   pid1_boot "$BOOT_DIR" "$@"
   if [[ -f $BOOT_DIR/status ]]; then
     echo "boot $SCENARIO.$name: $(cat "$BOOT_DIR/status") after $(cat "$BOOT_DIR/ms") ms"
   fi
 }
 
+# last_output: the namespace's stdout and stderr (for assert.sh).
+last_output() { cat "$BOOT_DIR/out" "$BOOT_DIR/err"; }
+
+# expect_status STATUS: the namespace ended with STATUS ("exit N", "signal NAME").
 expect_status() {
   local got
-  got=$(cat "$1/status")
-  [[ $got == "$2" ]] || fail "namespace ended with '$got', expected '$2'"
+  got=$(cat "$BOOT_DIR/status")
+  [[ $got == "$1" ]] || fail "namespace ended with '$got', expected '$1'"
 }
 
-# expect_check DIR NAME VALUE: the test init reported NAME=VALUE.
+# expect_check NAME VALUE: the test init reported NAME=VALUE.
 expect_check() {
   local got
-  got=$(pid1_check "$1" "$2")
-  [[ $got == "$3" ]] || fail "test init: $2='$got', expected '$3'"
+  got=$(pid1_check "$BOOT_DIR" "$1")
+  [[ $got == "$2" ]] || fail "test init: $1='$got', expected '$2'"
 }
 
-# expect_check_re DIR NAME ERE
+# expect_check_re NAME ERE: the test init reported NAME=<a match of ERE>.
 expect_check_re() {
   local got
-  got=$(pid1_check "$1" "$2")
-  [[ $got =~ $3 ]] || fail "test init: $2='$got', does not match /$3/"
+  got=$(pid1_check "$BOOT_DIR" "$1")
+  [[ $got =~ $2 ]] || fail "test init: $1='$got', does not match /$2/"
 }
 
-# expect_mnt DIR PATH [root=VALUE] [fstype=VALUE] [opts=ERE] [super=ERE] [source=VALUE]:
+# expect_mount PATH [root=VALUE] [fstype=VALUE] [opts=ERE] [super=ERE] [source=VALUE]:
 # the topmost mount on PATH, as the test init saw it.
-expect_mnt() {
-  local dir=$1 path=$2 line kv key want got
-  shift 2
-  line=$(pid1_mount "$dir" "$path")
+expect_mount() {
+  local path=$1 line kv key want got
+  shift
+  line=$(pid1_mount "$BOOT_DIR" "$path")
   if [[ -z $line ]]; then
     fail "$path is not a mount point in the booted system"
     return
@@ -108,49 +110,40 @@ expect_mnt() {
   done
 }
 
-expect_no_mnt() {
+# expect_no_mount PATH: nothing is mounted on PATH in the booted system.
+expect_no_mount() {
   local line
-  line=$(pid1_mount "$1" "$2")
-  [[ -z $line ]] || fail "$2 is a mount point in the booted system: $line"
+  line=$(pid1_mount "$BOOT_DIR" "$1")
+  [[ -z $line ]] || fail "$1 is a mount point in the booted system: $line"
 }
 
-# expect_out DIR ERE [WHAT]: some line of the namespace's stdout or stderr matches.
-expect_out() {
-  cat "$1/out" "$1/err" | grep -qE -- "$2" || fail "output does not mention ${3:-/$2/}"
-}
-
-expect_no_out() {
-  local hit
-  if hit=$(cat "$1/out" "$1/err" | grep -E -- "$2"); then fail "unexpected output: $hit"; fi
-}
-
-# expect_booted DIR N: deployment N booted and its init ran as PID 1 with the
+# expect_booted N: deployment N booted and its init ran as PID 1 with the
 # prepared tree (common to every successful boot of both modes). Returns
 # non-zero if the test init did not run at all (further checks are moot).
 expect_booted() {
-  local dir=$1 n=$2 letter=A deploy=$DEPLOY_1
+  local dir=$BOOT_DIR n=$1 letter=A deploy=$DEPLOY_1
   if [[ $n == 2 ]]; then letter=B deploy=$DEPLOY_2; fi
-  expect_status "$dir" "exit 0"
+  expect_status "exit 0"
   if [[ $(pid1_check "$dir" "done") != yes ]]; then
     fail "the test init did not run (or not to the end): nothing else to check"
     return 1
   fi
-  expect_check "$dir" pid 1
-  expect_check "$dir" which "$letter"
-  expect_check "$dir" repo yes
-  expect_check "$dir" var_marker stateroot-var
-  expect_check "$dir" ostree_booted yes
-  expect_check "$dir" run_ostree yes
-  expect_check "$dir" mount_var_marker yes
-  expect_check "$dir" testenv from-the-kernel
-  expect_check_re "$dir" sysroot_entries '(^| )ostree( |$)'
-  expect_mnt "$dir" / root="/$deploy" fstype=ext4
-  expect_mnt "$dir" /sysroot root=/ fstype=ext4
-  expect_mnt "$dir" /var root="/$STATEROOT_VAR" fstype=ext4
-  expect_mnt "$dir" /boot root=/boot fstype=ext4
-  expect_mnt "$dir" /run fstype=tmpfs
-  expect_mnt "$dir" /proc fstype=proc
-  expect_mnt "$dir" /dev fstype=tmpfs source=dev
+  expect_check pid 1
+  expect_check which "$letter"
+  expect_check repo yes
+  expect_check var_marker stateroot-var
+  expect_check ostree_booted yes
+  expect_check run_ostree yes
+  expect_check mount_var_marker yes
+  expect_check testenv from-the-kernel
+  expect_check_re sysroot_entries '(^| )ostree( |$)'
+  expect_mount / root="/$deploy" fstype=ext4
+  expect_mount /sysroot root=/ fstype=ext4
+  expect_mount /var root="/$STATEROOT_VAR" fstype=ext4
+  expect_mount /boot root=/boot fstype=ext4
+  expect_mount /run fstype=tmpfs
+  expect_mount /proc fstype=proc
+  expect_mount /dev fstype=tmpfs source=dev
   # Nothing mounted twice on the same place (/proc, /sys, /dev, /run are
   # mounted by /init only when they are not mounted yet).
   local dups
@@ -161,7 +154,7 @@ expect_booted() {
   if grep -E '^MOUNT ' "$dir/out" | grep -qE ' - tmpfs initramfs '; then
     fail "the initramfs is still mounted in the booted system"
   fi
-  expect_no_out "$dir" 'warning|internal error'
+  expect_no_output 'warning|internal error'
   # init inherits the standard streams only. busybox sh keeps its own
   # descriptors (the script, saved redirections) at 10 and above; anything
   # inherited from the binary would be at 3..9.
@@ -175,18 +168,19 @@ expect_booted() {
     fail "output does not mention 'booting $deploy'"
 }
 
-# expect_usr_ro DIR: /usr is the deployment's usr, read-only.
-expect_usr_ro() {
-  local deploy=${2:-$DEPLOY_1}
-  expect_check "$1" usr_writable no
-  expect_mnt "$1" /usr root="/$deploy/usr" fstype=ext4 opts='^ro(,|$)'
+# expect_usr_pristine [DEPLOY]: /usr is the deployment's own usr (default:
+# deployment 1's), read-only: no hotfix overlay.
+expect_usr_pristine() {
+  local deploy=${1:-$DEPLOY_1}
+  expect_check usr_writable no
+  expect_mount /usr root="/$deploy/usr" fstype=ext4 opts='^ro(,|$)'
 }
 
-# expect_rd_timestamp DIR: RD_TIMESTAMP="<realtime µs> <monotonic µs>", both
+# expect_rd_timestamp: RD_TIMESTAMP="<realtime µs> <monotonic µs>", both
 # plausible: realtime within a minute of now, monotonic before the init ran.
 expect_rd_timestamp() {
   local ts rt mono now up
-  ts=$(pid1_check "$1" rd_timestamp)
+  ts=$(pid1_check "$BOOT_DIR" rd_timestamp)
   if [[ ! $ts =~ ^([0-9]+)\ ([0-9]+)$ ]]; then
     fail "RD_TIMESTAMP='$ts', expected '<realtime us> <monotonic us>'"
     return
@@ -194,7 +188,7 @@ expect_rd_timestamp() {
   rt=${BASH_REMATCH[1]} mono=${BASH_REMATCH[2]}
   now=$(date +%s%6N)
   ((rt <= now && now - rt < 60000000)) || fail "RD_TIMESTAMP realtime $rt is not within a minute before now ($now)"
-  up=$(pid1_check "$1" uptime)
+  up=$(pid1_check "$BOOT_DIR" uptime)
   up=${up/./}0000 # /proc/uptime has 10 ms resolution: to µs
   ((mono <= up + 20000)) || fail "RD_TIMESTAMP monotonic $mono is after the init's uptime ($up us)"
   ((mono > 0)) || fail "RD_TIMESTAMP monotonic is 0"
@@ -231,20 +225,20 @@ t_initramfs_label() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=LABEL=osroot rw quiet ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_check "$d" argv0 /sbin/init
-    expect_check "$d" args single
-    expect_rd_timestamp "$d"
-    expect_check_re "$d" root_entries '(^| )usr( |$)'
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_check argv0 /sbin/init
+    expect_check args single
+    expect_rd_timestamp
+    expect_check_re root_entries '(^| )usr( |$)'
     # The deployment, not the initramfs, is /.
     [[ " $(pid1_check "$d" root_entries) " != *" init "* ]] || fail "/init is visible in the booted system"
-    expect_mnt "$d" / opts='^rw(,|$)'
-    expect_mnt "$d" /sysroot opts='^rw(,|$)' super='^rw(,|$)' source="/dev/$dev"
-    expect_mnt "$d" /sys fstype=sysfs
-    expect_check "$d" ro_stamp no
-    expect_out "$d" "booting $DEPLOY_1 from /dev/$dev\$" "'booting ... from /dev/$dev'"
-    expect_out "$d" '^ostree-prepare-root: time: ' "the phase timing line"
+    expect_mount / opts='^rw(,|$)'
+    expect_mount /sysroot opts='^rw(,|$)' super='^rw(,|$)' source="/dev/$dev"
+    expect_mount /sys fstype=sysfs
+    expect_check ro_stamp no
+    expect_output "booting $DEPLOY_1 from /dev/$dev\$" "'booting ... from /dev/$dev'"
+    expect_output '^ostree-prepare-root: time: ' "the phase timing line"
   fi
   show_boot "$d"
 }
@@ -257,12 +251,12 @@ t_initramfs_uuid_ro() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=UUID=$uuid ro ostree=$T1 $QUICK_FAIL" --dev "$dev" --sysfs
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_check "$d" args ""
-    expect_mnt "$d" /sysroot opts='^ro(,|$)' super='^ro(,|$)'
-    expect_mnt "$d" / opts='^ro(,|$)'
-    expect_mnt "$d" /sys fstype=sysfs
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_check args ""
+    expect_mount /sysroot opts='^ro(,|$)' super='^ro(,|$)'
+    expect_mount / opts='^ro(,|$)'
+    expect_mount /sys fstype=sysfs
   fi
   show_boot "$d"
 }
@@ -274,10 +268,10 @@ t_gpt() {
   dev=$(pid1_attach "$img" --partitions)
   boot main --cmdline "$1 rw ostree=$T1 $QUICK_FAIL" --dev "$dev" --dev "${dev}p1"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_mnt "$d" /sysroot source="/dev/${dev}p1"
-    expect_out "$d" "booting $DEPLOY_1 from /dev/${dev}p1\$" "'booting ... from /dev/${dev}p1'"
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_mount /sysroot source="/dev/${dev}p1"
+    expect_output "booting $DEPLOY_1 from /dev/${dev}p1\$" "'booting ... from /dev/${dev}p1'"
   fi
   show_boot "$d"
 }
@@ -289,8 +283,8 @@ t_initramfs_root_options() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=/dev/$dev rootfstype=xfs,ext4 rootflags=defaults,noatime,commit=7 rootdelay=1 rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_mnt "$d" /sysroot source="/dev/$dev" opts='^rw,noatime(,|$)' super='(^|,)commit=7(,|$)'
+  if expect_booted 1; then
+    expect_mount /sysroot source="/dev/$dev" opts='^rw,noatime(,|$)' super='(^|,)commit=7(,|$)'
     ms=$(cat "$d/ms")
     ((ms >= 1000)) || fail "booted in $ms ms despite rootdelay=1"
   fi
@@ -304,9 +298,9 @@ t_initramfs_conf_from_initramfs() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_check "$d" ro_stamp no
-    expect_mnt "$d" /sysroot opts='^rw(,|$)'
+  if expect_booted 1; then
+    expect_check ro_stamp no
+    expect_mount /sysroot opts='^rw(,|$)'
   fi
   show_boot "$d"
 }
@@ -320,9 +314,9 @@ t_initramfs_init_symlink() {
   dev=$(pid1_attach "$img")
   boot main --init-symlink --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_rd_timestamp "$d"
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_rd_timestamp
   fi
   show_boot "$d"
 }
@@ -334,10 +328,10 @@ t_initramfs_mode_karg() {
   dev=$(pid1_attach "$img")
   boot main --init-symlink --cmdline "root=LABEL=osroot rw rootwait=3 ostree=$T1 ostree.prepare-root.mode=initramfs $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_mnt "$d" /sys fstype=sysfs
-    expect_rd_timestamp "$d"
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_mount /sys fstype=sysfs
+    expect_rd_timestamp
   fi
   show_boot "$d"
 }
@@ -349,12 +343,12 @@ t_initramfs_no_pivot() {
   dev=$(pid1_attach "$img")
   boot main --no-pivot --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev" -- single
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_check "$d" args single
-    expect_rd_timestamp "$d"
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_check args single
+    expect_rd_timestamp
     [[ " $(pid1_check "$d" root_entries) " != *" init "* ]] || fail "/init is visible in the booted system"
-    expect_out "$d" 'initramfs emptied, root moved over /' "'initramfs emptied, root moved over /'"
+    expect_output 'initramfs emptied, root moved over /' "'initramfs emptied, root moved over /'"
     # The initramfs's files are gone (its memory freed); only directories
     # that were mount points then may stay.
     left=$(cd "$d/initramfs" && find . -mindepth 1 ! -type d | sort | tr '\n' ' ')
@@ -380,14 +374,14 @@ t_initramfs_deployment_2() {
   dev=$(pid1_attach "$img")
   boot main --kmsg --cmdline "root=LABEL=osroot rw ostree=$T2 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 2; then
-    expect_usr_ro "$d" "$DEPLOY_2"
+  if expect_booted 2; then
+    expect_usr_pristine "$DEPLOY_2"
   fi
   # With /dev/kmsg open, information goes there only, at level 6.
   grep -qx "<6>ostree-prepare-root: booting $DEPLOY_2 from /dev/$dev" "$d/kmsg" ||
     fail "no '<6>ostree-prepare-root: booting ...' record in /dev/kmsg"
   grep -q '^<6>ostree-prepare-root: time: ' "$d/kmsg" || fail "no '<6>ostree-prepare-root: time:' record in /dev/kmsg"
-  expect_no_out "$d" '^ostree-prepare-root: '
+  expect_no_output '^ostree-prepare-root: '
   echo "kmsg:"
   cat "$d/kmsg"
   show_boot "$d"
@@ -400,10 +394,10 @@ t_initramfs_custom_init() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=LABEL=osroot rw init=/sbin/init2 ostree=$T1 $QUICK_FAIL" --dev "$dev" -- a1 "b 2"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_check "$d" tag init2
-    expect_check "$d" argv0 /sbin/init2
-    expect_check "$d" args "a1 b 2"
+  if expect_booted 1; then
+    expect_check tag init2
+    expect_check argv0 /sbin/init2
+    expect_check args "a1 b 2"
   fi
   show_boot "$d"
 }
@@ -415,11 +409,11 @@ t_initramfs_init_fallback() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=LABEL=osroot rw init=/sbin/nosuch ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  expect_status "$d" "exit 0"
-  expect_check "$d" tag init
-  expect_check "$d" argv0 /sbin/init
-  expect_check "$d" pid 1
-  expect_out "$d" 'cannot execute /sbin/nosuch' "'cannot execute /sbin/nosuch'"
+  expect_status "exit 0"
+  expect_check tag init
+  expect_check argv0 /sbin/init
+  expect_check pid 1
+  expect_output 'cannot execute /sbin/nosuch' "'cannot execute /sbin/nosuch'"
   show_boot "$d"
 }
 
@@ -444,7 +438,7 @@ t_initramfs_late_device() {
   [[ -n $dev ]] || fail "could not attach $img to any of loop$first..loop$((first + 7))"
   pid1_wait "$d"
   echo "boot $SCENARIO.main: $(cat "$d/status") after $(cat "$d/ms") ms"
-  if expect_booted "$d" 1; then
+  if expect_booted 1; then
     ms=$(cat "$d/ms")
     ((ms < 8000)) || fail "boot took $ms ms with the device attached after 2 s (rootwait=20)"
     ((ms >= 2000)) || fail "boot took $ms ms: it did not wait for the device?"
@@ -476,17 +470,17 @@ t_initramfs_no_root_device() {
   d=$BOOT_DIR
   # reboot(RB_POWER_OFF) in a PID namespace kills its init with SIGINT
   # (RB_AUTOBOOT: SIGHUP); a crash would be an exit status or another signal.
-  expect_status "$d" "signal INT"
+  expect_status "signal INT"
   ms=$(cat "$d/ms")
   ((ms >= 2000 && ms < 6000)) || fail "ended after $ms ms, expected rootwait=2 s and a prompt poweroff"
-  expect_no_out "$d" '^CHECK '
-  expect_out "$d" 'root=LABEL=nosuch' "root=LABEL=nosuch"
-  expect_out "$d" 'boot failed while finding the root device: root device not found' "'boot failed while finding the root device: root device not found'"
-  expect_out "$d" 'block devices seen' "'block devices seen'"
-  expect_out "$d" "/dev/$dev: TYPE=ext4 UUID=$uuid LABEL=\"osroot\"" "the attached device with its TYPE, UUID and LABEL"
-  expect_out "$d" 'kernel command line: .*rd.emergency=poweroff' "the kernel command line"
-  expect_out "$d" 'powering off' "'powering off'"
-  expect_no_out "$d" 'internal error|reboot\(2\) failed'
+  expect_no_output '^CHECK '
+  expect_output 'root=LABEL=nosuch' "root=LABEL=nosuch"
+  expect_output 'boot failed while finding the root device: root device not found' "'boot failed while finding the root device: root device not found'"
+  expect_output 'block devices seen' "'block devices seen'"
+  expect_output "/dev/$dev: TYPE=ext4 UUID=$uuid LABEL=\"osroot\"" "the attached device with its TYPE, UUID and LABEL"
+  expect_output 'kernel command line: .*rd.emergency=poweroff' "the kernel command line"
+  expect_output 'powering off' "'powering off'"
+  expect_no_output 'internal error|reboot\(2\) failed'
   # One message per line: no empty line (/proc/cmdline ends in a newline,
   # which must not be printed as part of the command line).
   if grep -qn '^$' "$d/err"; then fail "empty line in the messages (stderr line $(grep -n '^$' "$d/err" | head -n1 | cut -d: -f1))"; fi
@@ -501,17 +495,17 @@ t_initramfs_bad_ostree() {
   bad=${T1%/*}/7
   boot main --kmsg --cmdline "root=LABEL=osroot rw ostree=$bad rd.emergency=poweroff" --dev "$dev"
   d=$BOOT_DIR
-  expect_status "$d" "signal INT"
+  expect_status "signal INT"
   # Errors go to the kernel log (level 3) and to stderr.
   grep -q '^<3>ostree-prepare-root: boot failed while preparing' "$d/kmsg" ||
     fail "no '<3>ostree-prepare-root: boot failed' record in /dev/kmsg"
   grep -q '^<3>ostree-prepare-root: powering off' "$d/kmsg" || fail "no '<3>... powering off' record in /dev/kmsg"
-  expect_no_out "$d" '^CHECK '
-  expect_out "$d" 'boot failed while preparing' "'boot failed while preparing'"
-  expect_out "$d" "$bad" "the ostree= value"
-  expect_out "$d" "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
-  expect_out "$d" "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
-  expect_out "$d" 'powering off' "'powering off'"
+  expect_no_output '^CHECK '
+  expect_output 'boot failed while preparing' "'boot failed while preparing'"
+  expect_output "$bad" "the ostree= value"
+  expect_output "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
+  expect_output "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
+  expect_output 'powering off' "'powering off'"
   show_boot "$d"
 }
 
@@ -523,7 +517,7 @@ t_initramfs_closed_stderr() {
   local d
   boot main --console --close-stderr --cmdline "root=LABEL=nosuch rootwait=0 ostree=$T1 rd.emergency=poweroff"
   d=$BOOT_DIR
-  expect_status "$d" "signal INT"
+  expect_status "signal INT"
   grep -q 'boot failed while finding the root device' "$d/console" ||
     fail "/dev/console does not have the failure ('boot failed while finding the root device')"
   grep -q 'powering off' "$d/console" || fail "/dev/console does not have 'powering off'"
@@ -538,12 +532,12 @@ t_initramfs_default_emergency() {
   boot main --cmdline "root=LABEL=nosuch rootwait=0 ostree=$T1"
   d=$BOOT_DIR
   # RB_AUTOBOOT in a PID namespace: its init is killed by SIGHUP.
-  expect_status "$d" "signal HUP"
+  expect_status "signal HUP"
   ms=$(cat "$d/ms")
   ((ms >= 10000 && ms < 13000)) || fail "ended after $ms ms, expected a reboot after 10 s"
-  expect_out "$d" 'no block devices|block devices seen' "the block devices"
-  expect_out "$d" 'boot failed while finding the root device' "'boot failed while finding the root device'"
-  expect_out "$d" 'rebooting in 10 s' "'rebooting in 10 s'"
+  expect_output 'no block devices|block devices seen' "the block devices"
+  expect_output 'boot failed while finding the root device' "'boot failed while finding the root device'"
+  expect_output 'rebooting in 10 s' "'rebooting in 10 s'"
   show_boot "$d"
 }
 
@@ -552,16 +546,16 @@ t_initramfs_rd_shell() {
   local d
   boot main --shell --cmdline "root=LABEL=nosuch rootwait=0 rd.shell ostree=$T1"
   d=$BOOT_DIR
-  expect_status "$d" "exit 0"
-  expect_out "$d" 'boot failed while finding the root device' "'boot failed while finding the root device'"
-  expect_out "$d" 'starting /bin/sh \(rd.shell\)' "'starting /bin/sh (rd.shell)'"
-  expect_out "$d" '^SHELL pid=1 argv0=/bin/sh path=/usr/sbin:/usr/bin:/sbin:/bin$' "the shell, as PID 1"
+  expect_status "exit 0"
+  expect_output 'boot failed while finding the root device' "'boot failed while finding the root device'"
+  expect_output 'starting /bin/sh \(rd.shell\)' "'starting /bin/sh (rd.shell)'"
+  expect_output '^SHELL pid=1 argv0=/bin/sh path=/usr/sbin:/usr/bin:/sbin:/bin$' "the shell, as PID 1"
   show_boot "$d"
   # rd.emergency=shell, but this initramfs has no shell: said, then rd's default (reboot).
   boot noshell --cmdline "root=LABEL=nosuch rootwait=0 rd.emergency=shell ostree=$T1"
   d=$BOOT_DIR
-  expect_status "$d" "signal HUP"
-  expect_out "$d" 'this initramfs has no /bin/sh' "'this initramfs has no /bin/sh'"
+  expect_status "signal HUP"
+  expect_output 'this initramfs has no /bin/sh' "'this initramfs has no /bin/sh'"
   show_boot "$d"
 }
 
@@ -572,12 +566,12 @@ t_initramfs_hotfix() {
   dev=$(pid1_attach "$img")
   boot main --cmdline "root=LABEL=osroot ostree=$T1 $QUICK_FAIL" --dev "$dev"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_check "$d" usr_writable yes
-    expect_mnt "$d" /usr fstype=overlay opts='^rw(,|$)'
+  if expect_booted 1; then
+    expect_check usr_writable yes
+    expect_mount /usr fstype=overlay opts='^rw(,|$)'
     # The kernel's `ro` still holds for everything but /usr.
-    expect_mnt "$d" / opts='^ro(,|$)'
-    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+    expect_mount / opts='^ro(,|$)'
+    expect_mount /sysroot opts='^ro(,|$)'
   fi
   show_boot "$d"
   pid1_detach "$dev"
@@ -597,23 +591,23 @@ t_root_ro() {
   dev=$(pid1_attach "$img")
   boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL" -- single
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_check "$d" argv0 /sbin/init
-    expect_check "$d" args single
-    expect_check "$d" rd_timestamp unset
-    expect_mnt "$d" /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
-    expect_mnt "$d" /run fstype=tmpfs root=/
-    expect_no_mnt "$d" /sys # not mounted by the "kernel", so nothing to move
-    expect_out "$d" "booting $DEPLOY_1 \\(no initramfs\\)" "'booting ... (no initramfs)'"
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_check argv0 /sbin/init
+    expect_check args single
+    expect_check rd_timestamp unset
+    expect_mount /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
+    expect_mount /run fstype=tmpfs root=/
+    expect_no_mount /sys # not mounted by the "kernel", so nothing to move
+    expect_output "booting $DEPLOY_1 \\(no initramfs\\)" "'booting ... (no initramfs)'"
   fi
   show_boot "$d"
   # A second boot of the same read-only root works like the first.
   boot again --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_mnt "$d" /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_mount /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)' super='^ro(,|$)'
   fi
   show_boot "$d"
   pid1_detach "$dev"
@@ -629,15 +623,15 @@ t_root_rw_twice() {
   dev=$(pid1_attach "$img")
   boot first --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d1=$BOOT_DIR
-  if expect_booted "$d1" 1; then
-    expect_usr_ro "$d1"
-    expect_mnt "$d1" /sysroot opts='^rw(,|$)'
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_mount /sysroot opts='^rw(,|$)'
   fi
   show_boot "$d1"
   boot second --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d2=$BOOT_DIR
-  if expect_booted "$d2" 1; then
-    expect_usr_ro "$d2"
+  if expect_booted 1; then
+    expect_usr_pristine
   fi
   show_boot "$d2"
   # Same report and mount table both times (mount ids aside, and the numbers
@@ -661,13 +655,13 @@ t_root_conf_from_deployment() {
   dev=$(pid1_attach "$img")
   boot main --mode root --image "$dev" --rw --cmdline "root=/dev/vda rw ostree=$T1 $QUICK_FAIL"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_usr_ro "$d"
-    expect_check "$d" ro_stamp yes
-    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+  if expect_booted 1; then
+    expect_usr_pristine
+    expect_check ro_stamp yes
+    expect_mount /sysroot opts='^ro(,|$)'
     # /etc and /var stay writable when the sysroot is read-only.
-    expect_mnt "$d" /etc root="/$DEPLOY_1/etc" opts='^rw(,|$)'
-    expect_mnt "$d" /var opts='^rw(,|$)'
+    expect_mount /etc root="/$DEPLOY_1/etc" opts='^rw(,|$)'
+    expect_mount /var opts='^rw(,|$)'
   fi
   show_boot "$d"
 }
@@ -681,14 +675,14 @@ t_root_bad_ostree() {
   bad=${T1%/*}/7
   boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$bad rd.emergency=poweroff"
   d=$BOOT_DIR
-  expect_status "$d" "signal INT"
-  expect_no_out "$d" '^CHECK '
-  expect_out "$d" 'boot failed while preparing' "'boot failed while preparing'"
-  expect_out "$d" "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
-  expect_out "$d" "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
-  expect_out "$d" 'powering off' "'powering off'"
+  expect_status "signal INT"
+  expect_no_output '^CHECK '
+  expect_output 'boot failed while preparing' "'boot failed while preparing'"
+  expect_output "$DEPLOY_1_NAME" "deployment 1 ($DEPLOY_1_NAME)"
+  expect_output "$DEPLOY_2_NAME" "deployment 2 ($DEPLOY_2_NAME)"
+  expect_output 'powering off' "'powering off'"
   # Paths are printed as they are: /ostree/..., not //ostree/...
-  expect_no_out "$d" '//ostree'
+  expect_no_output '//ostree'
   show_boot "$d"
   pid1_detach "$dev"
   after=$(md5sum <"$img")
@@ -708,11 +702,11 @@ t_root_hotfix_ro() {
   dev=$(pid1_attach "$img")
   boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$T1 $QUICK_FAIL"
   d=$BOOT_DIR
-  if expect_booted "$d" 1; then
-    expect_check "$d" usr_writable yes
-    expect_mnt "$d" /usr fstype=overlay opts='^rw(,|$)'
-    expect_mnt "$d" / opts='^ro(,|$)'
-    expect_mnt "$d" /sysroot opts='^ro(,|$)'
+  if expect_booted 1; then
+    expect_check usr_writable yes
+    expect_mount /usr fstype=overlay opts='^rw(,|$)'
+    expect_mount / opts='^ro(,|$)'
+    expect_mount /sysroot opts='^ro(,|$)'
   fi
   show_boot "$d"
   pid1_detach "$dev"

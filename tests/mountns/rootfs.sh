@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# rootfs.sh - the tmpfs "initramfs" root that lib.sh and unlock-lib.sh build
-# before they pivot into it (sourced by their first stage, which still sees
-# the host's files).
+# rootfs.sh - the tmpfs "initramfs" root that service-lib.sh and
+# unlock-lib.sh build before they pivot into it (sourced by their first
+# stage, which still sees the host's files).
 
 # mountns_root R DIR...: a tmpfs (0755) on R holding the directories proc,
 # dev, run, sysroot, etc, tmp (1777), usr, .oldroot and DIR...; /bin, /sbin,

@@ -14,21 +14,26 @@
 #
 # Everything happens in private mount namespaces: run.sh re-executes itself
 # in one (scratch tmpfs for results), and each tool run gets its own nested
-# namespace with a tmpfs pivoted in as / (see lib.sh).
+# namespace with a tmpfs pivoted in as / (see service-lib.sh). The checks
+# (expect_*) are assert.sh's and service-lib.sh's; tests/mountns/README.md
+# tells how to add a scenario.
+# assert.sh's checks take an optional WHAT; calls without it are fine.
+# shellcheck disable=SC2119
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
-source "$HERE/lib.sh"
+# shellcheck source=service-lib.sh
+source "$HERE/service-lib.sh"
 
 # shellcheck source=tap.sh
 source "$HERE/tap.sh"
 
 ##############################################################################
 # Shared setup functions (run inside R, before the tool; errexit is on).
-# R, PHYS, D1, D2, T1, T2, SVAR and fixture.env's variables: see lib.sh.
+# R, PHYS, D1, D2, T1, T2, SVAR and fixture.env's variables: see service-lib.sh.
 ##############################################################################
-# shellcheck disable=SC2153 # PHYS, D1, ... are assigned by lib.sh in the namespace
+# shellcheck disable=SC2153 # PHYS, D1, ... are assigned by service-lib.sh in the namespace
 
 # Legacy switch read by every version: ostree/repo/config of the physical root.
 setup_repo_ro() { printf '\n[sysroot]\nreadonly=true\n' >>"$PHYS/ostree/repo/config"; }
@@ -75,7 +80,7 @@ check_plain() {
   # boot/loader is a symlink on the physical root, so /boot is bound.
   expect_mount /sysroot/boot 'root=/boot ' 'dev=physroot'
   expect_no_mount /sysroot/etc
-  expect_booted_valid
+  expect_ostree_booted_valid
   expect_mode /run/ostree d 755
   expect_mode /run/ostree/.private d 0
 }
@@ -94,7 +99,7 @@ check_ro() {
 
 check_hotfix_overlay() {
   expect_mount /sysroot/usr 'type=overlay' 'mnt=rw'
-  expect_writable /sysroot/usr mountns-hotfix
+  expect_can_create /sysroot/usr/mountns-hotfix
   expect_file "$(phys_after "$DEPLOY_1")/.usr-ovl-upper/mountns-hotfix"
   expect_no_file "$(phys_after "$DEPLOY_1")/usr/mountns-hotfix"
 }
@@ -110,12 +115,12 @@ check_hotfix_refused() {
 check_var_bound() {
   expect_success
   expect_mount /sysroot/var "root=/$STATEROOT_VAR " 'dev=physroot' 'mnt=rw'
-  expect_writable /sysroot/var mountns-var
+  expect_can_create /sysroot/var/mountns-var
   expect_file "$(phys_after "$STATEROOT_VAR")/mountns-var"
 }
 
 ##############################################################################
-# Scenarios, in the order of the brief (1..31).
+# Scenarios (run in the order they are registered).
 #
 # Comparisons with the reference (`compare`) diff the normalized trees under
 # /sysroot (format: normalize.py). Against the C 2022.7 tool no --filter is
@@ -175,7 +180,7 @@ check_etc_transient() {
   # (transient-etc): /run is fresh at every boot, so there is nothing to avoid.
   expect_mount /sysroot/etc 'type=overlay' 'upper=/run/ostree/transient-etc(\.\*)?/'
   expect_file /sysroot/etc/os-release
-  expect_writable /sysroot/etc mountns-transient
+  expect_can_create /sysroot/etc/mountns-transient
   uppers=$(find /run/ostree -path '/run/ostree/transient-etc*/mountns-transient' 2>/dev/null)
   [[ -n $uppers ]] || fail "file written to /sysroot/etc not found under /run/ostree/transient-etc*"
   expect_no_file "$(phys_after "$DEPLOY_1")/etc/mountns-transient"
@@ -395,7 +400,7 @@ setup_stat_deploy_ro() { setup_stat_deploy; setup_repo_ro; }
 check_booted_metadata() {
   local dev ino entry
   check_boots_1
-  expect_booted_valid
+  expect_ostree_booted_valid
   expect_mode /run/ostree-booted f 644
   entry=$(booted_entry sysroot-ro)
   [[ $entry == "b $WANT_RO" ]] || fail "sysroot-ro is '${entry:-absent}', expected 'b $WANT_RO'"
@@ -424,7 +429,7 @@ t_booted_metadata() {
 scenario closed_std_fds "started with stdin, stdout and stderr closed: boots, /run/ostree-booted intact"
 check_closed_std_fds() {
   check_boots_1
-  expect_booted_valid
+  expect_ostree_booted_valid
   check_no_leftovers
 }
 t_closed_std_fds() {
@@ -497,8 +502,8 @@ inner_main() {
   # shellcheck source=/dev/null
   source "$MOUNTNS_CACHE/fixture.env"
   T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
-  # Read by ns_run (lib.sh); run.sh is re-sourced inside each namespace so
-  # the setup/check functions below exist there.
+  # Read by ns_run (service-lib.sh); run.sh is re-sourced inside each
+  # namespace so the setup/check functions above exist there.
   # shellcheck disable=SC2034
   NS_DEFAULT_CMDLINE="root=LABEL=osroot rw quiet ostree=$T1"
   # shellcheck disable=SC2034

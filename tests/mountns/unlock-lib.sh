@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # unlock-lib.sh - simulate booting an OSTree system in a mount namespace, to
 # test ostree-unlock. Sourced by unlock.sh (caller side, in its private outer
 # namespace) and by the boot stages below (inside each boot's namespaces).
@@ -28,8 +28,9 @@
 # In the booted system (see ul_boot_prelude for the helpers): / is the
 # deployment, /sysroot the physical root, /usr/bin/ostree-unlock the tool
 # under test, `ostree` the host's real ostree CLI (through its ld.so),
-# `setpriv` util-linux's. The script reports with fail/note; boot() copies its
-# output into the scenario log and counts the FAIL lines.
+# `setpriv` util-linux's. The script reports with assert.sh's checks (fail,
+# note, expect_*), sourced there by busybox sh; boot() copies its output into
+# the scenario log and counts its FAIL lines into the host side's FAILURES.
 
 UL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 UL_REPO_ROOT=$(cd "$UL_DIR/../.." && pwd)
@@ -41,13 +42,12 @@ MOUNTNS_CACHE=${MOUNTNS_CACHE:-$UL_REPO_ROOT/target/mountns-cache}
 # variables (OSNAME, DEPLOY_1, DEPLOY_1_NAME, ...).
 ##############################################################################
 
-UL_FAILS=0
-# fail MSG: one failed expectation of the current scenario.
-fail() {
-  echo "FAIL: $*"
-  UL_FAILS=$((UL_FAILS + 1))
-}
-note() { echo "note: $*"; }
+# fail, FAILURES and the shared checks, on the host side too; the tools'
+# messages are matched ignoring case (expect_output).
+# shellcheck source=assert.sh
+source "$UL_DIR/assert.sh"
+# shellcheck disable=SC2034 # read by assert.sh
+ASSERT_IGNORE_CASE=1
 
 # make_phys NAME: a fresh physical root, mounted at $UL_SCRATCH/NAME (printed).
 # Deployments are made immutable, as ostree leaves them.
@@ -157,7 +157,7 @@ boot() {
   fi
   sed 's/^/  /' "$res/script.log"
   fails=$(grep -c '^FAIL' "$res/script.log")
-  UL_FAILS=$((UL_FAILS + fails))
+  FAILURES=$((FAILURES + fails))
   if [[ $(cat "$res/script.rc") != 0 ]] && ((fails == 0)); then
     fail "[$tag] the scenario script exited $(cat "$res/script.rc")"
     return 1
@@ -186,7 +186,7 @@ ul_stage1() {
   mount -t tmpfs -o mode=0755 run "$r/run"
   mount --bind "$UL_PHYS" "$r/sysroot"
   install -m 0755 "$UL_PREPARE" "$r/h/ostree-prepare-root"
-  cp "$UL_DIR/unlock-lib.sh" "$MOUNTNS_CACHE/fixture.env" "$UL_RESULTS/scenario.sh" "$r/h/"
+  cp "$UL_DIR/unlock-lib.sh" "$UL_DIR/assert.sh" "$MOUNTNS_CACHE/fixture.env" "$UL_RESULTS/scenario.sh" "$r/h/"
   mkdir "$r/h/results"
   mount --bind "$UL_RESULTS" "$r/h/results"
   cd "$r"
@@ -226,7 +226,7 @@ ul_stage2() {
   mount --bind /usr /sysroot/tmp/.h/usr
   mount -o remount,bind,ro /sysroot/tmp/.h/usr
   mount --bind /h/results /sysroot/tmp/.h/results
-  cp /h/unlock-lib.sh /h/fixture.env /h/scenario.sh /sysroot/tmp/.h/
+  cp /h/unlock-lib.sh /h/assert.sh /h/fixture.env /h/scenario.sh /sysroot/tmp/.h/
   # switch root, as an initramfs does
   mount --move /proc /sysroot/proc
   mount --move /dev /sysroot/dev
@@ -243,19 +243,20 @@ ul_stage2() {
   # The script, as a child of PID 1 (which stays in this mount namespace).
   # shellcheck disable=SC2016 # expanded by busybox sh
   $bb env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" \
-    $bb sh -c '. /tmp/.h/fixture.env && eval "$(sed -n "/^#BEGIN-PRELUDE/,/^#END-PRELUDE/p" /tmp/.h/unlock-lib.sh)" && . /tmp/.h/scenario.sh' \
+    $bb sh -c '. /tmp/.h/fixture.env && . /tmp/.h/assert.sh && eval "$(sed -n "/^#BEGIN-PRELUDE/,/^#END-PRELUDE/p" /tmp/.h/unlock-lib.sh)" && . /tmp/.h/scenario.sh' \
     >/tmp/.h/results/script.log 2>&1 </dev/null
   rc=$?
   echo "$rc" >/tmp/.h/results/script.rc
 }
 
 ##############################################################################
-# The helpers of scenario scripts (busybox sh, in the booted system).
+# The helpers of scenario scripts (busybox sh, in the booted system), on top
+# of assert.sh's checks.
 ##############################################################################
 # Extracted (between the markers) and evaluated by the script's busybox sh.
 : <<'PRELUDE'
 #BEGIN-PRELUDE
-FAILS=0
+ASSERT_IGNORE_CASE=1
 H=/tmp/.h
 U=/usr/bin/ostree-unlock
 PHYS=/sysroot
@@ -264,37 +265,27 @@ D2=$PHYS/$DEPLOY_2
 BK1=$PHYS/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME
 BK2=$PHYS/ostree/deploy/$OSNAME/backing/$DEPLOY_2_NAME
 STATE1=/run/ostree/deployment-state/$DEPLOY_1_NAME
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-note() { echo "note: $*"; }
 # Host programs through the host's dynamic loader.
 hostrun() {
   "$H/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$H/usr/lib/x86_64-linux-gnu" "$@"
 }
 ostree() { hostrun "$H/usr/bin/ostree" "$@"; }
 setpriv() { hostrun "$H/usr/bin/setpriv" "$@"; }
-# run TAG CMD...: run CMD, output in $H/results/TAG.out (stdout+stderr), exit in RC.
+# run TAG CMD...: run CMD, output in $H/results/TAG.out (stdout+stderr), exit
+# in LAST_RC, TAG in LAST_NAME (what assert.sh's expect_success,
+# expect_output... read).
 run() {
   _tag=$1
   shift
   "$@" >"$H/results/$_tag.out" 2>&1 </dev/null
-  RC=$?
-  LAST=$_tag
-  echo "\$ $* -> exit $RC"
+  LAST_RC=$?
+  LAST_NAME=$_tag
+  echo "\$ $* -> exit $LAST_RC"
   sed 's/^/    | /' "$H/results/$_tag.out"
 }
-out() { cat "$H/results/$LAST.out"; }
-expect_rc() { [ "$RC" = "$1" ] || fail "$LAST: exit $RC, expected $1${2:+ ($2)}"; }
-expect_ok() { [ "$RC" = 0 ] || fail "$LAST: exit $RC, expected 0${1:+ ($1)}"; }
-expect_err() { [ "$RC" != 0 ] || fail "$LAST: exit 0, expected a failure${1:+ ($1)}"; }
-# expect_out ERE [WHAT]: the last command's output matches ERE (any case).
-expect_out() { out | grep -qiE -- "$1" || fail "$LAST: output does not mention ${2:-/$1/}"; }
-expect_no_out() { ! out | grep -qiE -- "$1" || fail "$LAST: output mentions /$1/${2:+ ($2)}"; }
-writable() { ( : >"$1/.ul-probe" ) 2>/dev/null && rm -f "$1/.ul-probe"; }
-expect_writable() { writable "$1" || fail "$1 is not writable${2:+ ($2)}"; }
-expect_ro() { ! writable "$1" || fail "$1 is writable, expected read-only${2:+ ($2)}"; }
-expect_file() { [ -e "$1" ] || fail "$1 does not exist${2:+ ($2)}"; }
-expect_no_file() { ! [ -e "$1" ] && ! [ -L "$1" ] || fail "$1 exists${2:+ ($2)}"; }
-# top_mount PATH: the mountinfo line of the visible mount on PATH.
+last_output() { cat "$H/results/$LAST_NAME.out"; }
+# top_mounts PATH: the mountinfo lines of the mounts on PATH, bottom first;
+# top_mount PATH: the visible one.
 top_mounts() { awk -v p="$1" '$5 == p' /proc/self/mountinfo; }
 top_mount() { top_mounts "$1" | tail -n 1; }
 usr_mounts() { top_mounts /usr | wc -l; }
@@ -302,25 +293,26 @@ usr_fstype() { top_mount /usr | sed 's/.* - \([^ ]*\) .*/\1/'; }
 expect_usr_overlay() { [ "$(usr_fstype)" = overlay ] || fail "/usr is not an overlay: $(top_mount /usr)${1:+ ($1)}"; }
 expect_usr_pristine() {
   [ "$(usr_fstype)" != overlay ] || fail "/usr is an overlay, expected the pristine bind: $(top_mount /usr)${1:+ ($1)}"
-  expect_ro /usr "${1:-pristine /usr}"
+  expect_not_writable /usr "${1:-pristine /usr}"
   [ "$(cat /usr/share/which-deployment 2>/dev/null)" = A ] || fail "/usr is not deployment 1's${1:+ ($1)}"
 }
-# mode_of PATH: "TYPE MODE UID GID" with find's %y and octal %m.
+# mode_of PATH: "TYPE MODE UID GID" with stat's %F (the type in words) and
+# octal %a.
 mode_of() { stat -c '%F %a %u %g' "$1" 2>/dev/null; }
 origin_unlocked() { sed -n 's/^unlocked=//p' "$PHYS/ostree/deploy/$OSNAME/deploy/$1.origin"; }
 # status_says STATE: ostree-unlock --status and real `ostree admin status`
 # agree on STATE (none: no Unlocked: line for the booted deployment).
 status_says() {
   run status $U --status
-  expect_ok "--status"
-  expect_out "Unlocked: $1\$" "Unlocked: $1"
+  expect_success "--status"
+  expect_output "Unlocked: $1\$" "Unlocked: $1"
   run ostree-status ostree admin status
-  expect_ok "real ostree admin status"
+  expect_success "real ostree admin status"
   if [ "$1" = none ]; then
-    expect_no_out "Unlocked:" "no Unlocked: line (state none)"
+    expect_no_output "Unlocked:" "no Unlocked: line (state none)"
   else
     # the booted deployment's block: from its "* " line to the next deployment
-    _blk=$(out | awk '/^\* /{b=1; print; next} /^  [^ ]/{b=0} b')
+    _blk=$(last_output | awk '/^\* /{b=1; print; next} /^  [^ ]/{b=0} b')
     echo "$_blk" | grep -qE "Unlocked: $1\$" || fail "real ostree admin status: booted deployment not 'Unlocked: $1'"
   fi
 }

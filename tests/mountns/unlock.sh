@@ -15,7 +15,10 @@
 # Everything happens in private mount namespaces: unlock.sh re-executes itself
 # in one (a scratch tmpfs, the loop-mounted ext4 physical roots), and every
 # boot is a nested mount + PID namespace with a tmpfs pivoted in as / (see
-# unlock-lib.sh). The machine's own / is never touched.
+# unlock-lib.sh). The machine's own / is never touched. The checks (expect_*)
+# are assert.sh's and unlock-lib.sh's; tests/mountns/README.md tells how to
+# add a scenario.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,13 +39,13 @@ phys() {
 # loop-mounted physical root ($p); in-boot checks in the script given to boot.
 ##############################################################################
 
-# --- 1. development ----------------------------------------------------------
+# --- development -------------------------------------------------------------
 
 dev_unlock_script() {
   cat <<'EOF'
 run unlock $U
-expect_ok "development unlock"
-expect_out "Development mode enabled"
+expect_success "development unlock"
+expect_output "Development mode enabled"
 expect_usr_overlay "after development unlock"
 touch /usr/x 2>/dev/null || fail "touch /usr/x failed: /usr not writable after unlock"
 # from another process of the namespace, too
@@ -57,20 +60,20 @@ status_says development
 # the same unlock again: succeeds, changes nothing
 before=$(usr_mounts)
 run again $U
-expect_ok "second development unlock"
+expect_success "second development unlock"
 [ "$(usr_mounts)" = "$before" ] || { fail "the second unlock changed the /usr mounts ($before before):"; top_mounts /usr; }
 expect_file /usr/x "the second unlock kept /usr/x"
 expect_file "$BK1/usr-transient/upper/x" "the second unlock kept the upper data"
 # another mode is refused, naming the current one
 run hotfix $U --hotfix
-expect_err "--hotfix after development"
-expect_out "development" "the current state (development)"
+expect_failure "--hotfix after development"
+expect_output "development" "the current state (development)"
 expect_no_file "$D1/.usr-ovl-upper" "refused --hotfix left no marker"
 expect_no_file "$D1/.usr-ovl-work" "refused --hotfix left no marker"
 [ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "refused --hotfix wrote unlocked= into the origin"
 run transient $U --transient
-expect_err "--transient after development"
-expect_out "development" "the current state (development)"
+expect_failure "--transient after development"
+expect_output "development" "the current state (development)"
 EOF
 }
 
@@ -102,26 +105,27 @@ EOF
     dev_unlock_script
     cat <<'EOF'
 run svc nsenter -t "$svc" -m sh -c ': >/usr/svc-write'
-expect_ok "a write to /usr from a service's (slave) namespace"
+expect_success "a write to /usr from a service's (slave) namespace"
 kill "$svc"
 EOF
   )
 }
 
-scenario development_nested_ns "development run from a private child namespace (unshare -m): the overlay lands in PID 1's (ostree#2653)"
+scenario development_nested_ns "development run from a private child namespace (unshare -m): the overlay lands in PID 1's namespace"
 t_development_nested_ns() {
   local p
   p=$(phys dev-nested)
   boot "$p" <<'EOF'
 run unlock unshare -m --propagation private $U
-expect_ok "unlock in a child namespace"
+expect_success "unlock in a child namespace"
 expect_usr_overlay "in PID 1's namespace, after unlocking from a child namespace"
 expect_writable /usr "in PID 1's namespace"
 EOF
-  # For reference (notes, not checks): upstream's unlock there (ostree#2653).
+  # For reference (notes, not checks): what upstream's `ostree admin unlock`
+  # does under private propagation.
   boot "$(phys dev-upstream)" <<'EOF'
 ostree admin unlock >/dev/null 2>&1
-note "upstream ostree admin unlock, private propagation: exit $?, /usr is $(usr_fstype), writable: $(writable /usr && echo yes || echo no)"
+note "upstream ostree admin unlock, private propagation: exit $?, /usr is $(usr_fstype), writable: $(is_writable /usr && echo yes || echo no)"
 EOF
 }
 
@@ -133,7 +137,7 @@ t_development_reboot() {
     if [[ ! -d $p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient ]]; then
       # run alone (FILTER): unlock first
       # shellcheck disable=SC2016 # expanded in the booted system
-      boot "$p" --tag "setup-$name" <<<'run unlock $U; expect_ok; touch /usr/x'
+      boot "$p" --tag "setup-$name" <<<'run unlock $U; expect_success; touch /usr/x'
     fi
     [[ -f $p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient/upper/x ]] ||
       fail "$name: no development data (usr-transient/upper/x) to clean up"
@@ -147,33 +151,33 @@ EOF
   done
 }
 
-# --- 3. read-only sysroot --------------------------------------------------
+# --- read-only sysroot -------------------------------------------------------
 
-scenario development_readonly_sysroot "development and hotfix with sysroot.readonly=true (/sysroot read-only, ostree#2262)"
+scenario development_readonly_sysroot "development and hotfix with sysroot.readonly=true (/sysroot read-only)"
 t_development_readonly_sysroot() {
   local p
   p=$(phys dev-ro)
   printf '\n[sysroot]\nreadonly=true\n' >>"$p/ostree/repo/config"
   boot "$p" <<'EOF'
-expect_ro /sysroot "/sysroot with sysroot.readonly"
+expect_not_writable /sysroot "/sysroot with sysroot.readonly"
 run unlock $U
-expect_ok "development with a read-only /sysroot"
+expect_success "development with a read-only /sysroot"
 expect_usr_overlay
 expect_writable /usr
 : >/usr/x 2>/dev/null
 expect_file "$BK1/usr-transient/upper/x" "data on the deployment's filesystem"
-expect_ro /sysroot "/sysroot still read-only after unlock"
+expect_not_writable /sysroot "/sysroot still read-only after unlock"
 status_says development
 EOF
   p=$(phys hotfix-ro)
   printf '\n[sysroot]\nreadonly=true\n' >>"$p/ostree/repo/config"
   boot "$p" --tag hotfix <<'EOF'
-expect_ro /sysroot "/sysroot with sysroot.readonly"
+expect_not_writable /sysroot "/sysroot with sysroot.readonly"
 run unlock $U --hotfix
-expect_ok "--hotfix with a read-only /sysroot"
+expect_success "--hotfix with a read-only /sysroot"
 expect_usr_overlay
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
-expect_ro /sysroot "/sysroot still read-only after --hotfix"
+expect_not_writable /sysroot "/sysroot still read-only after --hotfix"
 EOF
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after --hotfix"
   boot "$p" --tag hotfix-reboot <<'EOF'
@@ -190,7 +194,7 @@ t_development_readonly_fs() {
   mount -o remount,ro "$p"
   boot "$p" <<'EOF'
 run unlock $U
-expect_ok "development on a read-only filesystem"
+expect_success "development on a read-only filesystem"
 expect_usr_overlay
 expect_writable /usr
 status_says development
@@ -198,7 +202,7 @@ EOF
   mount -o remount,rw "$p"
 }
 
-# --- 4. transient ------------------------------------------------------------
+# --- transient ---------------------------------------------------------------
 
 scenario transient "transient: /usr read-only, writable in a private namespace after remount; status transient"
 t_transient() {
@@ -206,23 +210,23 @@ t_transient() {
   for v in "" --shared; do
     boot "$(phys "transient$v")" $v <<'EOF'
 run unlock $U --transient
-expect_ok "--transient"
+expect_success "--transient"
 expect_usr_overlay
-expect_ro /usr "transient overlay, normal writes"
+expect_not_writable /usr "transient overlay, normal writes"
 expect_file "$STATE1/unlocked-transient"
 expect_no_file "$STATE1/unlocked-development"
 run remount unshare -m sh -c 'mount -o remount,rw /usr && touch /usr/y'
-expect_ok "remount rw and write in a private namespace"
+expect_success "remount rw and write in a private namespace"
 expect_file /usr/y "the write is visible (read-only) outside"
-expect_ro /usr "/usr outside the private namespace after it remounted"
+expect_not_writable /usr "/usr outside the private namespace after it remounted"
 status_says transient
 before=$(usr_mounts)
 run again $U --transient
-expect_ok "second --transient"
+expect_success "second --transient"
 [ "$(usr_mounts)" = "$before" ] || { fail "the second --transient changed the /usr mounts ($before before):"; top_mounts /usr; }
 run dev $U
-expect_err "development after transient"
-expect_out transient "the current state (transient)"
+expect_failure "development after transient"
+expect_output transient "the current state (transient)"
 EOF
   done
   boot "$(phys transient)" --tag reboot <<'EOF'
@@ -233,7 +237,7 @@ status_says none
 EOF
 }
 
-# --- 5. hotfix ---------------------------------------------------------------
+# --- hotfix ------------------------------------------------------------------
 
 scenario hotfix "hotfix (private and shared): writable now, markers, origin, status, immutable again, persists, C prepare-root too"
 t_hotfix() {
@@ -244,8 +248,8 @@ t_hotfix() {
     before=$(stat -c %.9Y "$p/ostree/deploy")
     boot "$p" $v --tag "hotfix$t" <<'EOF'
 run unlock $U --hotfix
-expect_ok "--hotfix"
-expect_out "Hotfix mode enabled"
+expect_success "--hotfix"
+expect_output "Hotfix mode enabled"
 expect_usr_overlay "after --hotfix"
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
 usrmode=$(stat -c %a "$D1/usr")
@@ -258,14 +262,14 @@ expect_file "$D1/.usr-ovl-upper/hf" "the write in the hotfix upper"
 grep -qx "refspec=$OSNAME/stable" "$PHYS/ostree/deploy/$OSNAME/deploy/$DEPLOY_1_NAME.origin" || fail "origin lost its refspec"
 status_says hotfix
 run json $U --status --json
-expect_ok "--status --json"
+expect_success "--status --json"
 run again $U --hotfix
-expect_ok "second --hotfix"
+expect_success "second --hotfix"
 expect_file /usr/hf "second --hotfix keeps the file"
 [ "$(usr_mounts)" = 2 ] || { fail "/usr mounts after a second --hotfix: $(usr_mounts), expected 2 (bind + overlay):"; top_mounts /usr; }
 run dev $U
-expect_err "development after hotfix"
-expect_out hotfix "the current state (hotfix)"
+expect_failure "development after hotfix"
+expect_output hotfix "the current state (hotfix)"
 EOF
     res=$UL_SCRATCH/results/$UL_SCENARIO/hotfix$t
     /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["unlocked"]=="hotfix" and d["booted"] is True, d' \
@@ -288,7 +292,7 @@ EOF
   done
 }
 
-# --- 6. markers of real ostree admin unlock --hotfix ------------------------
+# --- markers of real ostree admin unlock --hotfix ----------------------------
 
 scenario upstream_hotfix "markers of real 'ostree admin unlock --hotfix' honoured by our prepare-root and --status"
 t_upstream_hotfix() {
@@ -296,7 +300,7 @@ t_upstream_hotfix() {
   p=$(phys upstream-hotfix)
   boot "$p" --shared <<'EOF'
 run ostree-unlock ostree admin unlock --hotfix
-expect_ok "real ostree admin unlock --hotfix"
+expect_success "real ostree admin unlock --hotfix"
 expect_file "$D1/.usr-ovl-upper"
 expect_file "$D1/.usr-ovl-work"
 if [ "$(usr_fstype)" = overlay ]; then
@@ -311,8 +315,8 @@ expect_usr_overlay "our prepare-root on upstream's markers"
 expect_writable /usr
 [ "$(cat /usr/uh 2>/dev/null)" = upstream ] || fail "/usr/uh (written under upstream's hotfix) not kept"
 run status $U --status
-expect_ok
-expect_out "Unlocked: hotfix\$" "Unlocked: hotfix"
+expect_success
+expect_output "Unlocked: hotfix\$" "Unlocked: hotfix"
 EOF
 }
 
@@ -320,43 +324,43 @@ scenario upstream_states "development/transient of real 'ostree admin unlock' re
 t_upstream_states() {
   boot "$(phys upstream-dev)" --shared <<'EOF'
 run upstream ostree admin unlock
-expect_ok "real ostree admin unlock"
+expect_success "real ostree admin unlock"
 run status $U --status
-expect_out "Unlocked: development\$" "Unlocked: development"
+expect_output "Unlocked: development\$" "Unlocked: development"
 run again $U
-expect_ok "ostree-unlock after upstream's development unlock"
+expect_success "ostree-unlock after upstream's development unlock"
 run hotfix $U --hotfix
-expect_err "--hotfix after upstream's development unlock"
-expect_out development
+expect_failure "--hotfix after upstream's development unlock"
+expect_output development
 EOF
   boot "$(phys upstream-transient)" --shared <<'EOF'
 run upstream ostree admin unlock --transient
-expect_ok "real ostree admin unlock --transient"
+expect_success "real ostree admin unlock --transient"
 run status $U --status
-expect_out "Unlocked: transient\$" "Unlocked: transient"
+expect_output "Unlocked: transient\$" "Unlocked: transient"
 run dev $U
-expect_err "development after upstream's transient unlock"
-expect_out transient
+expect_failure "development after upstream's transient unlock"
+expect_output transient
 EOF
 }
 
-scenario upstream_private_then_ours "after upstream's unlock silently failed (private propagation, ostree#2653), ostree-unlock in the same mode makes /usr writable"
+scenario upstream_private_then_ours "after upstream's unlock silently failed (private propagation), ostree-unlock in the same mode makes /usr writable"
 t_upstream_private_then_ours() {
   boot "$(phys upstream-private-dev)" <<'EOF'
 run upstream ostree admin unlock
-expect_ok "real ostree admin unlock"
-note "upstream's overlay reached us: $(writable /usr && echo yes || echo no) (ostree#2653)"
+expect_success "real ostree admin unlock"
+note "upstream's overlay reached us: $(is_writable /usr && echo yes || echo no)"
 run ours $U
-expect_ok "ostree-unlock after upstream's development unlock"
+expect_success "ostree-unlock after upstream's development unlock"
 expect_usr_overlay "after ostree-unlock"
 expect_writable /usr "after ostree-unlock (development)"
 EOF
   boot "$(phys upstream-private-hotfix)" <<'EOF'
 run upstream ostree admin unlock --hotfix
-expect_ok "real ostree admin unlock --hotfix"
-note "upstream's overlay reached us: $(writable /usr && echo yes || echo no) (ostree#2653)"
+expect_success "real ostree admin unlock --hotfix"
+note "upstream's overlay reached us: $(is_writable /usr && echo yes || echo no)"
 run ours $U --hotfix
-expect_ok "ostree-unlock --hotfix after upstream's"
+expect_success "ostree-unlock --hotfix after upstream's"
 expect_usr_overlay "after ostree-unlock --hotfix"
 expect_writable /usr "after ostree-unlock --hotfix"
 EOF
@@ -367,14 +371,14 @@ t_c_prepare_root_boot() {
   local p
   boot "$(phys c-dev)" --prepare c <<'EOF'
 run unlock $U
-expect_ok "development"
+expect_success "development"
 expect_writable /usr
 status_says development
 EOF
   p=$(phys c-hotfix)
   boot "$p" --prepare c --tag hotfix <<'EOF'
 run unlock $U --hotfix
-expect_ok "--hotfix"
+expect_success "--hotfix"
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
 status_says hotfix
 EOF
@@ -384,7 +388,7 @@ expect_usr_overlay "C prepare-root, hotfix after reboot"
 EOF
 }
 
-# --- 7. the way back ---------------------------------------------------------
+# --- the way back ------------------------------------------------------------
 
 scenario hotfix_way_back "ostree.prepare-root.hotfix=0 and the pristine boot entry boot once without the hotfix"
 t_hotfix_way_back() {
@@ -392,7 +396,7 @@ t_hotfix_way_back() {
   p=$(phys way-back)
   boot "$p" <<'EOF'
 run unlock $U --hotfix
-expect_ok
+expect_success
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
 EOF
   boot "$p" --append ostree.prepare-root.hotfix=0 --tag karg <<'EOF'
@@ -423,7 +427,7 @@ EOF
   boot "$p" --append ostree.prepare-root.hotfix=0 --tag discard-from-pristine <<'EOF'
 expect_usr_pristine
 run discard $U --discard
-expect_ok "--discard in a hotfix=0 boot"
+expect_success "--discard in a hotfix=0 boot"
 expect_no_file "$D1/.usr-ovl-upper"
 expect_no_file "$D1/.usr-ovl-work"
 expect_no_file "$BK1/hotfix-discarded-upper" "discarded data, not in use: deleted at once"
@@ -441,15 +445,15 @@ t_pristine_entry_vs_ostree() {
   p=$(phys pristine-vs-ostree)
   boot "$p" <<'EOF'
 run unlock $U --hotfix
-expect_ok
+expect_success
 expect_usr_overlay
 ls /boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "no pristine entry after --hotfix"
 run status ostree admin status
-expect_ok
-n=$(out | grep -c "$DEPLOY_1_NAME")
+expect_success
+n=$(last_output | grep -c "$DEPLOY_1_NAME")
 [ "$n" = 1 ] || fail "real ostree admin status lists deployment 1 $n times"
 run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
-expect_ok "real ostree admin deploy after --hotfix"
+expect_success "real ostree admin deploy after --hotfix"
 EOF
   for e in "$p"/boot/loader/entries/*.conf; do
     [[ ${e##*/} == pristine-*.conf ]] && continue
@@ -461,7 +465,7 @@ EOF
   true
 }
 
-# --- 8. discard --------------------------------------------------------------
+# --- discard -----------------------------------------------------------------
 
 scenario discard "--discard: next boot pristine, markers and origin key gone, data deleted at the next boot"
 t_discard() {
@@ -470,21 +474,21 @@ t_discard() {
   bk=$p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME
   boot "$p" <<'EOF'
 run unlock $U --hotfix
-expect_ok
+expect_success
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
 EOF
   boot "$p" --tag discard <<'EOF'
 expect_usr_overlay
 run discard $U --discard
-expect_ok "--discard"
+expect_success "--discard"
 expect_no_file "$D1/.usr-ovl-upper" "marker after --discard"
 expect_no_file "$D1/.usr-ovl-work" "marker after --discard"
 [ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "origin still has unlocked= after --discard"
 status_says none
 expect_writable /usr "the running overlay stays until reboot"
 run again $U --discard
-expect_ok "second --discard"
-expect_out "nothing to discard"
+expect_success "second --discard"
+expect_output "nothing to discard"
 EOF
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 has no immutable attribute after --discard"
   boot "$p" --tag after <<'EOF'
@@ -504,15 +508,15 @@ t_discard_then_hotfix() {
   p=$(phys discard-rehotfix)
   boot "$p" <<'EOF'
 run unlock $U --hotfix
-expect_ok
+expect_success
 echo one >/usr/hf1
 EOF
   boot "$p" --tag discard-rehotfix <<'EOF'
 run discard $U --discard
-expect_ok "--discard"
+expect_success "--discard"
 run hotfix $U --hotfix
-echo "$RC" >/tmp/.h/results/rehotfix.rc
-if [ "$RC" = 0 ]; then
+echo "$LAST_RC" >/tmp/.h/results/rehotfix.rc
+if [ "$LAST_RC" = 0 ]; then
   echo two >/usr/hf2 2>/dev/null || fail "/usr not writable after the new --hotfix"
 else
   note "--hotfix after --discard refused in the same boot (acceptable)"
@@ -527,7 +531,7 @@ EOF
   fi
 }
 
-# --- 9. offline ----------------------------------------------------------------
+# --- offline -----------------------------------------------------------------
 
 scenario offline "offline --sysroot: --hotfix on the default and on a named deployment, status --json, --discard"
 t_offline() {
@@ -535,7 +539,7 @@ t_offline() {
   p=$(phys offline-default)
   # The fixture's newest boot entry is deployment 2's.
   run_host hotfix "$UL_UNLOCK" --sysroot "$p" --hotfix
-  [[ $RC == 0 ]] || fail "offline --hotfix exited $RC"
+  expect_success "offline --hotfix"
   [[ -d $p/$DEPLOY_2/.usr-ovl-upper && -d $p/$DEPLOY_2/.usr-ovl-work ]] ||
     fail "offline --hotfix: no markers in deployment 2 (the default)"
   [[ -e $p/$DEPLOY_1/.usr-ovl-upper ]] && fail "offline --hotfix touched deployment 1"
@@ -555,12 +559,12 @@ EOF
   # the named deployment, as --deployment CSUM.SERIAL
   q=$(phys offline-named)
   run_host named "$UL_UNLOCK" --sysroot "$q" --deployment "$DEPLOY_2_NAME" --hotfix
-  [[ $RC == 0 ]] || fail "offline --deployment $DEPLOY_2_NAME --hotfix exited $RC"
+  expect_success "offline --deployment $DEPLOY_2_NAME --hotfix"
   [[ -d $q/$DEPLOY_2/.usr-ovl-upper && -d $q/$DEPLOY_2/.usr-ovl-work ]] ||
     fail "offline --deployment D2: no markers in deployment 2"
   # and as OS/CSUM.SERIAL, another deployment
   run_host named1 "$UL_UNLOCK" --sysroot "$q" --deployment "$OSNAME/$DEPLOY_1_NAME" --hotfix
-  [[ $RC == 0 ]] || fail "offline --deployment OS/D1 --hotfix exited $RC"
+  expect_success "offline --deployment OS/D1 --hotfix"
   [[ -d $q/$DEPLOY_1/.usr-ovl-upper ]] || fail "offline --deployment OS/D1: no markers in deployment 1"
   boot "$q" <<'EOF'
 expect_usr_overlay "boot of the offline-hotfixed named deployment 1"
@@ -569,7 +573,7 @@ EOF
   # offline discard deletes the data at once
   bk=$p/ostree/deploy/$OSNAME/backing/$DEPLOY_2_NAME
   run_host discard "$UL_UNLOCK" --sysroot "$p" --discard
-  [[ $RC == 0 ]] || fail "offline --discard exited $RC"
+  expect_success "offline --discard"
   [[ -e $p/$DEPLOY_2/.usr-ovl-upper || -e $p/$DEPLOY_2/.usr-ovl-work ]] && fail "markers left after offline --discard"
   [[ -e $bk/hotfix-discarded-upper || -e $bk/hotfix-discarded-work ]] && fail "offline --discard left the data in $bk"
   grep -q '^unlocked=' "$p/$DEPLOY_2.origin" && fail "origin keeps unlocked= after offline --discard"
@@ -578,12 +582,14 @@ EOF
   run_host status "$UL_UNLOCK" --sysroot "$p" --status
   grep -q 'Unlocked: none' "$UL_OUT" || fail "offline --status after --discard: not none"
   run_host named-missing "$UL_UNLOCK" --sysroot "$p" --deployment nosuch.0 --hotfix
-  [[ $RC != 0 ]] || fail "--deployment nosuch.0 accepted"
+  expect_failure "--deployment nosuch.0"
   grep -q "$DEPLOY_1_NAME" "$UL_OUT" || fail "--deployment nosuch.0: the error does not list the deployments"
   true
 }
 
-# run_host TAG CMD...: on the host side; output in $UL_OUT, exit in RC.
+# run_host TAG CMD...: on the host side; output in $UL_OUT, exit in LAST_RC,
+# host-TAG in LAST_NAME (what assert.sh's expect_success, expect_output...
+# read).
 run_host() {
   local tag=$1
   shift
@@ -591,12 +597,14 @@ run_host() {
   mkdir -p "$(dirname "$UL_OUT")"
   set +e
   "$@" >"$UL_OUT" 2>&1 </dev/null
-  RC=$?
-  echo "\$ ${*/#$UL_UNLOCK/ostree-unlock} -> exit $RC"
+  LAST_RC=$?
+  LAST_NAME=host-$tag
+  echo "\$ ${*/#$UL_UNLOCK/ostree-unlock} -> exit $LAST_RC"
   sed 's/^/    | /' "$UL_OUT"
 }
+last_output() { cat "$UL_OUT"; }
 
-# --- 10. crash safety --------------------------------------------------------
+# --- crash safety ------------------------------------------------------------
 
 # After an interrupted --hotfix/--discard: the boot works, /usr is either the
 # pristine bind or a writable hotfix overlay (holding /usr/hf when WANT_HF=1).
@@ -660,20 +668,20 @@ crash_hotfix() {
   if [[ $how == live ]]; then
     boot "$p" --tag "stop$n" <<EOF
 run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
-expect_rc 75 "stopped after step $n"
+expect_exit 75 "stopped after step $n"
 run rerun \$U --hotfix
-expect_ok "rerun of --hotfix in the same boot"
+expect_success "rerun of --hotfix in the same boot"
 expect_usr_overlay "after the rerun, without reboot"
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after the rerun, without reboot"
 EOF
   else
     boot "$p" --tag "stop$n" <<EOF
 run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
-expect_rc 75 "stopped after step $n"
+expect_exit 75 "stopped after step $n"
 EOF
     boot "$p" --tag "rerun$n" < <(either_script 0; cat <<'EOF'
 run unlock $U --hotfix
-expect_ok "rerun of --hotfix"
+expect_success "rerun of --hotfix"
 expect_usr_overlay "after the rerun"
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after the rerun"
 EOF
@@ -687,23 +695,23 @@ crash_discard() {
   local n=$1 how=$2 p
   p=$(phys "crash-discard-$how-$n")
   # shellcheck disable=SC2016 # expanded in the booted system
-  boot "$p" --tag "setup$n" <<<'run unlock $U --hotfix; expect_ok; echo fixed >/usr/hf'
+  boot "$p" --tag "setup$n" <<<'run unlock $U --hotfix; expect_success; echo fixed >/usr/hf'
   echo "=== OSTREE_UNLOCK_STOP_AFTER=$n ostree-unlock --discard, rerun $how"
   if [[ $how == live ]]; then
     boot "$p" --tag "dstop$n" <<EOF
 run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
-expect_rc 75 "stopped after step $n"
+expect_exit 75 "stopped after step $n"
 run rerun \$U --discard
-expect_ok "rerun of --discard in the same boot"
+expect_success "rerun of --discard in the same boot"
 EOF
   else
     boot "$p" --tag "dstop$n" <<EOF
 run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
-expect_rc 75 "stopped after step $n"
+expect_exit 75 "stopped after step $n"
 EOF
     boot "$p" --tag "drerun$n" < <(either_script 1; cat <<'EOF'
 run discard $U --discard
-expect_ok "rerun of --discard"
+expect_success "rerun of --discard"
 EOF
 )
   fi
@@ -723,7 +731,7 @@ t_crash_discard_reboot() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" 
 scenario crash_discard_live "--discard stopped after each step 1..6, rerun in the same boot: completes, next boot pristine"
 t_crash_discard_live() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" live; done; }
 
-# --- 11. security ------------------------------------------------------------
+# --- security ----------------------------------------------------------------
 
 scenario security "planted symlinks refused or removed, marker dirs not world-writable, setuid kept in the hotfix"
 t_security() {
@@ -736,8 +744,8 @@ t_security() {
   boot "$p" <<'EOF'
 before=$(ls -la /etc; stat -c '%a %u %g' /etc)
 run unlock $U --hotfix
-expect_err "--hotfix with .usr-ovl-upper -> /etc"
-expect_out '\.usr-ovl-upper' "the path .usr-ovl-upper"
+expect_failure "--hotfix with .usr-ovl-upper -> /etc"
+expect_output '\.usr-ovl-upper' "the path .usr-ovl-upper"
 [ "$(ls -la /etc; stat -c '%a %u %g' /etc)" = "$before" ] || fail "/etc changed"
 [ -L "$D1/.usr-ovl-upper" ] || fail "the planted symlink is gone (replaced?)"
 expect_usr_pristine "after the refused --hotfix"
@@ -752,7 +760,7 @@ EOF
   boot "$q" --shared <<'EOF'
 before=$(ls -la /etc; stat -c '%a %u %g' /etc)
 run unlock $U
-expect_ok "development with a planted usr-transient symlink"
+expect_success "development with a planted usr-transient symlink"
 [ "$(ls -la /etc; stat -c '%a %u %g' /etc)" = "$before" ] || fail "/etc changed"
 [ -d "$BK1/usr-transient" ] && ! [ -L "$BK1/usr-transient" ] || fail "usr-transient is not a real directory"
 # nothing the tool made is world-writable
@@ -765,7 +773,7 @@ EOF
   boot "$(phys security-hotfix)" <<'EOF'
 umask 0
 run unlock $U --hotfix
-expect_ok
+expect_success
 for d in "$D1/.usr-ovl-upper" "$D1/.usr-ovl-work"; do
   m=$(stat -c %a "$d")
   case $m in *[2367]) fail "$d is world-writable ($m)" ;; esac
@@ -782,7 +790,7 @@ case ",$(top_mount /usr | awk '{print $6}')," in *,nosuid,*) fail "/usr overlay 
 EOF
 }
 
-# --- 12. non-root ------------------------------------------------------------
+# --- non-root ----------------------------------------------------------------
 
 scenario non_root "run as an unprivileged user (live and offline): refused, saying it needs root"
 NEEDS_ROOT='needs? root|must (be run as|be) root|requires? root|root privileges|only root'
@@ -792,14 +800,14 @@ t_non_root() {
   boot "$p" < <(echo "NEEDS_ROOT='$NEEDS_ROOT'"; cat <<'EOF'
 for mode in "" --hotfix --transient --discard; do
   run nonroot setpriv --reuid=65534 --regid=65534 --clear-groups $U $mode
-  expect_err "unprivileged ostree-unlock $mode"
-  expect_out "$NEEDS_ROOT" "that it needs root"
+  expect_failure "unprivileged ostree-unlock $mode"
+  expect_output "$NEEDS_ROOT" "that it needs root"
 done
 # offline, on a sysroot the user can read
 for mode in --hotfix --discard; do
   run nonroot-offline setpriv --reuid=65534 --regid=65534 --clear-groups $U --sysroot /sysroot $mode
-  expect_err "unprivileged offline $mode"
-  expect_out "$NEEDS_ROOT" "that it needs root"
+  expect_failure "unprivileged offline $mode"
+  expect_output "$NEEDS_ROOT" "that it needs root"
 done
 expect_usr_pristine "after the refused unprivileged unlocks"
 expect_no_file "$STATE1"
@@ -809,8 +817,8 @@ EOF
   )
   # offline, on a sysroot the user cannot even read (unlock.sh's scratch is 0700)
   run_host nonroot-offline setpriv --reuid=65534 --regid=65534 --clear-groups "$UL_UNLOCK" --sysroot "$p" --hotfix
-  [[ $RC != 0 ]] || fail "unprivileged offline --hotfix exited 0"
-  grep -qiE "$NEEDS_ROOT" "$UL_OUT" || fail "unprivileged offline --hotfix on an unreadable sysroot: the message does not say it needs root"
+  expect_failure "unprivileged offline --hotfix"
+  expect_output "$NEEDS_ROOT" "that it needs root, on an unreadable sysroot"
   [[ -e $p/$DEPLOY_2/.usr-ovl-upper ]] && fail "unprivileged offline --hotfix created markers"
   true
 }
@@ -828,9 +836,9 @@ run_scenario() {
   (
     set +e
     UL_SCENARIO=$name
-    UL_FAILS=0
+    FAILURES=0
     "t_$name"
-    ((UL_FAILS == 0))
+    ((FAILURES == 0))
   ) >"$log" 2>&1
   rc=$?
   set -e

@@ -26,6 +26,9 @@ installkernel() {
     hostonly='' instmods erofs
 }
 
+# dracutsysrootdir, moddir, systemdsystemunitdir and initdir are dracut's,
+# set before it calls install().
+# shellcheck disable=SC2154
 install() {
     # At the path the unit's ExecStart names (@LIBDIR@, rendered the same way).
     inst_simple @LIBDIR@/ostree/ostree-prepare-root

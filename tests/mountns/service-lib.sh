@@ -1,5 +1,6 @@
-# shellcheck shell=bash
-# lib.sh - run an ostree-prepare-root binary inside a throw-away mount namespace.
+# shellcheck shell=bash source-path=SCRIPTDIR
+# service-lib.sh - the library of run.sh (the service-mode suite): run an
+# ostree-prepare-root binary inside a throw-away mount namespace.
 #
 # Source this file. The caller must be root, and must have set NS_SCRATCH to a
 # directory private to the test run (run.sh mounts a tmpfs there, inside its
@@ -28,11 +29,17 @@
 #   T1, T2          the ostree= values of the two boot entries
 #   everything from fixture.env (OSNAME, DEPLOY_1, DEPLOY_1_NAME, ...)
 #   NS_CMDLINE      the kernel command line of this run
-#   TOOL_RC         exit status of the last run_tool
+#   LAST_RC         exit status of the last run_tool (LAST_NAME: its tag),
+#                   read by assert.sh's expect_success, expect_output...
 
 MOUNTNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MOUNTNS_REPO_ROOT=$(cd "$MOUNTNS_DIR/../.." && pwd)
 MOUNTNS_CACHE=${MOUNTNS_CACHE:-$MOUNTNS_REPO_ROOT/target/mountns-cache}
+# shellcheck source=assert.sh
+source "$MOUNTNS_DIR/assert.sh"
+# The tool's messages are matched ignoring case (expect_output).
+# shellcheck disable=SC2034 # read by assert.sh
+ASSERT_IGNORE_CASE=1
 # Debian's python3 has the GObject bindings; a python3 earlier in PATH may not.
 NS_PYTHON=/usr/bin/python3
 
@@ -73,7 +80,7 @@ ns_run() {
       *) echo "ns_run: unknown option '$1'" >&2; return 2 ;;
     esac
   done
-  : "${NS_SCRATCH:?NS_SCRATCH must be set (see lib.sh)}"
+  : "${NS_SCRATCH:?NS_SCRATCH must be set (see service-lib.sh)}"
   results=$NS_SCRATCH/results/$label
   while [[ -e $results ]]; do results=$NS_SCRATCH/results/$label.$((++n)); done
   mkdir -p "$results"
@@ -98,7 +105,7 @@ ns_run() {
     LIBMOUNT_UTAB="$NS_SCRATCH/libmount-utab" \
     timeout --kill-after=5 120 \
     unshare --mount --propagation private --pid --fork --kill-child -- \
-    /usr/bin/bash -c 'source "$1" && ns_stage1' ns-stage1 "$MOUNTNS_DIR/lib.sh"
+    /usr/bin/bash -c 'source "$1" && ns_stage1' ns-stage1 "$MOUNTNS_DIR/service-lib.sh"
 }
 
 # compare BIN_A BIN_B [--label NAME] [--setup FN] [--setup-a FN] [--setup-b FN]
@@ -181,7 +188,7 @@ ns_stage1() {
   export LIBMOUNT_UTAB=/tmp/.libmount-utab
   umount -l /.oldroot
   rmdir /.oldroot
-  exec /usr/bin/bash -c 'source /harness/lib.sh && ns_stage2' ns-stage2
+  exec /usr/bin/bash -c 'source /harness/service-lib.sh && ns_stage2' ns-stage2
 }
 
 ##############################################################################
@@ -198,7 +205,7 @@ ns_stage2() {
   set +e -u -o pipefail
   cd /
   ns_load_fixture
-  NS_FAILURES=0
+  FAILURES=0
   ns_py devmap >/results/devmap
   if [[ -n $NS_SETUP ]]; then
     ( set -e; "$NS_SETUP" )
@@ -228,11 +235,11 @@ ns_load_fixture() {
 # Print a summary; on failure add the tool's output and the resulting state.
 ns_finish() {
   local rc tag
-  if ((NS_FAILURES == 0)); then
-    echo "$NS_LABEL: ok (tool exit ${TOOL_RC:-not run})"
+  if ((FAILURES == 0)); then
+    echo "$NS_LABEL: ok (tool exit ${LAST_RC:-not run})"
     exit 0
   fi
-  echo "$NS_LABEL: $NS_FAILURES check(s) failed"
+  echo "$NS_LABEL: $FAILURES check(s) failed"
   for rc in /results/*.rc; do
     [[ -f $rc ]] || continue
     tag=$(basename "$rc" .rc)
@@ -268,9 +275,9 @@ run_tool() {
       timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
       >"/results/$tag.out" 2>"/results/$tag.err" </dev/null
   fi
-  TOOL_RC=$?
-  TOOL_TAG=$tag
-  echo "$TOOL_RC" >"/results/$tag.rc"
+  LAST_RC=$?
+  LAST_NAME=$tag
+  echo "$LAST_RC" >"/results/$tag.rc"
 }
 
 # snapshot TAG: the whole mount table, the part under /sysroot, and /run
@@ -307,38 +314,16 @@ dump_markers() {
 }
 
 ##############################################################################
-# Checks (inside R). Each failed expectation prints FAIL and counts; checks
-# continue so one run reports everything that is wrong.
+# Checks (inside R). fail, FAILURES and the checks every suite shares
+# (expect_success, expect_output, expect_file, expect_writable...) come from
+# assert.sh; these are the ones that read this suite's mount dumps.
 ##############################################################################
-
-fail() {
-  echo "FAIL: $*"
-  NS_FAILURES=$((NS_FAILURES + 1))
-}
 
 # The physical root after a successful run.
 phys_after() { echo "/sysroot/sysroot${1:+/$1}"; }
 
-tool_output() { cat "/results/${TOOL_TAG:-tool}.out" "/results/${TOOL_TAG:-tool}.err"; }
-
-expect_success() {
-  [[ ${TOOL_RC:-x} == 0 ]] || fail "tool exited ${TOOL_RC:-?}, expected 0"
-}
-
-expect_failure() {
-  [[ ${TOOL_RC:-0} != 0 ]] || fail "tool exited 0, expected a failure"
-}
-
-# expect_output ERE [WHAT]: the tool's stdout+stderr matches ERE (ignoring case).
-expect_output() {
-  tool_output | grep -qiE -- "$1" || fail "tool output does not mention ${2:-/$1/}"
-}
-
-# expect_output_line ERE1 ERE2 [WHAT]: some single output line matches both.
-expect_output_line() {
-  tool_output | grep -iE -- "$1" | grep -qiE -- "$2" ||
-    fail "no tool output line matches both /$1/ and /$2/${3:+ ($3)}"
-}
+# last_output: stdout and stderr of the last run_tool (for assert.sh).
+last_output() { cat "/results/${LAST_NAME:-tool}.out" "/results/${LAST_NAME:-tool}.err"; }
 
 # mount_line PATH: normalized line of the topmost mount on PATH (or nothing).
 mount_line() { ns_py top /results/devmap "$1"; }
@@ -361,38 +346,6 @@ expect_no_mount() {
   if line=$(mount_line "$1"); then fail "$1 is a mount point: $line"; fi
 }
 
-# expect_writable PATH: creating a file in directory PATH works (file is kept
-# when a name is given as $2, so checks can look for it elsewhere).
-expect_writable() {
-  local f=$1/${2:-.mountns-probe}
-  if ! (: >"$f") 2>/dev/null; then
-    fail "$1 is not writable"
-    return
-  fi
-  [[ -n ${2:-} ]] || rm -f "$f"
-}
-
-expect_not_writable() {
-  local f=$1/.mountns-probe
-  if (: >"$f") 2>/dev/null; then
-    rm -f "$f"
-    fail "$1 is writable, expected read-only"
-  fi
-}
-
-# expect_file PATH [CONTENT]: PATH exists (and holds exactly CONTENT + newline).
-expect_file() {
-  if [[ ! -e $1 ]]; then
-    fail "$1 does not exist"
-  elif (($# > 1)) && [[ $(cat "$1") != "$2" ]]; then
-    fail "$1 holds '$(head -c 200 "$1")', expected '$2'"
-  fi
-}
-
-expect_no_file() {
-  if [[ -e $1 || -L $1 ]]; then fail "$1 exists"; fi
-}
-
 # expect_mode PATH TYPE MODE: find(1)'s %y (d, f, l...) and octal %m.
 expect_mode() {
   local got
@@ -404,7 +357,7 @@ expect_mode() {
 expect_deployment() {
   local want=$1 letter=A
   if [[ $want == 2 ]]; then letter=B; fi
-  expect_file /sysroot/usr/share/which-deployment "$letter"
+  expect_file_content /sysroot/usr/share/which-deployment "$letter"
   expect_mount /sysroot "root=/ostree/deploy/$OSNAME/deploy/[{]D${want}[}] "
 }
 
@@ -427,7 +380,7 @@ expect_run_unchanged() {
 }
 
 # /run/ostree-booted exists and is a valid GVariant a{sv}.
-expect_booted_valid() {
+expect_ostree_booted_valid() {
   local out
   if [[ ! -f /run/ostree-booted ]]; then
     fail "/run/ostree-booted missing"
