@@ -27,7 +27,7 @@ MUSL_LINT_CRATES := ostree-switchroot
 # Cargo features of the release build and its lint, e.g.
 # `make FEATURES=ostree-switchroot/foo` (qualified: several crates are built).
 FEATURES ?=
-CARGO_FEATURES = $(if $(FEATURES),--features "$(FEATURES)")
+CARGO_FEATURES = $(if $(FEATURES), --features "$(FEATURES)")
 
 PREPARE_ROOT := $(RELEASE)/ostree-prepare-root
 UNLOCK := $(RELEASE)/ostree-unlock
@@ -50,7 +50,7 @@ all: build
 # ~13 KiB) that a panic=abort binary never reads: drop them after linking.
 build:
 	@$(CHECK_DEPS) build
-	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(BIN_CRATES)) $(CARGO_FEATURES)
+	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(BIN_CRATES))$(CARGO_FEATURES)
 	objcopy --remove-section=.eh_frame $(PREPARE_ROOT)
 	objcopy --remove-section=.eh_frame $(UNLOCK)
 
@@ -66,7 +66,7 @@ lint:
 	@$(CHECK_DEPS) build
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
-	cargo clippy --locked --release --target $(TARGET) $(addprefix -p ,$(MUSL_LINT_CRATES)) $(CARGO_FEATURES) -- -D warnings
+	cargo clippy --locked --release --target $(TARGET) $(addprefix -p ,$(MUSL_LINT_CRATES))$(CARGO_FEATURES) -- -D warnings
 	if [ -x scripts/lint-shell.sh ]; then scripts/lint-shell.sh; fi
 
 unit:
