@@ -9,9 +9,10 @@
 #   make bench           benchmark against ostree's C ostree-prepare-root (root)
 #   make install DESTDIR=... PREFIX=/usr
 #
-# Building never installs anything: `make`, `make ktest` and the other stages
-# check what they need (scripts/check-deps.sh) and, if something is missing,
-# say how to install it and fail. Only `make deps` installs; `make test` and
+# Building never installs anything: `make`, `make ktest`, `make lint`,
+# `make fuzz-smoke` and `make kernel` check what they need
+# (scripts/check-deps.sh) and, if something is missing, say how to install it
+# and fail. Only `make deps` installs; `make test` and
 # `make demo` begin with it (it installs only what is missing) so that the
 # README's two commands work on a fresh machine.
 
@@ -20,8 +21,9 @@ DESTDIR ?=
 TARGET ?= x86_64-unknown-linux-musl
 RELEASE := target/$(TARGET)/release
 
-# Crates, by what is done with them. Library crates the binaries depend on
-# are built with them; list a crate here for clippy on the release target.
+# Crates: BIN_CRATES are built as the static release binaries (the library
+# crates they depend on, such as a shared core, come with them);
+# MUSL_LINT_CRATES also get clippy on the release target.
 BIN_CRATES := ostree-switchroot ostree-unlock
 MUSL_LINT_CRATES := ostree-switchroot
 # Cargo features of the release build and its lint, e.g.
