@@ -1,47 +1,75 @@
 # ostree-switchroot: build, test, benchmark and install.
 #
 #   make                 static release builds of ostree-prepare-root and ostree-unlock
-#   make test            every test (unit, size, mount namespaces, fuzz smoke)
-#   make bench           benchmark against ostree's C ostree-prepare-root
+#   make deps            install what the build and the tests need (root, Debian 12):
+#                        the packages of scripts/packages.txt, the musl target,
+#                        nightly + cargo-fuzz
+#   make test            every test, stage by stage (see `test:` below)
+#   make demo            the README's story: four real boots under QEMU
+#   make bench           benchmark against ostree's C ostree-prepare-root (root)
 #   make install DESTDIR=... PREFIX=/usr
-#   make deps            install what the tests need (Debian packages, musl, cargo-fuzz)
+#
+# Building never installs anything: `make`, `make ktest`, `make lint`,
+# `make fuzz-smoke` and `make kernel` check what they need
+# (scripts/check-deps.sh) and, if something is missing, say how to install it
+# and fail. Only `make deps` installs; `make test` and
+# `make demo` begin with it (it installs only what is missing) so that the
+# README's two commands work on a fresh machine.
 
 PREFIX ?= /usr
 DESTDIR ?=
-TARGET := x86_64-unknown-linux-musl
+TARGET ?= x86_64-unknown-linux-musl
 RELEASE := target/$(TARGET)/release
+
+# Crates: BIN_CRATES are built as the static release binaries (the library
+# crates they depend on, such as a shared core, come with them);
+# MUSL_LINT_CRATES also get clippy on the release target.
+BIN_CRATES := ostree-switchroot ostree-unlock
+MUSL_LINT_CRATES := ostree-switchroot
+# Cargo features of the release build and its lint, e.g.
+# `make FEATURES=ostree-switchroot/foo` (qualified: several crates are built).
+FEATURES ?=
+CARGO_FEATURES = $(if $(FEATURES), --features "$(FEATURES)")
+
 PREPARE_ROOT := $(RELEASE)/ostree-prepare-root
 UNLOCK := $(RELEASE)/ostree-unlock
 
 # Size budgets of the static binaries (stripped): 96 KiB and 448 KiB.
 PREPARE_ROOT_MAX_BYTES := 98304
 UNLOCK_MAX_BYTES := 458752
-# Seconds each fuzz target runs in `make test`.
+# The fuzz targets of fuzz/, and the seconds each runs in `make test`.
+FUZZ_TARGETS := cmdline config
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build deps test unit lint size mountns install-list fuzz-smoke bench install clean
+CHECK_DEPS := TARGET=$(TARGET) scripts/check-deps.sh
+
+.PHONY: all build deps test lint unit size install-list fuzz-smoke mountns bench install clean \
+	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
 
 # The prebuilt Rust core and musl's libc.a bring unwind tables (.eh_frame,
 # ~13 KiB) that a panic=abort binary never reads: drop them after linking.
 build:
-	@scripts/install-deps.sh build
-	cargo build --release --locked --target $(TARGET) -p ostree-switchroot -p ostree-unlock
+	@$(CHECK_DEPS) build
+	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(BIN_CRATES))$(CARGO_FEATURES)
 	objcopy --remove-section=.eh_frame $(PREPARE_ROOT)
 	objcopy --remove-section=.eh_frame $(UNLOCK)
 
 $(PREPARE_ROOT): build
 
 deps:
-	scripts/install-deps.sh all
+	TARGET=$(TARGET) scripts/install-deps.sh
 
-test: deps lint unit size install-list fuzz-smoke mountns
+# Every stage, in order: host checks, then boots under QEMU.
+test: deps lint unit size install-list fuzz-smoke mountns qemu-test
 
 lint:
+	@$(CHECK_DEPS) build
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
-	cargo clippy --locked --release --target $(TARGET) -p ostree-switchroot -- -D warnings
+	cargo clippy --locked --release --target $(TARGET) $(addprefix -p ,$(MUSL_LINT_CRATES))$(CARGO_FEATURES) -- -D warnings
+	if [ -x scripts/lint-shell.sh ]; then scripts/lint-shell.sh; fi
 
 unit:
 	cargo test --locked
@@ -61,8 +89,9 @@ mountns: build
 # libFuzzer is chatty: keep its log, print one line per target (and the log's
 # tail if it finds a crash).
 fuzz-smoke:
+	@$(CHECK_DEPS) fuzz
 	@mkdir -p target/fuzz-logs
-	@cd fuzz && for t in cmdline config; do \
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
 		log=../target/fuzz-logs/$$t.log; \
 		if cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
 			echo "ok - fuzz $$t: $$(grep -o 'Done [0-9]* runs' $$log | tail -1), no crash"; \
@@ -70,6 +99,36 @@ fuzz-smoke:
 			tail -40 $$log; echo "not ok - fuzz $$t crashed (log: target/fuzz-logs/$$t.log)"; exit 1; \
 		fi; \
 	done
+
+# Boot tests under QEMU (crates qemu/ and ktest/, see qemu/README.md):
+# qemu-test boots every scenario and ends with `N passed, M failed`; the
+# demo tells the README's story in four boots.
+QEMU_HARNESS := target/debug/qemu-harness
+
+qemu-harness:
+	cargo build --locked -q -p qemu-harness
+
+# The guest agent, a static musl binary.
+ktest:
+	@$(CHECK_DEPS) build
+	cargo build --release --locked -q --target $(TARGET) -p ktest
+
+# Debian's cloud kernel, fetched (apt-get download) and unpacked into
+# .cache/qemu/kernel, never installed. The check covers the packages the
+# boots need (QEMU, dracut, busybox-static, ...).
+kernel: qemu-harness
+	@$(CHECK_DEPS) packages
+	$(QEMU_HARNESS) kernel
+
+qemu-prep: build ktest kernel
+
+qemu-test: qemu-prep
+	$(QEMU_HARNESS) test
+
+# The README's main command, for a fresh machine: like `make test`, it
+# begins with `make deps`.
+demo: deps qemu-prep
+	@$(QEMU_HARNESS) demo
 
 bench: build
 	bench/run.sh $(PREPARE_ROOT)
@@ -79,6 +138,3 @@ install: build
 
 clean:
 	cargo clean
-
-# Boot tests under QEMU and the demo (qemu/ and ktest/ crates).
--include qemu/qemu.mk

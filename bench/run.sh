@@ -6,8 +6,12 @@
 #
 # Measures: stripped size (and the C tool's shared-library closure), system calls
 # in one service-mode run (strace -f -c), heap system calls (brk, anonymous mmap),
-# and the median wall time of RUNS runs. Each run happens in a fresh private mount
-# namespace with a tmpfs root; the machine's real / is never touched.
+# and the wall time of RUNS runs of each tool: median, quartiles, min and max.
+# The two tools take turns (ours, C, ours, C, ...), so that a machine busy for a
+# while slows both alike and the ratio of the medians holds; the median of the
+# ratios of each pair of consecutive runs is printed too. Each run happens in a
+# fresh private mount namespace with a tmpfs root; the machine's real / is
+# never touched.
 # Both tools read the kernel command line from /proc/cmdline (a bind-mounted file).
 set -euo pipefail
 
@@ -27,6 +31,8 @@ CACHE=${MOUNTNS_CACHE:-$REPO/target/mountns-cache}
 WORK=$(mktemp -d /tmp/ostree-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 echo "ostree=$OSTREE_TARGET_1 rw quiet" >"$WORK/cmdline"
+# The mount point of each run's tmpfs root (each namespace mounts its own).
+mkdir "$WORK/root"
 
 # run_in_ns TOOL PREFIX...: run "PREFIX... /usr/lib/ostree/tool /sysroot" as the
 # initramfs would, in a fresh mount namespace with a tmpfs root holding a copy of
@@ -37,7 +43,7 @@ run_in_ns() {
 set -euo pipefail
 tool=$1 pristine=$2 work=$3; shift 3
 cmdline=$work/cmdline
-R=$(mktemp -d /tmp/ostree-bench-root.XXXXXX)
+R=$work/root
 mount -t tmpfs root "$R"
 mkdir -p "$R"/{proc,sys,dev,run,sysroot,etc,tmp,usr,old,work}
 mount -t tmpfs physroot "$R/sysroot"
@@ -83,25 +89,45 @@ syscalls_of() {
     echo "$total $brk $anon"
 }
 
-median_of() {
-    local tool=$1 i
-    for ((i = 0; i < RUNS; i++)); do run_in_ns "$tool" 3>&1; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+# time_both: RUNS timed runs of each tool, taking turns; one line per pair,
+# "ours C" in microseconds.
+time_both() {
+    local i rs c
+    for ((i = 0; i < RUNS; i++)); do
+        rs=$(run_in_ns "$RUST_BIN" 3>&1)
+        c=$(run_in_ns "$C_BIN" 3>&1)
+        echo "$rs $c"
+    done
+}
+
+# stats_of: numbers on stdin -> "min q1 median q3 max" (nearest rank).
+stats_of() {
+    sort -n | awk '{a[NR] = $1}
+        function at(p) { i = int(p * (NR + 1)); if (i < 1) i = 1; if (i > NR) i = NR; return a[i] }
+        END { print a[1], at(0.25), at(0.5), at(0.75), a[NR] }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 echo "Benchmark: ostree-switchroot vs ostree's C ostree-prepare-root ($(ostree --version | awk -F"'" '/Version/ {print $2}'))"
-echo "sysroot: genuine OSTree sysroot from tests/mountns/fixture.sh; service mode; $RUNS timed runs each"
+echo "sysroot: genuine OSTree sysroot from tests/mountns/fixture.sh; service mode; $RUNS timed runs each, taking turns"
 echo
 
 rs_size=$(size_of "$RUST_BIN"); c_size=$(size_of "$C_BIN"); c_closure=$(closure_of "$C_BIN")
 read -r rs_sys rs_brk rs_anon < <(syscalls_of "$RUST_BIN")
 read -r c_sys c_brk c_anon < <(syscalls_of "$C_BIN")
-rs_time=$(median_of "$RUST_BIN"); c_time=$(median_of "$C_BIN")
+time_both >"$WORK/times"
+read -r rs_min rs_q1 rs_time rs_q3 rs_max < <(cut -d' ' -f1 "$WORK/times" | stats_of)
+read -r c_min c_q1 c_time c_q3 c_max < <(cut -d' ' -f2 "$WORK/times" | stats_of)
+read -r _ pair_q1 pair_ratio pair_q3 _ < <(awk '{ if ($2 > 0) printf "%.4f\n", $1 / $2 }' "$WORK/times" | stats_of)
 
-printf '%-38s %14s %14s %8s\n' metric ostree-switchroot "C (ostree)" ratio
-printf '%-38s %14s %14s %8s\n' "stripped size, bytes" "$rs_size" "$c_size" "$(ratio "$rs_size" "$c_size")"
-printf '%-38s %14s %14s %8s\n' "  + shared libraries loaded, bytes" 0 "$c_closure" "$(ratio "$rs_size" $((c_size + c_closure)))"
-printf '%-38s %14s %14s %8s\n' "system calls, one run" "$rs_sys" "$c_sys" "$(ratio "$rs_sys" "$c_sys")"
-printf '%-38s %14s %14s %8s\n' "heap syscalls (brk + anonymous mmap)" "$((rs_brk + rs_anon))" "$((c_brk + c_anon))" -
-printf '%-38s %14s %14s %8s\n' "median wall time, microseconds" "$rs_time" "$c_time" "$(ratio "$rs_time" "$c_time")"
+printf '%-38s %14s %14s %10s\n' metric ostree-switchroot "C (ostree)" ratio
+printf '%-38s %14s %14s %10s\n' "stripped size, bytes" "$rs_size" "$c_size" "$(ratio "$rs_size" "$c_size")"
+printf '%-38s %14s %14s %10s\n' "  + shared libraries loaded, bytes" 0 "$c_closure" "$(ratio "$rs_size" $((c_size + c_closure)))"
+printf '%-38s %14s %14s %10s\n' "system calls, one run" "$rs_sys" "$c_sys" "$(ratio "$rs_sys" "$c_sys")"
+printf '%-38s %14s %14s %10s\n' "heap syscalls (brk + anonymous mmap)" "$((rs_brk + rs_anon))" "$((c_brk + c_anon))" -
+printf '%-38s %14s %14s %10s\n' "median wall time, microseconds" "$rs_time" "$c_time" "$(ratio "$rs_time" "$c_time")"
+printf '%-38s %14s %14s %10s\n' "  quartiles Q1-Q3" "$rs_q1-$rs_q3" "$c_q1-$c_q3" -
+printf '%-38s %14s %14s %10s\n' "  min-max" "$rs_min-$rs_max" "$c_min-$c_max" -
+printf '%-38s %14s %14s %10s\n' "  ratio of each pair of runs: median" "" "" "$(printf '%.2f' "$pair_ratio")"
+printf '%-38s %14s %14s %10s\n' "    quartiles Q1-Q3" "" "" "$(printf '%.2f-%.2f' "$pair_q1" "$pair_q3")"

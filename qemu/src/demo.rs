@@ -45,7 +45,6 @@ fn boot(lab: &Lab, d: &disk::Disk, which: &str, extra: &str, step: &str) -> Resu
 
 pub fn run() -> Result<bool> {
     let t0 = Instant::now();
-    util::ensure_packages()?;
     say("Preparing: Debian's cloud kernel, our initramfs, an OSTree disk made by the real ostree CLI");
     let lab = Lab::prepare(Echo::Story)?;
     let d = disk::scratch_copy(&lab.disk, "demo")?;

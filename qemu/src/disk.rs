@@ -82,7 +82,7 @@ pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
 ///
 /// `usr/lib/modules/KVER` is the test kernel's version, with a stand-in
 /// `vmlinuz` (ostree requires one; QEMU boots the real one) and the kernel's
-/// real module files for [`crate::lab::MODULES`], so that a boot without
+/// real module files for [`crate::initramfs::MODULES`], so that a boot without
 /// initramfs can load overlayfs from the deployment.
 fn make_tree(
     t: &Path,
@@ -116,7 +116,10 @@ fn make_tree(
         kdir.join("vmlinuz"),
         b"not a kernel: QEMU boots the harness's\n",
     )?;
-    let names: Vec<String> = crate::lab::MODULES.iter().map(|m| m.to_string()).collect();
+    let names: Vec<String> = crate::initramfs::MODULES
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
     let dep = fs::read_to_string(kernel.modules.join("modules.dep"))?;
     let lines = crate::initramfs::dep_closure(&dep, &names)?;
     for l in &lines {

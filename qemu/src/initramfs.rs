@@ -16,6 +16,10 @@ use crate::util::output;
 /// The file our `/init` reads: module names to load, one per line.
 pub const MODULE_LIST: &str = "/etc/initramfs-modules";
 
+/// The modules our initramfs loads (overlayfs, for the hotfix `/usr`); the
+/// test disks' deployments carry them too, for the boots without initramfs.
+pub const MODULES: &[&str] = &["overlay"];
+
 /// What goes into an initramfs made by [`build`].
 #[derive(Debug, Clone)]
 pub struct Spec {

@@ -53,11 +53,8 @@ impl Mode {
     }
 }
 
-/// The module our initramfs loads (overlayfs, for the hotfix `/usr`).
-pub const MODULES: &[&str] = &["overlay"];
-
 /// Our initramfs for the kernel whose module tree is `modules_dir`: `/init`
-/// and the [`MODULES`] with their dependencies. Returns the files it holds.
+/// and the [`initramfs::MODULES`] with their dependencies. Returns the files it holds.
 pub fn build_ours(
     modules_dir: &std::path::Path,
     out: &std::path::Path,
@@ -66,7 +63,7 @@ pub fn build_ours(
         &initramfs::Spec {
             init: util::prepare_root_bin(),
             modules_dir: modules_dir.to_path_buf(),
-            modules: MODULES.iter().map(|s| s.to_string()).collect(),
+            modules: initramfs::MODULES.iter().map(|s| s.to_string()).collect(),
             extras: vec![],
             gzip: true,
         },
@@ -80,7 +77,7 @@ impl Lab {
         let kernel = kernel::ensure()?;
         let accel = boot::accel(&kernel.vmlinuz);
         let dir = util::work_dir().join("initramfs");
-        let modules: Vec<String> = MODULES.iter().map(|s| s.to_string()).collect();
+        let modules: Vec<String> = initramfs::MODULES.iter().map(|s| s.to_string()).collect();
         let ours = dir.join("ours.cpio.gz");
         build_ours(&kernel.modules, &ours)?;
         let reference = dir.join("reference.cpio.gz");

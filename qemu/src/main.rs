@@ -7,7 +7,6 @@
 //!   boot        boot a disk once and print ktest's report
 //!   test        run every scenario, print the summary table
 //!   demo        the README's story, on the terminal
-//!   deps        install the Debian packages the harness needs
 
 mod boot;
 mod cpio;
@@ -38,7 +37,6 @@ usage: qemu-harness COMMAND [OPTIONS]
   test [--only SUBSTRING] [--verbose]
                               run every boot scenario; ends with `N passed, M failed`
   demo                        the README's story: build, boot, hotfix, reboot
-  deps                        apt-get install what is missing
 ";
 
 /// Minimal option parsing: `--name value`, `--flag`, repeatable options.
@@ -68,7 +66,7 @@ fn cmd_initramfs(o: &Opts) -> Result<()> {
     };
     let mut modules = o.all("--module");
     if modules.is_empty() && !o.flag("--no-modules") {
-        modules = lab::MODULES.iter().map(|s| s.to_string()).collect();
+        modules = initramfs::MODULES.iter().map(|s| s.to_string()).collect();
     }
     let files = if o.flag("--reference") {
         initramfs::build_reference(&modules_dir, &modules, o.flag("--gzip"), &out)?
@@ -168,7 +166,6 @@ fn real_main() -> Result<bool> {
         "boot" => return cmd_boot(&o),
         "test" => return scenarios::run_all(o.get("--only").as_deref(), o.flag("--verbose")),
         "demo" => return demo::run(),
-        "deps" => util::ensure_packages()?,
         "__build-sysroot" => {
             let a = &o.0;
             if a.len() != 3 {

@@ -81,66 +81,6 @@ pub fn have(prog: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Debian packages the harness needs, by what needs them:
-/// qemu-system-x86 (the VM), busybox-static (the reference initramfs),
-/// ostree + ostree-boot (the CLI that builds disks, the C prepare-root we
-/// compare with), e2fsprogs (mkfs.ext4 -d, debugfs), fdisk (sfdisk for GPT),
-/// kmod (depmod, when a kernel package ships no modules.dep),
-/// uuid-runtime is not needed: UUIDs come from /proc/sys/kernel/random/uuid;
-/// dracut-core (dracut and lsinitrd, for the dracut boots: not the `dracut`
-/// package, which conflicts with initramfs-tools and would take over the
-/// host's own initramfs), systemd (what dracut's systemd module copies),
-/// util-linux (switch_root of the mkinitcpio-style image), xz-utils (a
-/// compressed module for the 6.1 kernel, which cannot load one).
-pub const APT_PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("busybox", "busybox-static"),
-    ("ostree", "ostree"),
-    ("/usr/lib/ostree/ostree-prepare-root", "ostree-boot"),
-    ("mkfs.ext4", "e2fsprogs"),
-    ("debugfs", "e2fsprogs"),
-    ("sfdisk", "fdisk"),
-    ("depmod", "kmod"),
-    ("dpkg-deb", "dpkg"),
-    ("unshare", "util-linux"),
-    ("switch_root", "util-linux"),
-    ("dracut", "dracut-core"),
-    ("lsinitrd", "dracut-core"),
-    ("/usr/lib/systemd/systemd", "systemd"),
-    ("xz", "xz-utils"),
-];
-
-/// Install the Debian packages that are missing (as root, with apt-get).
-pub fn ensure_packages() -> Result<()> {
-    let mut missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .filter(|(prog, _)| {
-            if prog.starts_with('/') {
-                !Path::new(prog).exists()
-            } else {
-                !have(prog)
-                    && !Path::new("/usr/sbin").join(prog).exists()
-                    && !Path::new("/sbin").join(prog).exists()
-            }
-        })
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    // busybox-static provides /bin/busybox; a dynamic busybox is not enough.
-    if !is_static(Path::new("/bin/busybox")) && !missing.contains(&"busybox-static") {
-        missing.push("busybox-static");
-    }
-    missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!("qemu-harness: installing {}", missing.join(" "));
-    run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    run(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing))
-}
-
 /// Whether an ELF64 file has no program interpreter (`PT_INTERP`), i.e. is
 /// statically linked and can run alone in an initramfs.
 pub fn is_static(path: &Path) -> bool {

@@ -1,0 +1,198 @@
+//! The boot scenarios, each one boot or a sequence of boots on its own copy
+//! of a test disk, and the summary table.
+//!
+//! `run` holds what every scenario uses; `base`, `distro` and `xz` the
+//! scenarios themselves, by the images they boot.
+
+mod base;
+mod distro;
+mod run;
+mod xz;
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::boot::Echo;
+use crate::disk;
+use crate::lab::{Lab, Mode};
+use crate::util;
+use run::{Report, Run, ScenarioFn};
+
+/// Every scenario, in order: the lab's own images, the distributions'
+/// images, the compressed modules.
+pub fn all() -> Vec<(&'static str, ScenarioFn)> {
+    let mut v = base::base();
+    v.extend(distro::scenarios());
+    v.extend(xz::scenarios());
+    v
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn median(mut v: Vec<u64>) -> Option<u64> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Side by side: our initramfs and the busybox + C reference, same kernel and disk.
+fn comparison(lab: &Lab, rounds: usize) -> Result<Vec<String>> {
+    let d = disk::scratch_copy(&lab.disk, "compare")?;
+    let mut rows = vec![];
+    for (mode, image) in [(Mode::Ours, &lab.ours), (Mode::Reference, &lab.reference)] {
+        let (mut init, mut total) = (vec![], vec![]);
+        for i in 0..rounds {
+            let append = lab.cmdline(&d, mode, "B", "ktest.step=compare");
+            let o = lab.boot(
+                &d,
+                mode,
+                &append,
+                &format!("compare-{}-{i}", mode.label()),
+                None,
+            )?;
+            init.extend(o.initramfs_ms);
+            total.extend(o.kernel_to_init_ms);
+        }
+        let gz = std::fs::metadata(image)?.len();
+        rows.push(format!(
+            "{:<34} {:>12} {:>14} {:>16}",
+            format!(
+                "{} ({})",
+                mode.label(),
+                image.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            util::human(gz),
+            ms(median(init)),
+            ms(median(total))
+        ));
+    }
+    Ok(rows)
+}
+
+/// Run the scenarios (those whose name contains `only`), print the table.
+pub fn run_all(only: Option<&str>, verbose: bool) -> Result<bool> {
+    let started = Instant::now();
+    let lab = Lab::prepare(if verbose {
+        Echo::Interesting
+    } else {
+        Echo::Nothing
+    })?;
+    println!(
+        "qemu-harness: kernel {} ({}), {} scenarios, logs in target/qemu/logs/",
+        lab.kernel.version,
+        lab.accel,
+        all().len()
+    );
+    let mut reports = vec![];
+    for (name, f) in all() {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let mut run = Run::new(&lab, name);
+        if let Err(e) = f(&mut run) {
+            run.note(format!("harness error: {e:#}"));
+        }
+        let ok = run.r.problems.is_empty();
+        println!(
+            "  {:<42} {} ({} boots, {:.1}s)",
+            name,
+            if ok { "ok" } else { "FAIL" },
+            run.r.boots,
+            run.r.wall.as_secs_f64()
+        );
+        reports.push(run.r);
+    }
+    let compare = if only.is_none() {
+        let rounds = std::env::var("KTEST_COMPARE_BOOTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        comparison(&lab, rounds)?
+    } else {
+        vec![]
+    };
+
+    println!();
+    println!(
+        "{:<42} {:>5}  {:<6} {:>13} {:>13}",
+        "scenario", "boots", "result", "initramfs ms", "to init ms"
+    );
+    println!("{}", "-".repeat(84));
+    for r in &reports {
+        println!(
+            "{:<42} {:>5}  {:<6} {:>13} {:>13}",
+            r.name,
+            r.boots,
+            if r.problems.is_empty() { "ok" } else { "FAIL" },
+            ms(r.initramfs_ms),
+            ms(r.to_init_ms)
+        );
+    }
+    // The distro-built images: the first boot of their scenario.
+    let distro: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            let img = r.initrd.as_ref()?;
+            let size = std::fs::metadata(img).ok()?.len();
+            Some(format!(
+                "{:<34} {:>12} {:>14} {:>16}",
+                format!(
+                    "{} ({})",
+                    img.file_name().unwrap_or_default().to_string_lossy(),
+                    r.name.split_whitespace().next().unwrap_or_default()
+                ),
+                util::human(size),
+                ms(r.initramfs_ms),
+                ms(r.to_init_ms)
+            ))
+        })
+        .collect();
+    if !compare.is_empty() || !distro.is_empty() {
+        println!();
+        println!(
+            "{:<34} {:>12} {:>14} {:>16}",
+            "initramfs (same kernel and disk)", "size (gzip)", "initramfs ms", "kernel→init ms"
+        );
+        println!("{}", "-".repeat(79));
+        for row in compare.iter().chain(&distro) {
+            println!("{row}");
+        }
+    }
+    if !compare.is_empty() {
+        println!(
+            "(medians of {} boots each, TCG; times from ktest's RD_TIMESTAMP and /proc/uptime)",
+            {
+                std::env::var("KTEST_COMPARE_BOOTS")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(3)
+            }
+        );
+    }
+    if !distro.is_empty() {
+        println!(
+            "(distro-built images, by scenario: one boot each; dracut's systemd passes no \
+             RD_TIMESTAMP to a non-systemd init, hence no initramfs ms)"
+        );
+    }
+    let failed: Vec<&Report> = reports.iter().filter(|r| !r.problems.is_empty()).collect();
+    if !failed.is_empty() {
+        println!();
+        for r in &failed {
+            println!("FAIL {}", r.name);
+            for p in &r.problems {
+                println!("     {p}");
+            }
+        }
+    }
+    println!();
+    println!("total {:.0}s", started.elapsed().as_secs_f64());
+    println!(
+        "{} passed, {} failed",
+        reports.len() - failed.len(),
+        failed.len()
+    );
+    Ok(failed.is_empty())
+}

@@ -1,0 +1,84 @@
+//! Modules compressed with xz, as distributions ship them: handed over as is
+//! to a kernel that decompresses them (Debian's 6.12), refused with a clear
+//! message by one that cannot (the lab's 6.1).
+
+use anyhow::Result;
+
+use super::run::{hotfix_markers, ScenarioFn, OURS};
+use crate::disk;
+use crate::initramfs;
+use crate::kernel::{self, Kernel};
+use crate::lab::Mode;
+use crate::util;
+
+/// Modules compressed as distributions ship them.
+pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
+    vec![
+        ("11a xz module, kernel 6.12 decompresses", |r| {
+            // Debian's 6.12 ships overlay.ko.xz and decompresses it itself:
+            // /init hands it over as is, and the hotfix overlay works.
+            let k = kernel::ensure_compressed_modules()?;
+            let (initrd, files) = r.lab.initramfs_from(&k.modules, "overlay-xz-on-6.12")?;
+            r.check(
+                files.iter().any(|(f, _)| f.ends_with("/overlay.ko.xz")),
+                format!("{} holds no overlay.ko.xz: {files:?}", initrd.display()),
+            );
+            let d = r.disk(&r.lab.disk)?;
+            disk::mkdirs(&d.fs_image, &hotfix_markers(&d, "B"))?;
+            let o = r.expect_ok_initrd_on(
+                &k,
+                &d,
+                &initrd,
+                "B",
+                &format!("{OURS} ktest.usr=rw ktest.write=/usr/share/ktest-xz"),
+                "xz-module-hotfix",
+                &[],
+            )?;
+            r.check(
+                o.console.contains(&format!("Linux version {} ", k.version)),
+                format!("the console does not show kernel {} booting", k.version),
+            );
+            Ok(())
+        }),
+        ("11b xz module, kernel cannot decompress", |r| {
+            // overlay.ko.xz on the 6.1 kernel (CONFIG_MODULE_DECOMPRESS off):
+            // the kernel refuses it; the message must say why.
+            let tree = xz_module_tree(&r.lab.kernel, "overlay")?;
+            let (initrd, _) = r.lab.initramfs_from(&tree, "overlay-xz-on-6.1")?;
+            let d = r.disk(&r.lab.disk)?;
+            let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
+            r.expect_failure(
+                &d,
+                Some(initrd),
+                &append,
+                "xz-module-unsupported",
+                &["overlay.ko.xz", "could not decompress"],
+            )?;
+            Ok(())
+        }),
+    ]
+}
+
+/// A module tree for `kernel` holding only `name`, compressed with xz as
+/// Debian compresses its modules, with its `modules.dep` line.
+fn xz_module_tree(kernel: &Kernel, name: &str) -> Result<std::path::PathBuf> {
+    let dep = std::fs::read_to_string(kernel.modules.join("modules.dep"))?;
+    let line = initramfs::dep_closure(&dep, &[name.to_string()])?;
+    anyhow::ensure!(
+        line.len() == 1 && line[0].ends_with(':'),
+        "{name} has dependencies: {line:?}"
+    );
+    let rel = line[0].trim_end_matches(':');
+    let tree = util::work_dir().join("xz-modules").join(&kernel.version);
+    let _ = std::fs::remove_dir_all(&tree);
+    let dst = tree.join(format!("{rel}.xz"));
+    std::fs::create_dir_all(dst.parent().unwrap_or(&tree))?;
+    let packed = util::output_bytes(
+        std::process::Command::new("xz")
+            .args(["--check=crc32", "--lzma2=dict=1MiB", "--stdout"])
+            .arg(kernel.modules.join(rel)),
+    )?;
+    std::fs::write(&dst, packed)?;
+    std::fs::write(tree.join("modules.dep"), format!("{rel}.xz:\n"))?;
+    Ok(tree)
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Check, without installing anything, that what a make target needs is there;
+# if not, say what is missing and how to install it, and fail.
+#
+#   scripts/check-deps.sh GROUP...
+#
+#   build      cargo, rustc with the standard library of $TARGET, cc, objcopy
+#   fuzz       the nightly toolchain and cargo-fuzz (`make fuzz-smoke`)
+#   packages   every package of scripts/packages.txt, seen by the file it provides
+#
+# TARGET defaults to x86_64-unknown-linux-musl (the Makefile passes its own).
+# `make deps` (scripts/install-deps.sh, as root) installs all of it.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TARGET=${TARGET:-x86_64-unknown-linux-musl}
+# Never let a rustup proxy install a toolchain while we only look.
+export RUSTUP_AUTO_INSTALL=0
+
+missing=() how=()
+lack() { missing+=("$1"); how+=("$2"); }
+
+# Whether PROBE (a program, or an absolute path) is there; sbin counts, as a
+# non-root PATH often lacks it.
+present() {
+    case "$1" in
+        /*) [ -e "$1" ] ;;
+        *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+    esac
+}
+
+check_build() {
+    if ! present cargo || ! present rustc; then
+        lack "cargo and rustc" "install Rust, e.g. with rustup (https://rustup.rs)"
+    else
+        local sysroot
+        sysroot=$(rustc --print sysroot)
+        if [ ! -d "$sysroot/lib/rustlib/$TARGET/lib" ]; then
+            lack "the Rust standard library for $TARGET (not in $sysroot)" "rustup target add $TARGET"
+        fi
+    fi
+    present cc || lack "cc (the linker cargo calls)" "apt-get install gcc"
+    present objcopy || lack "objcopy" "apt-get install binutils"
+}
+
+check_fuzz() {
+    if ! present rustup || ! rustup toolchain list | grep -q '^nightly'; then
+        lack "the nightly Rust toolchain" "rustup toolchain install nightly --profile minimal"
+    elif ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        lack "cargo-fuzz" "cargo install cargo-fuzz --locked"
+    fi
+}
+
+check_packages() {
+    local pkg probe _
+    while read -r pkg probe _; do
+        case "$pkg" in '' | '#'*) continue ;; esac
+        present "$probe" || lack "$probe" "apt-get install --no-install-recommends $pkg"
+    done <"$HERE/packages.txt"
+}
+
+[ $# -gt 0 ] || { echo "usage: $0 build|fuzz|packages..." >&2; exit 2; }
+for group in "$@"; do
+    case "$group" in
+        build) check_build ;;
+        fuzz) check_fuzz ;;
+        packages) check_packages ;;
+        *) echo "usage: $0 build|fuzz|packages..." >&2; exit 2 ;;
+    esac
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Missing:" >&2
+for i in "${!missing[@]}"; do
+    printf '  %s\n      install: %s\n' "${missing[$i]}" "${how[$i]}" >&2
+done
+echo "Or install everything the build and the tests need: make deps (as root, on Debian 12)." >&2
+exit 1
