@@ -25,7 +25,7 @@ RELEASE := target/$(TARGET)/release
 # crates they depend on, such as a shared core, come with them);
 # MUSL_LINT_CRATES also get clippy on the release target.
 BIN_CRATES := ostree-switchroot ostree-unlock
-MUSL_LINT_CRATES := ostree-switchroot
+MUSL_LINT_CRATES := otcore ostree-switchroot ostree-unlock
 # Cargo features of the release build and its lint, e.g.
 # `make FEATURES=ostree-switchroot/foo` (qualified: several crates are built).
 FEATURES ?=
@@ -33,9 +33,16 @@ CARGO_FEATURES = $(if $(FEATURES), --features "$(FEATURES)")
 
 PREPARE_ROOT := $(RELEASE)/ostree-prepare-root
 UNLOCK := $(RELEASE)/ostree-unlock
+# ostree-prepare-root without the PID 1 modes (--no-default-features): the
+# service-mode step dracut, systemd units and mkinitcpio call. Built in a
+# target directory of its own, as it has the same name.
+SERVICE_ONLY_DIR := target/service-only
+SERVICE_ONLY := $(SERVICE_ONLY_DIR)/$(TARGET)/release/ostree-prepare-root
 
-# Size budgets of the static binaries (stripped): 96 KiB and 448 KiB.
+# Size budgets of the static binaries (stripped): 96 KiB with the PID 1
+# modes, 64 KiB without, 448 KiB for ostree-unlock.
 PREPARE_ROOT_MAX_BYTES := 98304
+SERVICE_ONLY_MAX_BYTES := 65536
 UNLOCK_MAX_BYTES := 458752
 # The fuzz targets of fuzz/, and the seconds each runs in `make test`.
 FUZZ_TARGETS := cmdline config
@@ -43,7 +50,7 @@ FUZZ_SECONDS ?= 20
 
 CHECK_DEPS := TARGET=$(TARGET) scripts/check-deps.sh
 
-.PHONY: all build deps test lint unit size install-list fuzz-smoke mountns bench install clean \
+.PHONY: all build service-only deps test lint unit size install-list fuzz-smoke mountns bench install clean \
 	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
@@ -58,6 +65,11 @@ build:
 
 $(PREPARE_ROOT): build
 
+service-only:
+	@$(CHECK_DEPS) build
+	cargo build --release --locked --target $(TARGET) -p ostree-switchroot --no-default-features --target-dir $(SERVICE_ONLY_DIR)
+	objcopy --remove-section=.eh_frame $(SERVICE_ONLY)
+
 deps:
 	TARGET=$(TARGET) scripts/install-deps.sh
 
@@ -69,13 +81,16 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --release --target $(TARGET) $(addprefix -p ,$(MUSL_LINT_CRATES))$(CARGO_FEATURES) -- -D warnings
+	cargo clippy --locked --all-targets -p ostree-switchroot --no-default-features -- -D warnings
 	if [ -x scripts/lint-shell.sh ]; then scripts/lint-shell.sh; fi
 
 unit:
 	cargo test --locked
+	cargo test --locked -p ostree-switchroot --no-default-features
 
-size: build
+size: build service-only
 	scripts/check-binary.sh $(PREPARE_ROOT) $(PREPARE_ROOT_MAX_BYTES)
+	scripts/check-binary.sh $(SERVICE_ONLY) $(SERVICE_ONLY_MAX_BYTES)
 	scripts/check-binary.sh $(UNLOCK) $(UNLOCK_MAX_BYTES)
 
 install-list:

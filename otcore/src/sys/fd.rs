@@ -195,8 +195,10 @@ pub fn dup2(from: impl AsFd, to: BorrowedFd<'static>) -> SysResult<()> {
 }
 
 fn is_open(fd: c_int) -> bool {
+    // A direct system call: musl's fcntl() brings code for commands never
+    // used here.
     // SAFETY: F_GETFD only queries the descriptor table.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) >= 0 }
 }
 
 /// Open `path` on whichever of descriptors 0, 1 and 2 is closed. A process
