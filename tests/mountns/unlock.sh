@@ -202,6 +202,29 @@ EOF
   mount -o remount,rw "$p"
 }
 
+scenario development_failure_undone "development failing after its first changes (the runtime flag cannot be written): /usr, flags and data as before; a rerun works"
+t_development_failure_undone() {
+  local p
+  p=$(phys dev-fail)
+  boot "$p" <<'EOF'
+# A file where the runtime flags' directory goes: the flag cannot be
+# written, after the overlay's directories were made.
+rm -rf /run/ostree/deployment-state
+: >/run/ostree/deployment-state
+run unlock $U
+expect_failure "development with /run/ostree/deployment-state a file"
+expect_output "deployment-state" "the error names the path"
+expect_usr_pristine "after the failed development unlock"
+expect_no_file "$BK1/usr-transient" "the failed unlock removed its overlay data"
+status_says none
+rm /run/ostree/deployment-state
+run again $U
+expect_success "development once the path is free"
+expect_usr_overlay "after the rerun"
+status_says development
+EOF
+}
+
 # --- transient ---------------------------------------------------------------
 
 scenario transient "transient: /usr read-only, writable in a private namespace after remount; status transient"

@@ -10,6 +10,7 @@ use otcore::{say, sys, warn};
 
 use crate::args::{self, Args, Command, USAGE};
 use crate::deployment::{self, Target, Unlocked, SMALL_FILE_MAX};
+use crate::develop;
 use crate::entries::{self, ENTRY_MAX};
 use crate::err;
 use crate::error::{read_error, Context, Result};
@@ -53,54 +54,38 @@ fn deploy_view(t: &Target) -> Result<WritableView> {
     }
 }
 
-fn set_runtime_flag(t: &Target, flag: &[u8]) -> Result<()> {
-    ensure_dir(contract::DEPLOYMENT_STATE, 0o755)?;
-    ensure_dir(t.state_dir.as_bytes(), 0o755)?;
-    write_atomic(t.state_dir.join(flag)?.as_bytes(), b"", 0o644)
-}
-
-/// Create `dir/upper` and `dir/work` with `mode` and mount them over `/usr`.
-fn overlay_in(dir: &PathBuf, mode: u32, transient: bool) -> Result<()> {
-    let upper = dir.join(b"upper")?;
-    let work = dir.join(b"work")?;
-    ensure_dir(upper.as_bytes(), mode)?;
-    ensure_dir(work.as_bytes(), mode)?;
-    mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), transient)
-}
-
 /// Development or transient mode: overlay data in the deployment's backing
 /// directory (as ostree 2025.3+), or on a tmpfs when that cannot be written.
+/// A failure at any step leaves `/usr` and every marker as they were.
 fn unlock_development(t: &Target, transient: bool) -> Result<()> {
     let mode = usr_mode(t)?;
-    match deploy_view(t) {
+    let flag = if transient {
+        contract::UNLOCKED_TRANSIENT
+    } else {
+        contract::UNLOCKED_DEVELOPMENT
+    };
+    // The writable view (a private bind) lives until the overlay is mounted.
+    let view = deploy_view(t);
+    let (backing, scratch);
+    let data = match &view {
         Ok(view) => {
-            let backing = view.join(t.rel_backing.as_bytes())?;
-            ensure_dir(parent(backing.as_bytes()), 0o700)?;
-            ensure_dir(backing.as_bytes(), 0o700)?;
-            let dir = backing.join(contract::USR_TRANSIENT)?;
-            remove_tree(dir.as_bytes())?;
-            ensure_dir(dir.as_bytes(), mode)?;
-            overlay_in(&dir, mode, transient)?;
-            fsutil::touch(view.path.as_bytes())?;
+            backing = view.join(t.rel_backing.as_bytes())?;
+            develop::Data::Backing { backing: &backing }
         }
         Err(e) => {
             warn!("ostree-unlock: note: cannot write the deployment's filesystem ({e}); keeping the overlay on a tmpfs");
-            let tmp = mounts::scratch_tmpfs(b"usr-transient")?;
-            let r = overlay_in(&tmp, mode, transient);
-            // The overlay keeps the tmpfs alive; its mount point is not needed.
-            let _ = mounts::detach(tmp.as_bytes());
-            let _ = sys::rmdir(tmp.as_bytes());
-            r?;
+            scratch = mounts::scratch_path(b"usr-transient")?;
+            develop::Data::Tmpfs { scratch: &scratch }
+        }
+    };
+    let ops = develop::plan(data, mode, &t.state_dir, flag, transient)?;
+    develop::run(&mut develop::RealSystem, &ops)?;
+    if let Ok(view) = &view {
+        // libostree's "something changed" signal; the unlock is done already.
+        if let Err(e) = fsutil::touch(view.path.as_bytes()) {
+            warn!("ostree-unlock: note: {e}");
         }
     }
-    set_runtime_flag(
-        t,
-        if transient {
-            contract::UNLOCKED_TRANSIENT
-        } else {
-            contract::UNLOCKED_DEVELOPMENT
-        },
-    )?;
     if transient {
         say!("A writable overlayfs is prepared for /usr, but is mounted read-only.");
         say!("Write to it in a private mount namespace: unshare -m -- sh -c 'mount -o remount,rw /usr && ...'");

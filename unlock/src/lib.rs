@@ -22,6 +22,7 @@
 pub mod app;
 pub mod args;
 pub mod deployment;
+pub mod develop;
 pub mod entries;
 pub mod error;
 pub mod fsutil;

@@ -33,11 +33,17 @@ pub fn enter_pid1_namespace() -> Result<()> {
 /// Scratch mount points live here (mode 0000 directory, made by prepare-root).
 const SCRATCH: &[u8] = contract::RUN_OSTREE_PRIVATE;
 
-/// `SCRATCH/name`, created (mode 0700) with its parents.
-fn scratch_dir(name: &[u8]) -> Result<PathBuf> {
+/// `SCRATCH/name`, its parents made (as a booted system has them); the
+/// directory itself is the caller's to make.
+pub fn scratch_path(name: &[u8]) -> Result<PathBuf> {
     ensure_dir(contract::RUN_OSTREE, 0o755)?;
     ensure_dir(SCRATCH, 0o000)?;
-    let path = PathBuf::from(SCRATCH)?.join(name)?;
+    Ok(PathBuf::from(SCRATCH)?.join(name)?)
+}
+
+/// `SCRATCH/name`, created (mode 0700) with its parents.
+fn scratch_dir(name: &[u8]) -> Result<PathBuf> {
+    let path = scratch_path(name)?;
     ensure_dir(path.as_bytes(), 0o700)?;
     Ok(path)
 }
@@ -95,23 +101,6 @@ impl Drop for WritableView {
             let _ = sys::rmdir(self.path.as_bytes());
         }
     }
-}
-
-/// A tmpfs for overlay data when the deployment's filesystem cannot be
-/// written. It lives as long as the overlay that uses it (the overlay keeps
-/// its own reference), so its mount point is detached right away.
-pub fn scratch_tmpfs(name: &[u8]) -> Result<PathBuf> {
-    let path = scratch_dir(name)?;
-    // No nosuid/nodev: setuid programs in the overlay's upper layer must work.
-    sys::mount(
-        Some(b"tmpfs"),
-        path.as_bytes(),
-        Some(b"tmpfs"),
-        MountFlags::EMPTY,
-        Some(b"mode=0755"),
-    )
-    .ctx("mount tmpfs on", path.as_bytes())?;
-    Ok(path)
 }
 
 /// Mount an overlay over `/usr` (read-only if `readonly`).
