@@ -13,6 +13,8 @@
 //! `ostree-prepare-root` (which stops at the first `ostree=`). Keys match whole:
 //! `xostree=` is not `ostree=`.
 
+#![forbid(unsafe_code)]
+
 /// Longest command line we accept. The kernel's own limit is 2048 bytes on
 /// x86 (COMMAND_LINE_SIZE); a bootloader-supplied override for tests may be longer.
 pub const CMDLINE_MAX: usize = 4096;

@@ -6,6 +6,8 @@
 //! names and formats here are exactly upstream's, so real `ostree` tools see
 //! the state our tools leave, and the other way round.
 
+#![forbid(unsafe_code)]
+
 // ---- /run, written at every boot ----------------------------------------
 
 /// Directory whose existence tells ostree's systemd generator and libostree

@@ -6,6 +6,8 @@
 //! absolute symlink target (which the kernel would resolve against the
 //! initramfs's `/`) or a `..` that climbs above SYSROOT is refused.
 
+#![forbid(unsafe_code)]
+
 use crate::path::{components, PathBuf, TooLong};
 use crate::sys::{self, Errno};
 

@@ -3,6 +3,8 @@
 //! symlink it did not ask for, and names the operation, the path and the
 //! errno when it fails.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::path::PathBuf;

@@ -13,6 +13,8 @@
 //! An empty dictionary serialises to zero bytes, which is why the empty
 //! `/run/ostree-booted` of older ostree releases parses as a valid `a{sv}`.
 
+#![forbid(unsafe_code)]
+
 /// Largest serialised dictionary; ours is about 150 bytes.
 pub const MAX_LEN: usize = 1024;
 const MAX_ENTRIES: usize = 8;

@@ -5,6 +5,8 @@
 //! `key = value` pairs (whitespace around `=` ignored). Anything else, or a
 //! key before the first group, is an error that carries the 1-based line number.
 
+#![forbid(unsafe_code)]
+
 /// Why a key file was rejected, and on which line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntaxError {

@@ -2,6 +2,8 @@
 //! buffer and written with one `write(2)`, so lines from concurrent writers
 //! (and `/dev/kmsg` records) are never split.
 
+#![forbid(unsafe_code)]
+
 use crate::sys::{self, BorrowedFd, FdCell};
 use core::fmt::{self, Write};
 

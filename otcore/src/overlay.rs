@@ -1,5 +1,7 @@
 //! Overlayfs mount data, byte for byte.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::path::{Lossy, TooLong};

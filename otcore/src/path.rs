@@ -1,6 +1,8 @@
 //! Fixed-capacity paths: every path this tool builds fits in [`PATH_CAP`] bytes,
 //! and building a longer one is an error, never a truncation or an allocation.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// Capacity of a [`PathBuf`]. OSTree paths are short (a 64-hex checksum is the

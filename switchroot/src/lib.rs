@@ -35,7 +35,7 @@ pub mod switch;
 
 use otcore::sys::{self, Args};
 
-/// The whole program: the PID 1 modes when asked for (see [`pid1::requested`]),
+/// The whole program: the PID 1 modes when asked for (see [`pid1::Launch`]),
 /// else the service mode. Returns the exit status.
 pub fn main(args: &Args) -> i32 {
     let rest = args.rest();
@@ -44,8 +44,8 @@ pub fn main(args: &Args) -> i32 {
         return no_pid1_modes();
     }
     #[cfg(feature = "pid1")]
-    match pid1::requested(rest.first().copied()) {
-        Some(Ok(forced)) => {
+    match pid1::Launch::of(rest.first().copied()) {
+        pid1::Launch::Pid1 { forced } => {
             // `--pid1=` is ours: init gets the kernel's arguments without it.
             let skip = usize::from(forced.is_some());
             let init_argv: heapless::Vec<&core::ffi::CStr, { sys::MAX_ARGS }> = args
@@ -57,11 +57,11 @@ pub fn main(args: &Args) -> i32 {
                 .collect();
             pid1::run(forced, &init_argv, &args.envp)
         }
-        Some(Err(())) => {
+        pid1::Launch::UnknownMode => {
             otcore::warn!("ostree-prepare-root: --pid1= takes initramfs or no-initramfs");
             return error::EXIT_USAGE;
         }
-        None => {}
+        pid1::Launch::Service => {}
     }
     // Markers and staging files are opened for writing: none may land on a
     // closed 1 or 2 (PID 1 fills them from the console).

@@ -71,14 +71,29 @@ pub fn detect() -> Mode {
     }
 }
 
-/// Whether this process runs the PID 1 code, and in which mode: as PID 1
-/// the mode is detected (`None`); `--pid1=MODE` as the first argument runs
-/// it without being PID 1 (tests). `Err` for an unknown `--pid1=` mode.
-pub fn requested(first_arg: Option<&[u8]>) -> Option<Result<Option<Mode>, ()>> {
-    if let Some(name) = first_arg.and_then(|a| a.strip_prefix(b"--pid1=")) {
-        return Some(Mode::from_name(name).map(Some).ok_or(()));
+/// What this process is to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// The service mode (`ostree-prepare-root SYSROOT`).
+    Service,
+    /// The PID 1 code: as PID 1, with the mode detected; or in the mode
+    /// `--pid1=MODE` names (the first argument, for tests), without being PID 1.
+    Pid1 { forced: Option<Mode> },
+    /// `--pid1=` with a mode we do not know.
+    UnknownMode,
+}
+
+impl Launch {
+    pub fn of(first_arg: Option<&[u8]>) -> Launch {
+        match first_arg.and_then(|a| a.strip_prefix(b"--pid1=")) {
+            Some(name) => match Mode::from_name(name) {
+                Some(mode) => Launch::Pid1 { forced: Some(mode) },
+                None => Launch::UnknownMode,
+            },
+            None if sys::getpid() == 1 => Launch::Pid1 { forced: None },
+            None => Launch::Service,
+        }
     }
-    (sys::getpid() == 1).then_some(Ok(None))
 }
 
 /// Time spent in each phase, for the closing log line.
