@@ -90,6 +90,29 @@ pub fn open_dir_beneath(root: &Fd, shown: &[u8], rel: &[u8]) -> Result<Fd, FsErr
     }
 }
 
+/// Make `path` a directory with `mode` if nothing is there; `Ok(true)` if it
+/// was made, `Ok(false)` if a real directory was there already (kept as it
+/// is). Anything else in its place, a symlink included, is `EEXIST`.
+pub fn make_dir(path: &[u8], mode: u32) -> sys::SysResult<bool> {
+    match sys::mkdir(path, mode) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) => match sys::lstat(path)?.is_dir() {
+            true => Ok(false),
+            false => Err(Errno::EXIST),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// The operation to name when [`make_dir`] fails with `errno`.
+pub fn make_dir_op(errno: Errno) -> &'static str {
+    if errno == Errno::EXIST {
+        "mkdir (exists, not a directory)"
+    } else {
+        "mkdir"
+    }
+}
+
 /// Who owns a directory [`ensure_dir_at`] creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {

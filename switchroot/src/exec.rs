@@ -10,16 +10,16 @@
 
 use otcore::contract;
 use otcore::gvariant::{Value, VarDict};
-use otcore::sys::{self, Errno, MountFlags, SysResult, UnmountFlags};
+use otcore::sys::{self, MountFlags, SysResult, UnmountFlags};
 
 use crate::error::Error;
 use crate::plan::{Marker, Plan, PlanPath, Step};
 
 /// The changes a plan makes to the system, one method per kind of call.
 pub trait Effects {
-    fn mkdir(&mut self, path: &[u8], mode: u32) -> SysResult<()>;
-    /// Whether `path` is a real directory (not following a symlink).
-    fn is_dir(&mut self, path: &[u8]) -> SysResult<bool>;
+    /// Make a directory unless a real one is there (`Ok(false)`); anything
+    /// else in its place is `EEXIST` (see [`otcore::fs::make_dir`]).
+    fn make_dir(&mut self, path: &[u8], mode: u32) -> SysResult<bool>;
     fn rmdir(&mut self, path: &[u8]) -> SysResult<()>;
     fn mount(
         &mut self,
@@ -50,11 +50,8 @@ impl Effects for RealSystem {
         // Modes must be exactly what the plan says, whatever umask we inherited.
         sys::umask(0);
     }
-    fn mkdir(&mut self, path: &[u8], mode: u32) -> SysResult<()> {
-        sys::mkdir(path, mode)
-    }
-    fn is_dir(&mut self, path: &[u8]) -> SysResult<bool> {
-        sys::lstat(path).map(|st| st.is_dir())
+    fn make_dir(&mut self, path: &[u8], mode: u32) -> SysResult<bool> {
+        otcore::fs::make_dir(path, mode)
     }
     fn rmdir(&mut self, path: &[u8]) -> SysResult<()> {
         sys::rmdir(path)
@@ -260,22 +257,10 @@ fn apply<'a>(
     done: &[Undo<'a>],
 ) -> Result<Option<Undo<'a>>, Error> {
     Ok(match step {
-        Step::Mkdir { path, mode } => match fx.mkdir(path.as_bytes(), mode) {
-            Ok(()) => Some(Undo::Rmdir(path)),
-            // An existing directory is fine (a rerun, or made by another
-            // tool); a symlink or file in its place is not.
-            Err(Errno::EXIST) => match fx.is_dir(path.as_bytes()) {
-                Ok(true) => None,
-                Ok(false) => {
-                    return Err(Error::sys(
-                        "mkdir (exists, not a directory)",
-                        path.as_bytes(),
-                        Errno::EXIST,
-                    ))
-                }
-                Err(e) => return Err(Error::sys("lstat", path.as_bytes(), e)),
-            },
-            Err(e) => return Err(Error::sys("mkdir", path.as_bytes(), e)),
+        // An existing directory is kept (a rerun, or made by another tool).
+        Step::Mkdir { path, mode } => match fx.make_dir(path.as_bytes(), mode) {
+            Ok(made) => made.then_some(Undo::Rmdir(path)),
+            Err(e) => return Err(Error::sys(otcore::fs::make_dir_op(e), path.as_bytes(), e)),
         },
         Step::MakePrivate { path } => {
             let flags = MountFlags::REC | MountFlags::PRIVATE | MountFlags::SILENT;
@@ -434,6 +419,7 @@ mod tests {
     use crate::plan::{self, Facts, Hotfix};
     use otcore::deploy::Deployment;
     use otcore::path::PathBuf;
+    use otcore::sys::Errno;
     use std::collections::{BTreeMap, BTreeSet};
     use std::string::{String, ToString};
     use std::vec::Vec;
@@ -539,16 +525,9 @@ mod tests {
     }
 
     impl Effects for World {
-        fn mkdir(&mut self, path: &[u8], _mode: u32) -> SysResult<()> {
+        fn make_dir(&mut self, path: &[u8], _mode: u32) -> SysResult<bool> {
             self.call()?;
-            if !self.dirs.insert(text(path)) {
-                return Err(Errno::EXIST);
-            }
-            Ok(())
-        }
-        fn is_dir(&mut self, path: &[u8]) -> SysResult<bool> {
-            self.call()?;
-            Ok(self.dirs.contains(&text(path)))
+            Ok(self.dirs.insert(text(path)))
         }
         fn rmdir(&mut self, path: &[u8]) -> SysResult<()> {
             self.call()?;

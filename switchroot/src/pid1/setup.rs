@@ -86,8 +86,8 @@ pub(super) fn ensure_overlay(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]
 
 /// Make sure the directory `path` (a mount point) exists.
 pub(super) fn mount_point_dir(path: &[u8]) -> Result<(), Error> {
-    match sys::mkdir(path, 0o755) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(Error::sys("mkdir", path, e)),
+    match otcore::fs::make_dir(path, 0o755) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::sys(otcore::fs::make_dir_op(e), path, e)),
     }
 }
