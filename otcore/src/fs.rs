@@ -236,7 +236,8 @@ impl Removal {
         self.left == 0
     }
 
-    fn leave(&mut self, op: &'static str, path: &[u8], errno: Errno) {
+    /// Count an entry that stays, naming it if it is the first.
+    pub fn leave(&mut self, op: &'static str, path: &[u8], errno: Errno) {
         self.left += 1;
         if self.first.is_none() {
             self.first = Some(FsError::new(op, path, errno));
@@ -258,39 +259,43 @@ const MAX_LEFT: usize = 64;
 pub fn remove_tree(path: &[u8]) -> Removal {
     let mut r = Removal::default();
     let (parent, name) = split_parent(path);
-    let dir = match sys::open(parent, OFlags::RDONLY | OFlags::DIRECTORY, 0) {
-        Ok(d) => d,
-        Err(Errno::NOENT) => return r,
-        Err(e) => {
-            r.leave("open directory", parent, e);
-            return r;
-        }
-    };
-    match sys::lstat_at(&dir, name) {
+    match sys::open(parent, OFlags::RDONLY | OFlags::DIRECTORY, 0) {
+        Ok(dir) => remove_tree_at(dir.as_fd(), name, path, &mut r),
         Err(Errno::NOENT) => {}
-        Err(e) => r.leave("lstat", path, e),
+        Err(e) => r.leave("open directory", parent, e),
+    }
+    r
+}
+
+/// [`remove_tree`] of `name` in the open directory `dir`, adding to `r`
+/// (`shown` names it in messages).
+pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8], shown: &[u8], r: &mut Removal) {
+    let before = r.left;
+    match sys::lstat_at(dir, name) {
+        Err(Errno::NOENT) => {}
+        Err(e) => r.leave("lstat", shown, e),
         Ok(st) if st.is_dir() => {
-            if sys::is_mount_root_at(&dir, name) == Some(true) {
-                r.leave("remove (a mount point)", path, Errno::BUSY);
-                return r;
+            if sys::is_mount_root_at(dir, name) == Some(true) {
+                r.mounts += 1;
+                r.leave("remove (a mount point)", shown, Errno::BUSY);
+                return;
             }
-            match sys::open_at(&dir, name, DIR_FLAGS, 0) {
-                Ok(top) => remove_contents(top, st, path, &mut r),
-                Err(e) => r.leave("open directory", path, e),
+            match sys::open_at(dir, name, DIR_FLAGS, 0) {
+                Ok(top) => remove_contents(top, st, shown, r),
+                Err(e) => r.leave("open directory", shown, e),
             }
-            if r.is_complete() {
-                match sys::unlink_at(&dir, name, RemoveKind::Dir) {
+            if r.left == before {
+                match sys::unlink_at(dir, name, RemoveKind::Dir) {
                     Ok(()) => r.removed += 1,
-                    Err(e) => r.leave("remove", path, e),
+                    Err(e) => r.leave("remove", shown, e),
                 }
             }
         }
-        Ok(_) => match sys::unlink_at(&dir, name, RemoveKind::NonDir) {
+        Ok(_) => match sys::unlink_at(dir, name, RemoveKind::NonDir) {
             Ok(()) => r.removed += 1,
-            Err(e) => r.leave("remove", path, e),
+            Err(e) => r.leave("remove", shown, e),
         },
     }
-    r
 }
 
 /// Remove everything inside the open directory `dir` (not `dir` itself),
@@ -315,6 +320,12 @@ struct Descent {
 }
 
 impl Descent {
+    /// The path of entry `name` here, for a message (cut when too long).
+    #[cold]
+    fn entry(&self, name: &[u8]) -> PathBuf {
+        self.path.join(name).unwrap_or_else(|_| self.path.clone())
+    }
+
     fn down(&mut self, name: &[u8], id: (u64, u64)) {
         if self.unnamed == 0 && self.path.push(name).is_err() {
             self.unnamed = 1;
@@ -352,38 +363,34 @@ fn remove_contents(top: Fd, top_st: Stat, shown: &[u8], r: &mut Removal) {
             if stuck.contains(&e.ino) {
                 return true;
             }
-            let shown_entry = walk.path.join(e.name).unwrap_or_else(|_| walk.path.clone());
+            // Why an entry stays, counted and named (its path built only then).
+            let mut stay = |op: &'static str, errno: Errno| {
+                r.leave(op, walk.entry(e.name).as_bytes(), errno);
+                full |= stuck.push(e.ino).is_err();
+                !full
+            };
             let is_dir = match e.kind {
                 EntryType::Dir => true,
                 EntryType::Unknown => match sys::lstat_at(&cur, e.name) {
                     Ok(st) => st.is_dir(),
-                    Err(err) => {
-                        r.leave("lstat", shown_entry.as_bytes(), err);
-                        full |= stuck.push(e.ino).is_err();
-                        return !full;
-                    }
+                    Err(err) => return stay("lstat", err),
                 },
                 _ => false,
             };
             if !is_dir {
-                match sys::unlink_at(&cur, e.name, RemoveKind::NonDir) {
-                    Ok(()) => r.removed += 1,
-                    Err(err) => {
-                        r.leave("remove", shown_entry.as_bytes(), err);
-                        full |= stuck.push(e.ino).is_err();
+                return match sys::unlink_at(&cur, e.name, RemoveKind::NonDir) {
+                    Ok(()) => {
+                        r.removed += 1;
+                        true
                     }
-                }
-                return !full;
+                    Err(err) => stay("remove", err),
+                };
             }
             let crossing = match sys::lstat_at(&cur, e.name) {
                 Ok(st) if st.dev != dev => true,
                 Ok(st) if st.is_dir() => sys::is_mount_root_at(&cur, e.name) == Some(true),
                 Ok(_) => return true, // replaced meanwhile: the next pass sees it
-                Err(err) => {
-                    r.leave("lstat", shown_entry.as_bytes(), err);
-                    full |= stuck.push(e.ino).is_err();
-                    return !full;
-                }
+                Err(err) => return stay("lstat", err),
             };
             if crossing {
                 r.mounts += 1;
@@ -392,11 +399,7 @@ fn remove_contents(top: Fd, top_st: Stat, shown: &[u8], r: &mut Removal) {
             }
             match PathBuf::from(e.name) {
                 Ok(name) => next = Some((name, (dev, e.ino))),
-                Err(_) => {
-                    r.leave("remove", shown_entry.as_bytes(), Errno::NAMETOOLONG);
-                    full |= stuck.push(e.ino).is_err();
-                    return !full;
-                }
+                Err(_) => return stay("remove", Errno::NAMETOOLONG),
             }
             false
         });

@@ -8,6 +8,7 @@
 //! - [`deploy`]: `ostree=` resolved to a deployment inside SYSROOT;
 //! - [`contract`]: every marker, path and key the tools write and read;
 //! - [`fs`]: the atomic writer, the directory creator, the tree deleter;
+//! - [`backing`]: unlock leftovers in the deployments' backing directories;
 //! - [`overlay`]: overlayfs mount data.
 //!
 //! It is `no_std` outside of unit tests and never allocates.
@@ -17,6 +18,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod backing;
 pub mod cmdline;
 pub mod contract;
 pub mod deploy;

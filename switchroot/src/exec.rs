@@ -34,8 +34,9 @@ pub trait Effects {
     /// Replace the file at `path` atomically (write, fsync, rename).
     fn write_file(&mut self, path: &[u8], data: &[u8]) -> Result<(), Error>;
     fn unlink(&mut self, path: &[u8]) -> SysResult<()>;
-    /// Delete a leftover tree; what cannot be removed is only reported.
-    fn remove_stale(&mut self, path: &[u8]);
+    /// Delete unlock leftovers under `ostree/deploy` at `path`; what cannot
+    /// be removed is only reported.
+    fn clean_backing(&mut self, path: &[u8]);
     /// `chdir(new_root)`, `pivot_root(".", put_old)`, `chdir("/")`.
     fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error>;
     /// Before the first step.
@@ -78,8 +79,8 @@ impl Effects for RealSystem {
     fn unlink(&mut self, path: &[u8]) -> SysResult<()> {
         sys::unlink(path)
     }
-    fn remove_stale(&mut self, path: &[u8]) {
-        let r = otcore::fs::remove_tree(path);
+    fn clean_backing(&mut self, path: &[u8]) {
+        let r = otcore::backing::clean(path);
         if !r.is_complete() {
             otcore::warn!(
                 "ostree-prepare-root: warning: cannot remove all of {}: {r} (the next boot tries again)",
@@ -354,8 +355,8 @@ fn apply<'a>(
                 .map_err(|e| Error::sys("rmdir", path.as_bytes(), e))?;
             None
         }
-        Step::RemoveStale { path } => {
-            fx.remove_stale(path.as_bytes());
+        Step::CleanBacking { path } => {
+            fx.clean_backing(path.as_bytes());
             None
         }
         Step::Tmpfs { path } => {
@@ -635,7 +636,7 @@ mod tests {
         }
         /// Removing stale data is not undone (it is stale: the next boot
         /// would remove it again), so the model leaves it out of the state.
-        fn remove_stale(&mut self, _path: &[u8]) {}
+        fn clean_backing(&mut self, _path: &[u8]) {}
         fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error> {
             self.call()
                 .map_err(|e| Error::sys("pivot_root", new_root, e))?;
@@ -663,11 +664,6 @@ mod tests {
         let mut all = Vec::new();
         for bits in 0u32..(1 << 9) {
             let bit = |i: u32| bits & (1 << i) != 0;
-            let mut stale = heapless::Vec::new();
-            if bit(8) {
-                let _ = stale.push(contract::USR_TRANSIENT);
-                let _ = stale.push(contract::HOTFIX_DISCARDED[0]);
-            }
             all.push(Facts {
                 sysroot: PathBuf::from(b"/sysroot").unwrap(),
                 deployment: Deployment::from_rel(DEPLOYMENT).unwrap(),
@@ -683,7 +679,7 @@ mod tests {
                 mount_var: bit(5),
                 var_marker_exists: bit(6),
                 sysroot_fs_readonly: bit(7),
-                stale,
+                clean_backing: bit(8),
             });
         }
         all

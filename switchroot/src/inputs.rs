@@ -172,25 +172,9 @@ pub fn gather(
         }
     }
 
-    // Leftovers of unlock from the last boot: development data, discarded hotfixes.
-    let mut backing = sysroot.join(b"ostree/deploy")?;
-    backing.push(deployment.stateroot())?;
-    backing.push(contract::BACKING)?;
-    backing.push(deployment.name())?;
-    let mut stale = heapless::Vec::new();
-    let leftovers = [
-        contract::USR_TRANSIENT,
-        contract::HOTFIX_DISCARDED[0],
-        contract::HOTFIX_DISCARDED[1],
-    ];
-    // Most deployments have no backing directory: one lstat decides.
-    if lstat_kind(backing.as_bytes())?.is_some() {
-        for name in leftovers {
-            if lstat_kind(backing.join(name)?.as_bytes())?.is_some() {
-                let _ = stale.push(name);
-            }
-        }
-    }
+    // Leftovers of unlocks: development data, discarded hotfixes, and the
+    // backing directories of deployments that are gone.
+    let clean_backing = otcore::backing::any(sysroot.join(b"ostree/deploy")?.as_bytes());
 
     let boot_loader = lstat_kind(sysroot.join(b"boot/loader")?.as_bytes())?;
     let deploy_boot = lstat_kind(deploy_path.join(b"boot")?.as_bytes())?;
@@ -214,7 +198,7 @@ pub fn gather(
             mount_var,
             var_marker_exists,
             sysroot_fs_readonly,
-            stale,
+            clean_backing,
         },
         conf_file,
     })

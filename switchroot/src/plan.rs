@@ -47,10 +47,9 @@ pub struct Facts {
     pub var_marker_exists: bool,
     /// The filesystem at SYSROOT is mounted read-only right now (kernel `ro`).
     pub sysroot_fs_readonly: bool,
-    /// Leftovers of the last boot in the deployment's backing directory
-    /// (names from [`contract::USR_TRANSIENT`] and [`contract::HOTFIX_DISCARDED`]):
-    /// development overlay data and discarded hotfixes, deleted at boot.
-    pub stale: heapless::Vec<&'static [u8], 3>,
+    /// Some stateroot has a backing directory: what unlocks left there (see
+    /// [`otcore::backing`]), in every deployment's, is deleted at boot.
+    pub clean_backing: bool,
 }
 
 /// The content of a marker file (`P`: how its paths are held).
@@ -95,9 +94,10 @@ pub enum Step<P> {
     Rmdir { path: P },
     /// Mount a fresh tmpfs (mode 0755, nosuid, nodev) at `path`.
     Tmpfs { path: P },
-    /// Delete a directory tree left over from the last boot; best effort
+    /// Delete what unlocks left in the backing directories under the
+    /// `ostree/deploy` at `path` ([`otcore::backing::clean`]); best effort
     /// (a read-only root keeps it until a later boot), never fails the boot.
-    RemoveStale { path: P },
+    CleanBacking { path: P },
     /// Make `new_root` the root directory, the old root landing at `put_old`;
     /// then `chdir("/")`. The point of no return of the `init=` mode.
     PivotRoot { new_root: P, put_old: P },
@@ -273,7 +273,7 @@ impl<P> Step<P> {
             },
             Step::Rmdir { path } => Step::Rmdir { path: f(path)? },
             Step::Tmpfs { path } => Step::Tmpfs { path: f(path)? },
-            Step::RemoveStale { path } => Step::RemoveStale { path: f(path)? },
+            Step::CleanBacking { path } => Step::CleanBacking { path: f(path)? },
             Step::PivotRoot { new_root, put_old } => Step::PivotRoot {
                 new_root: f(new_root)?,
                 put_old: f(put_old)?,
@@ -443,14 +443,11 @@ fn marker_steps(
     Ok(())
 }
 
-/// Delete last boot's unlock leftovers; `deploy_dir` is `ostree/deploy` as seen now.
+/// Delete unlock leftovers; `deploy_dir` is `ostree/deploy` as seen now.
 fn stale_steps(b: &mut Builder, f: &Facts, deploy_dir: &PathBuf) -> Result<(), PlanTooBig> {
-    let mut backing = deploy_dir.join(f.deployment.stateroot())?;
-    backing.push(contract::BACKING)?;
-    backing.push(f.deployment.name())?;
-    for name in &f.stale {
-        let step = Step::RemoveStale {
-            path: b.p(backing.join(name)?.as_bytes())?,
+    if f.clean_backing {
+        let step = Step::CleanBacking {
+            path: b.p(deploy_dir.as_bytes())?,
         };
         b.push(step)?;
     }
@@ -623,7 +620,12 @@ impl fmt::Display for Step<PlanPath<'_>> {
             Step::Move { src, dst } => write!(f, "move {src} -> {dst}"),
             Step::Rmdir { path } => write!(f, "rmdir {path}"),
             Step::Tmpfs { path } => write!(f, "mount tmpfs {path} mode 0755"),
-            Step::RemoveStale { path } => write!(f, "remove {path} (left from the last boot)"),
+            Step::CleanBacking { path } => {
+                write!(
+                    f,
+                    "clean {path}/*/backing (unlock leftovers, deployments gone)"
+                )
+            }
             Step::PivotRoot { new_root, put_old } => {
                 write!(f, "pivot-root {new_root} (old root -> {put_old})")
             }
@@ -647,7 +649,7 @@ mod tests {
             mount_var: false,
             var_marker_exists: false,
             sysroot_fs_readonly: false,
-            stale: heapless::Vec::new(),
+            clean_backing: false,
         }
     }
 

@@ -451,6 +451,34 @@ t_proc_cmdline() {
     --cmdline "root=LABEL=osroot rw ostree=$T2" --check check_boots_2
 }
 
+scenario backing_leftovers "unlock leftovers of every deployment, and a gone deployment's backing, removed at any depth; no symlink followed"
+setup_backing_leftovers() {
+  local b=$PHYS/ostree/deploy/$OSNAME/backing
+  mkdir -p "$b/$DEPLOY_1_NAME/usr-transient/upper/a/b/c" "$b/$DEPLOY_2_NAME/hotfix-discarded-upper/etc" \
+    "$b/$DEPLOY_2_NAME/not-an-unlock-leftover" "$b/0000.0/usr-transient/work"
+  : >"$b/$DEPLOY_1_NAME/usr-transient/upper/a/b/c/f"
+  mkdir -p "$PHYS/outside"
+  : >"$PHYS/outside/precious"
+  ln -s /sysroot/outside "$b/$DEPLOY_1_NAME/usr-transient/upper/link"
+  # A second stateroot whose backing is a symlink out of its place.
+  mkdir -p "$PHYS/ostree/deploy/other/deploy"
+  ln -s ../../../outside "$PHYS/ostree/deploy/other/backing"
+}
+check_backing_leftovers() {
+  local b
+  check_boots_1
+  b=$(phys_after "ostree/deploy/$OSNAME/backing")
+  expect_no_file "$b/$DEPLOY_1_NAME/usr-transient" "the booting deployment's development data"
+  expect_no_file "$b/$DEPLOY_2_NAME/hotfix-discarded-upper" "the other deployment's discarded hotfix"
+  expect_file "$b/$DEPLOY_2_NAME/not-an-unlock-leftover" "data that is not an unlock's"
+  expect_no_file "$b/0000.0" "the backing directory of a deployment that is gone"
+  expect_file "$(phys_after outside/precious)" "what a symlink points to"
+  expect_output "other/backing" "the symlinked backing, named"
+}
+t_backing_leftovers() {
+  ns_run --impl "$IMPL" --label backing-leftovers --setup setup_backing_leftovers --check check_backing_leftovers
+}
+
 scenario rerun "a second boot of the same physical root (new namespace) works"
 check_rerun() { check_boots_1; expect_mount /sysroot/usr 'mnt=ro'; }
 t_rerun() {
