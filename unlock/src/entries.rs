@@ -124,11 +124,12 @@ impl Entries {
     }
 }
 
-/// The value of the first `key value` line.
+/// The value of the last `key value` line (libostree's parser keeps the
+/// last of a repeated key).
 pub fn key<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| {
+    text.lines().rev().find_map(|l| {
         l.strip_prefix(key)
-            .filter(|r| r.starts_with(' '))
+            .filter(|r| r.starts_with(' ') || r.starts_with('\t'))
             .map(str::trim)
     })
 }
@@ -173,6 +174,8 @@ mod tests {
         assert_eq!(key(ENTRY, "title"), Some("Test OS 1 (ostree:0)"));
         assert_eq!(key(ENTRY, "vers"), None);
         assert_eq!(key(ENTRY, "initrd"), None);
+        // The last of a repeated key, as libostree reads entries.
+        assert_eq!(key("options a\noptions\tb\n", "options"), Some("b"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 
 use core::fmt::{self, Write};
 
-/// The value of `key` in group `[origin]`.
+/// The value of `key` in group `[origin]`. A key given twice has its last
+/// value, and a group given twice is one group, as GLib (libostree) reads
+/// key files.
 pub fn get<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let mut in_origin = false;
+    let mut found = None;
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with('[') {
@@ -13,12 +16,12 @@ pub fn get<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         } else if in_origin {
             if let Some((k, v)) = l.split_once('=') {
                 if k.trim() == key {
-                    return Some(v.trim());
+                    found = Some(v.trim());
                 }
             }
         }
     }
-    None
+    found
 }
 
 /// Write `text` with `key=value` set in `[origin]` (or removed if `value` is
@@ -108,6 +111,20 @@ mod tests {
             get(&set_s("", "unlocked", Some("hotfix")), "unlocked"),
             Some("hotfix")
         );
+        // As GLib: the last of a repeated key, across a repeated group.
+        assert_eq!(
+            get(
+                "[origin]\nunlocked=hotfix\n[x]\n[origin]\nunlocked=none\n",
+                "unlocked"
+            ),
+            Some("none")
+        );
+        let t = set_s(
+            "[origin]\nunlocked=a\nunlocked=b\n",
+            "unlocked",
+            Some("hotfix"),
+        );
+        assert_eq!(t, "[origin]\nunlocked=hotfix\n", "one key after set");
         assert_eq!(
             get("[origin]\nunlocked = hotfix\n", "unlocked"),
             Some("hotfix")
