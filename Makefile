@@ -45,7 +45,7 @@ PREPARE_ROOT_MAX_BYTES := 98304
 SERVICE_ONLY_MAX_BYTES := 65536
 UNLOCK_MAX_BYTES := 458752
 # The fuzz targets of fuzz/, and the seconds each runs in `make test`.
-FUZZ_TARGETS := cmdline config
+FUZZ_TARGETS := cmdline config json
 FUZZ_SECONDS ?= 20
 
 CHECK_DEPS := TARGET=$(TARGET) scripts/check-deps.sh

@@ -9,7 +9,7 @@
 //! - [`contract`]: every marker, path and key the tools write and read;
 //! - [`fs`]: the atomic writer, the directory creator, the tree deleter;
 //! - [`backing`]: unlock leftovers in the deployments' backing directories;
-//! - [`overlay`]: overlayfs mount data.
+//! - [`overlay`]: overlayfs mount data; [`json`]: JSON string literals.
 //!
 //! It is `no_std` outside of unit tests and never allocates.
 #![cfg_attr(not(test), no_std)]
@@ -24,6 +24,7 @@ pub mod contract;
 pub mod deploy;
 pub mod fs;
 pub mod gvariant;
+pub mod json;
 pub mod keyfile;
 pub mod out;
 pub mod overlay;

@@ -295,7 +295,7 @@ expect_failure "development after hotfix"
 expect_output hotfix "the current state (hotfix)"
 EOF
     res=$UL_SCRATCH/results/$UL_SCENARIO/hotfix$t
-    /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["unlocked"]=="hotfix" and d["booted"] is True, d' \
+    /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["deployments"][0]; assert d["unlocked"]=="hotfix" and d["booted"] is True and d["stateroot"] and d["serial"] >= 0, d' \
       "$res/json.out" || fail "live --status --json: not JSON with unlocked=hotfix, booted=true: $(cat "$res/json.out")"
     has_immutable "$p/$DEPLOY_1" || fail "deployment 1 has no immutable attribute after --hotfix"
     awk -v a="$before" -v b="$(stat -c %.9Y "$p/ostree/deploy")" 'BEGIN { exit !(b > a) }' ||
@@ -572,7 +572,7 @@ t_offline() {
     fail "offline --hotfix added no pristine boot entry"
   run_host json "$UL_UNLOCK" --sysroot "$p" --status --json
   json=$(cat "$UL_OUT")
-  /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["unlocked"]=="hotfix", d' "$json" ||
+  /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])["deployments"][0]; assert d["unlocked"]=="hotfix" and d["booted"] is False, d' "$json" ||
     fail "--status --json: not JSON with unlocked=hotfix: $json"
   boot "$p" --deployment 2 <<'EOF'
 expect_usr_overlay "boot of the offline-hotfixed default deployment"

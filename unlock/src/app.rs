@@ -4,8 +4,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use otcore::contract;
 use otcore::path::{Lossy, PathBuf};
+use otcore::{contract, json};
 use otcore::{say, sys, warn};
 
 use crate::args::{self, Args, Command, USAGE};
@@ -281,12 +281,20 @@ fn status(t: &Target, json: bool) -> Result<()> {
     let state = deployment::state(t)?;
     let markers = deployment::hotfix_markers(t);
     if json {
+        // Shaped like `ostree admin status --json` (a `deployments` array,
+        // its field names for what both say), with our own fields after.
+        let name = t.name.as_bytes();
+        let (checksum, serial) = match name.iter().rposition(|&b| b == b'.') {
+            Some(i) => (&name[..i], core::str::from_utf8(&name[i + 1..]).ok()),
+            None => (name, None),
+        };
         say!(
-            "{{\"stateroot\":\"{}\",\"deployment\":\"{}\",\"booted\":{},\"unlocked\":\"{}\",\"hotfix-markers\":{}}}",
-            t.stateroot,
-            t.name,
+            "{{\"deployments\":[{{\"checksum\":{},\"stateroot\":{},\"serial\":{},\"booted\":{},\"unlocked\":{},\"hotfix-markers\":{}}}]}}",
+            json::Str(checksum),
+            json::Str(t.stateroot.as_bytes()),
+            serial.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0),
             t.live,
-            state.name(),
+            json::Str(state.name().as_bytes()),
             markers
         );
     } else {
