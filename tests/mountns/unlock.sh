@@ -425,6 +425,8 @@ EOF
   boot "$p" --append ostree.prepare-root.hotfix=0 --tag karg <<'EOF'
 expect_usr_pristine "boot with ostree.prepare-root.hotfix=0"
 expect_no_file /usr/hf "hotfix file with hotfix=0"
+run status $U --status
+expect_output "without the hotfix" "--status notes the hotfix=0 on the command line"
 expect_file "$D1/.usr-ovl-upper/hf" "the hotfix itself is kept"
 expect_file "$D1/.usr-ovl-work"
 EOF

@@ -4,6 +4,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use otcore::cmdline::Cmdline;
 use otcore::path::{Lossy, PathBuf};
 use otcore::{contract, json};
 use otcore::{say, sys, warn};
@@ -135,8 +136,14 @@ fn has_pristine_entry(t: &Target) -> Result<bool> {
 /// Write the pristine twin of entry `text` at `path`.
 fn write_pristine(path: &PathBuf, text: &str) -> Result<()> {
     let mut out: heapless::String<{ ENTRY_MAX + 256 }> = heapless::String::new();
-    entries::pristine_text(text, &mut out)
-        .map_err(|_| err!("{path}: the pristine entry would be larger than {ENTRY_MAX} bytes"))?;
+    entries::pristine_text(text, &mut out).map_err(|e| match e {
+        entries::PristineError::TooLarge => {
+            err!("{path}: the pristine entry would be larger than {ENTRY_MAX} bytes")
+        }
+        entries::PristineError::UnclosedQuote => err!(
+            "{path} not written: the entry's options have an unclosed quote, which would take in the argument that disables the hotfix"
+        ),
+    })?;
     write_atomic(path.as_bytes(), out.as_bytes(), 0o644)
 }
 
@@ -300,6 +307,7 @@ fn status(t: &Target, json: bool) -> Result<()> {
     } else {
         say!("{t}{}", if t.live { " (booted)" } else { "" });
         say!("    Unlocked: {}", state.name());
+        hotfix_off_notes(t);
         if markers != (state == Unlocked::Hotfix)
             && state != Unlocked::Development
             && state != Unlocked::Transient
@@ -315,6 +323,38 @@ fn status(t: &Target, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Say where `ostree.prepare-root.hotfix=0` keeps a hotfix from taking
+/// effect: on this boot's command line (this boot only), or in the
+/// deployment's own boot entry (every boot of it; `ostree admin deploy
+/// --karg-proc-cmdline` copies it there from a pristine boot).
+fn hotfix_off_notes(t: &Target) {
+    let off = |options: &[u8]| Cmdline::new(options).value(contract::HOTFIX_KARG) == Some(b"0");
+    if t.live {
+        let mut buf = [0u8; 4096];
+        if fsutil::read_small(b"/proc/cmdline", &mut buf).is_ok_and(&off) {
+            say!(
+                "    Note: this boot runs without the hotfix ({}=0 on the kernel command line)",
+                Lossy(contract::HOTFIX_KARG)
+            );
+        }
+    }
+    let Ok(dir) = boot_dir(t) else { return };
+    let Ok(entries) = entries::list(dir.as_bytes()) else {
+        return;
+    };
+    entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, text| {
+        if entries::key(text, "options").is_some_and(|o| off(o.as_bytes())) {
+            warn!(
+                "ostree-unlock: warning: boot entry {} of {} has {}=0: every boot of it is without the hotfix",
+                e.name,
+                t.name,
+                Lossy(contract::HOTFIX_KARG)
+            );
+        }
+        false
+    });
 }
 
 /// Whether `t` has anything a hotfix, or an interrupted discard, leaves behind.

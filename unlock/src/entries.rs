@@ -141,17 +141,35 @@ pub fn deployment(text: &str, sysroot: &PathBuf) -> Option<Deployment> {
     deploy::resolve(&RealSysroot { root: sysroot }, target).ok()
 }
 
-/// Write the pristine twin of entry `text` to `out`: the title says so, the
-/// version is the lowest (never the default entry), and the kernel argument
-/// turns the hotfix off. An `Err` means `out` is full.
-pub fn pristine_text(text: &str, out: &mut impl Write) -> fmt::Result {
+/// Why a pristine twin of an entry is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PristineError {
+    /// It does not fit in the buffer.
+    TooLarge,
+    /// The entry's options have a quote that is not closed: the kernel
+    /// would read our argument as part of the quoted one.
+    UnclosedQuote,
+}
+
+impl From<fmt::Error> for PristineError {
+    fn from(_: fmt::Error) -> Self {
+        PristineError::TooLarge
+    }
+}
+
+/// Write the pristine twin of entry `text` to `out`: the same entry, titled
+/// "(pristine, without hotfix)", version 0 (listed after the real one), and
+/// `ostree.prepare-root.hotfix=0` in its options where the kernel takes it.
+pub fn pristine_text(text: &str, out: &mut impl Write) -> core::result::Result<(), PristineError> {
     for l in text.lines() {
         if let Some(title) = l.strip_prefix("title ") {
             writeln!(out, "title {title} (pristine, without hotfix)")?;
         } else if l.starts_with("version ") {
             writeln!(out, "version 0")?;
         } else if let Some(o) = l.strip_prefix("options ") {
-            writeln!(out, "options {o} {}=0", Lossy(contract::HOTFIX_KARG))?;
+            out.write_str("options ")?;
+            pristine_options(o, out)?;
+            out.write_str("\n")?;
         } else {
             writeln!(out, "{l}")?;
         }
@@ -160,6 +178,46 @@ pub fn pristine_text(text: &str, out: &mut impl Write) -> fmt::Result {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// `options` with the hotfix disabled, as the kernel reads a command line
+/// (the first of a repeated argument counts; a bare `--` ends the kernel's
+/// part): an existing `ostree.prepare-root.hotfix` argument gets the value
+/// 0; otherwise `ostree.prepare-root.hotfix=0` goes right after the last
+/// kernel argument, before any `--`.
+fn pristine_options(o: &str, out: &mut impl Write) -> core::result::Result<(), PristineError> {
+    if o.bytes().filter(|&b| b == b'"').count() % 2 != 0 {
+        return Err(PristineError::UnclosedQuote);
+    }
+    let bytes = o.as_bytes();
+    let offset = |s: &[u8]| s.as_ptr() as usize - bytes.as_ptr() as usize;
+    let cmdline = Cmdline::new(bytes);
+    let karg = Lossy(contract::HOTFIX_KARG);
+    if let Some(p) = cmdline.get(contract::HOTFIX_KARG) {
+        let (start, end) = match p.value {
+            Some(v) => (offset(v), offset(v) + v.len()),
+            None => (offset(p.key) + p.key.len(), offset(p.key) + p.key.len()),
+        };
+        let set = if p.value.is_some() { "0" } else { "=0" };
+        return Ok(write!(out, "{}{set}{}", &o[..start], &o[end..])?);
+    }
+    let end = cmdline.params().last().map_or(0, |p| {
+        let last = p.value.unwrap_or(p.key);
+        let mut end = offset(last) + last.len();
+        // The closing quote of a quoted argument belongs to it.
+        while bytes.get(end) == Some(&b'"') {
+            end += 1;
+        }
+        end
+    });
+    let sep = if end == 0 { "" } else { " " };
+    let rest = &o[end..];
+    let rest_sep = if rest.is_empty() || rest.starts_with(' ') || end != 0 {
+        ""
+    } else {
+        " "
+    };
+    Ok(write!(out, "{}{sep}{karg}=0{rest_sep}{rest}", &o[..end])?)
 }
 
 #[cfg(test)]
@@ -185,6 +243,59 @@ mod tests {
         assert_eq!(
             s,
             "title Test OS 1 (ostree:0) (pristine, without hotfix)\nversion 0\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0 ostree.prepare-root.hotfix=0\n"
+        );
+    }
+
+    fn pristine_options_of(o: &str) -> core::result::Result<String, PristineError> {
+        let mut s = String::new();
+        pristine_options(o, &mut s).map(|()| s)
+    }
+
+    #[test]
+    fn the_pristine_argument_takes_effect() {
+        let k = "ostree.prepare-root.hotfix";
+        assert_eq!(
+            pristine_options_of("root=/dev/sda2 rw").unwrap(),
+            format!("root=/dev/sda2 rw {k}=0")
+        );
+        // Before a bare `--`: what follows it belongs to init.
+        assert_eq!(
+            pristine_options_of("root=/dev/sda2 -- single").unwrap(),
+            format!("root=/dev/sda2 {k}=0 -- single")
+        );
+        // An earlier hotfix= argument wins: it gets the value 0.
+        assert_eq!(
+            pristine_options_of(&format!("a {k}=1 b {k}=1")).unwrap(),
+            format!("a {k}=0 b {k}=1")
+        );
+        assert_eq!(
+            pristine_options_of(&format!("a {k} b")).unwrap(),
+            format!("a {k}=0 b")
+        );
+        // A quoted last argument keeps its closing quote.
+        assert_eq!(
+            pristine_options_of("a x=\"1 2\"").unwrap(),
+            format!("a x=\"1 2\" {k}=0")
+        );
+        assert_eq!(pristine_options_of("").unwrap(), format!("{k}=0"));
+        assert_eq!(pristine_options_of("-- x").unwrap(), format!("{k}=0 -- x"));
+        assert_eq!(
+            pristine_options_of("a \"b"),
+            Err(PristineError::UnclosedQuote)
+        );
+        // Each result reads back as the kernel would: hotfix=0 counts.
+        for o in ["root=/dev/sda2 -- single", "a x=\"1 2\"", "", "-- x"] {
+            let p = pristine_options_of(o).unwrap();
+            assert_eq!(
+                Cmdline::new(p.as_bytes()).value(k.as_bytes()),
+                Some(&b"0"[..]),
+                "{p}"
+            );
+        }
+        let p = pristine_options_of(&format!("a {k}=1 b {k}=1")).unwrap();
+        assert_eq!(
+            Cmdline::new(p.as_bytes()).value(k.as_bytes()),
+            Some(&b"0"[..])
         );
     }
 }
