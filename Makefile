@@ -36,6 +36,9 @@ UNLOCK := $(RELEASE)/ostree-unlock
 # ostree-prepare-root without the PID 1 modes (--no-default-features): the
 # service-mode step dracut, systemd units and mkinitcpio call. Built in a
 # target directory of its own, as it has the same name.
+# ostree-unlock with the crash-hook feature, for the crash tests only.
+CRASH_HOOK_DIR := target/crash-hook
+UNLOCK_CRASH_HOOK := $(CRASH_HOOK_DIR)/$(TARGET)/release/ostree-unlock
 SERVICE_ONLY_DIR := target/service-only
 SERVICE_ONLY := $(SERVICE_ONLY_DIR)/$(TARGET)/release/ostree-prepare-root
 
@@ -50,7 +53,7 @@ FUZZ_SECONDS ?= 20
 
 CHECK_DEPS := TARGET=$(TARGET) scripts/check-deps.sh
 
-.PHONY: all build service-only deps test lint unit size install-list fuzz-smoke mountns bench install clean \
+.PHONY: all build service-only crash-hook deps test lint unit size install-list fuzz-smoke mountns bench install clean \
 	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
@@ -64,6 +67,10 @@ build:
 	objcopy --remove-section=.eh_frame $(UNLOCK)
 
 $(PREPARE_ROOT): build
+
+crash-hook:
+	@$(CHECK_DEPS) build
+	cargo build --release --locked --target $(TARGET) -p ostree-unlock --features crash-hook --target-dir $(CRASH_HOOK_DIR)
 
 service-only:
 	@$(CHECK_DEPS) build
@@ -82,6 +89,7 @@ lint:
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --release --target $(TARGET) $(addprefix -p ,$(MUSL_LINT_CRATES))$(CARGO_FEATURES) -- -D warnings
 	cargo clippy --locked --all-targets -p ostree-switchroot --no-default-features -- -D warnings
+	cargo clippy --locked --all-targets -p ostree-unlock --features crash-hook -- -D warnings
 	if [ -x scripts/lint-shell.sh ]; then scripts/lint-shell.sh; fi
 
 unit:
@@ -96,10 +104,10 @@ size: build service-only
 install-list:
 	tests/install-list.sh
 
-mountns: build
+mountns: build crash-hook
 	tests/mountns/run.sh --impl $(PREPARE_ROOT)
 	tests/mountns/pid1.sh --impl $(PREPARE_ROOT)
-	tests/mountns/unlock.sh --unlock $(UNLOCK) --prepare $(PREPARE_ROOT)
+	tests/mountns/unlock.sh --unlock $(UNLOCK) --unlock-crash $(UNLOCK_CRASH_HOOK) --prepare $(PREPARE_ROOT)
 
 # libFuzzer is chatty: keep its log, print one line per target (and the log's
 # tail if it finds a crash).

@@ -59,6 +59,7 @@ make_phys() {
     # New files only: existing ones are hardlinks into the repo.
     install -m 0755 "$UL_BUSYBOX" "$d/usr/bin/busybox"
     install -m 0755 "$UL_UNLOCK" "$d/usr/bin/ostree-unlock"
+    install -m 0755 "$UL_UNLOCK_CRASH" "$d/usr/bin/ostree-unlock-crash-hook"
   done
   truncate -s 64M "$img"
   mkfs.ext4 -q -F -L osroot -O ^has_journal -E lazy_itable_init=0 -d "$src" "$img" >/dev/null
@@ -259,6 +260,8 @@ ul_stage2() {
 ASSERT_IGNORE_CASE=1
 H=/tmp/.h
 U=/usr/bin/ostree-unlock
+# The same, built with the crash-hook feature (OSTREE_UNLOCK_STOP_AFTER).
+UC=/usr/bin/ostree-unlock-crash-hook
 PHYS=/sysroot
 D1=$PHYS/$DEPLOY_1
 D2=$PHYS/$DEPLOY_2

@@ -2,9 +2,11 @@
 # unlock.sh - mount-namespace scenarios for ostree-unlock on a simulated
 # booted OSTree system (prepare-root, switch root, unlock, "reboot").
 #
-# Usage: unlock.sh [--unlock PATH] [--prepare PATH] [--keep DIR] [-v] [FILTER]
+# Usage: unlock.sh [--unlock PATH] [--unlock-crash PATH] [--prepare PATH] [--keep DIR] [-v] [FILTER]
 #   --unlock   ostree-unlock under test (default: <repo>/target/
 #              x86_64-unknown-linux-musl/release/ostree-unlock)
+#   --unlock-crash  the same built with the crash-hook feature, for the crash
+#              tests (default: <repo>/target/crash-hook/.../ostree-unlock)
 #   --prepare  our ostree-prepare-root (default: same directory)
 #   --keep     copy every boot's results (scripts, outputs) to DIR
 #   -v         print the log of passing scenarios too
@@ -222,6 +224,17 @@ run again $U
 expect_success "development once the path is free"
 expect_usr_overlay "after the rerun"
 status_says development
+EOF
+}
+
+scenario no_crash_hook "the release build has no crash hook: OSTREE_UNLOCK_STOP_AFTER changes nothing"
+t_no_crash_hook() {
+  local p
+  p=$(phys no-crash-hook)
+  boot "$p" <<'EOF'
+run unlock env OSTREE_UNLOCK_STOP_AFTER=1 $U --hotfix
+expect_success "--hotfix with OSTREE_UNLOCK_STOP_AFTER=1 (release build)"
+expect_usr_overlay "the hotfix completed"
 EOF
 }
 
@@ -692,7 +705,7 @@ crash_hotfix() {
   echo "=== OSTREE_UNLOCK_STOP_AFTER=$n ostree-unlock --hotfix, rerun $how"
   if [[ $how == live ]]; then
     boot "$p" --tag "stop$n" <<EOF
-run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
+run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$UC --hotfix
 expect_exit 75 "stopped after step $n"
 run rerun \$U --hotfix
 expect_success "rerun of --hotfix in the same boot"
@@ -701,7 +714,7 @@ echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after the rerun, with
 EOF
   else
     boot "$p" --tag "stop$n" <<EOF
-run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$U --hotfix
+run unlock env OSTREE_UNLOCK_STOP_AFTER=$n \$UC --hotfix
 expect_exit 75 "stopped after step $n"
 EOF
     boot "$p" --tag "rerun$n" < <(either_script 0; cat <<'EOF'
@@ -724,14 +737,14 @@ crash_discard() {
   echo "=== OSTREE_UNLOCK_STOP_AFTER=$n ostree-unlock --discard, rerun $how"
   if [[ $how == live ]]; then
     boot "$p" --tag "dstop$n" <<EOF
-run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
+run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$UC --discard
 expect_exit 75 "stopped after step $n"
 run rerun \$U --discard
 expect_success "rerun of --discard in the same boot"
 EOF
   else
     boot "$p" --tag "dstop$n" <<EOF
-run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$U --discard
+run discard env OSTREE_UNLOCK_STOP_AFTER=$n \$UC --discard
 expect_exit 75 "stopped after step $n"
 EOF
     boot "$p" --tag "drerun$n" < <(either_script 1; cat <<'EOF'
@@ -912,12 +925,14 @@ main() {
   local filter="" keep=""
   local -a pass=()
   UL_UNLOCK=$UL_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-unlock
+  UL_UNLOCK_CRASH=$UL_REPO_ROOT/target/crash-hook/x86_64-unknown-linux-musl/release/ostree-unlock
   UL_PREPARE=""
   UL_BUSYBOX=/bin/busybox
   VERBOSE=0
   while (($#)); do
     case $1 in
       --unlock) UL_UNLOCK=$2; shift 2 ;;
+      --unlock-crash) UL_UNLOCK_CRASH=$2; shift 2 ;;
       --prepare) UL_PREPARE=$2; shift 2 ;;
       --keep) keep=$(realpath -m "$2"); shift 2 ;;
       -v) VERBOSE=1; shift ;;
@@ -927,8 +942,9 @@ main() {
     esac
   done
   UL_UNLOCK=$(realpath -m "$UL_UNLOCK")
+  UL_UNLOCK_CRASH=$(realpath -m "$UL_UNLOCK_CRASH")
   UL_PREPARE=$(realpath -m "${UL_PREPARE:-$(dirname "$UL_UNLOCK")/ostree-prepare-root}")
-  export UL_UNLOCK UL_PREPARE UL_BUSYBOX VERBOSE
+  export UL_UNLOCK UL_UNLOCK_CRASH UL_PREPARE UL_BUSYBOX VERBOSE
   if [[ -n ${UL_INNER:-} ]]; then
     inner_main "$filter" "$keep"
     return
@@ -938,12 +954,12 @@ main() {
     return 2
   fi
   local missing=()
-  for f in "$UL_UNLOCK" "$UL_PREPARE" "$UL_BUSYBOX" /usr/bin/ostree /usr/lib/ostree/ostree-prepare-root \
+  for f in "$UL_UNLOCK" "$UL_UNLOCK_CRASH" "$UL_PREPARE" "$UL_BUSYBOX" /usr/bin/ostree /usr/lib/ostree/ostree-prepare-root \
     /usr/bin/setpriv /usr/sbin/mkfs.ext4 /usr/bin/chattr /usr/bin/lsattr /usr/bin/python3; do
     [[ -e $f ]] || missing+=("$f")
   done
   if ((${#missing[@]})); then
-    echo "unlock.sh: missing: ${missing[*]} (build with cargo; apt packages: ostree ostree-boot busybox-static e2fsprogs util-linux python3)" >&2
+    echo "unlock.sh: missing: ${missing[*]} (make build crash-hook; apt packages: ostree ostree-boot busybox-static e2fsprogs util-linux python3)" >&2
     echo "0 passed, 1 failed"
     return 1
   fi

@@ -36,12 +36,13 @@ pub fn main(args: &Args) -> i32 {
     // The origin file and markers are opened for writing: none may land on
     // a closed 1 or 2, where messages would be written into it.
     sys::fill_std_fds(b"/dev/null");
-    // The first definition counts, as with getenv.
-    let stop_after = args
+    // The crash tests' hook; the first definition counts, as with getenv.
+    #[cfg(feature = "crash-hook")]
+    if let Some(v) = args
         .envp
         .iter()
-        .find_map(|e| e.to_bytes().strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER="));
-    if let Some(v) = stop_after {
+        .find_map(|e| e.to_bytes().strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER="))
+    {
         app::set_stop_after(v);
     }
     if args.argv_cut {
