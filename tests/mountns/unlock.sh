@@ -622,6 +622,15 @@ EOF
   run_host named-missing "$UL_UNLOCK" --sysroot "$p" --deployment nosuch.0 --hotfix
   expect_failure "--deployment nosuch.0"
   grep -q "$DEPLOY_1_NAME" "$UL_OUT" || fail "--deployment nosuch.0: the error does not list the deployments"
+  # Any number of boot entries: 70 more (of no deployment) change nothing.
+  for i in $(seq 100 169); do
+    printf 'title junk %s\nversion %s\noptions root=/dev/x ostree=/ostree/boot.9/none/x/%s\n' "$i" "$i" "$i" \
+      >"$p/boot/loader/entries/ostree-$i-junk.conf"
+  done
+  run_host many "$UL_UNLOCK" --sysroot "$p" --status
+  expect_success "--status with 72 boot entries"
+  grep -q "$DEPLOY_2_NAME" "$UL_OUT" || fail "--status with 72 boot entries: not the default deployment 2"
+  rm -f "$p"/boot/loader/entries/ostree-1[0-6][0-9]-junk.conf
   true
 }
 

@@ -129,12 +129,17 @@ fn boot_view(t: &Target) -> Option<WritableView> {
 fn has_pristine_entry(t: &Target) -> Result<bool> {
     let entries = entries::list(boot_dir(t)?.as_bytes())?;
     let mut found = false;
-    entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, _| {
-        found = entries
-            .pristine_path(e)
-            .is_ok_and(|p| sys::stat(p.as_bytes()).is_ok());
-        found
-    });
+    entries.for_deployment(
+        &t.sysroot,
+        t.stateroot.as_bytes(),
+        t.name.as_bytes(),
+        |e, _| {
+            found = entries
+                .pristine_path(e)
+                .is_ok_and(|p| sys::stat(p.as_bytes()).is_ok());
+            found
+        },
+    );
     Ok(found)
 }
 
@@ -161,17 +166,22 @@ fn pristine_entry(t: &Target, add: bool) {
     };
     let mut done: Option<Result<()>> = None;
     match entries::list(view.path.as_bytes()) {
-        Ok(entries) => entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, text| {
-            done = Some(entries.pristine_path(e).and_then(|path| {
-                if add {
-                    write_pristine(&path, text)
-                } else {
-                    let p = path.as_bytes();
-                    remove_tree(p).and_then(|()| fsutil::fsync_dir(parent(p)))
-                }
-            }));
-            true
-        }),
+        Ok(entries) => entries.for_deployment(
+            &t.sysroot,
+            t.stateroot.as_bytes(),
+            t.name.as_bytes(),
+            |e, text| {
+                done = Some(entries.pristine_path(e).and_then(|path| {
+                    if add {
+                        write_pristine(&path, text)
+                    } else {
+                        let p = path.as_bytes();
+                        remove_tree(p).and_then(|()| fsutil::fsync_dir(parent(p)))
+                    }
+                }));
+                true
+            },
+        ),
         Err(e) => done = Some(Err(e)),
     }
     match done {
@@ -349,7 +359,7 @@ fn hotfix_off_notes(t: &Target) {
     let Ok(entries) = entries::list(dir.as_bytes()) else {
         return;
     };
-    entries.for_deployment(&t.sysroot, t.name.as_bytes(), |e, text| {
+    entries.for_deployment(&t.sysroot, t.stateroot.as_bytes(), t.name.as_bytes(), |e, text| {
         if entries::key(text, "options").is_some_and(|o| off(o.as_bytes())) {
             warn!(
                 "ostree-unlock: warning: boot entry {} of {} has {}=0: every boot of it is without the hotfix",

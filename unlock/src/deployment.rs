@@ -202,19 +202,26 @@ impl fmt::Display for Listing<'_> {
 pub fn default(sysroot: &[u8]) -> Result<Target> {
     let root = PathBuf::from(sysroot)?;
     let entries = crate::entries::list(root.join(b"boot")?.as_bytes())?;
-    let mut buf = [0u8; crate::entries::ENTRY_MAX];
-    for e in &entries.list {
-        let Some(text) = entries.read(e, &mut buf) else {
-            continue;
-        };
+    // The newest: highest version, then the first name (as libostree sorts).
+    let mut best: Option<(u64, PathBuf, Deployment)> = None;
+    entries.each(|e, text| {
         if let Some(d) = crate::entries::deployment(text, &root) {
-            return Target::from_deployment(sysroot, &d, false);
+            let newer = best.as_ref().map_or(true, |(v, n, _)| {
+                e.version > *v || (e.version == *v && e.name.as_bytes() < n.as_bytes())
+            });
+            if newer {
+                best = Some((e.version, e.name.clone(), d));
+            }
         }
+        false
+    });
+    match best {
+        Some((_, _, d)) => Target::from_deployment(sysroot, &d, false),
+        None => Err(err!(
+            "no boot entry in {} leads to a deployment; give --deployment",
+            entries.dir
+        )),
     }
-    Err(err!(
-        "no boot entry in {} leads to a deployment; give --deployment",
-        entries.dir
-    ))
 }
 
 /// The unlock state, with libostree's precedence: the runtime flags

@@ -11,14 +11,11 @@ use otcore::deploy::{self, Deployment};
 use otcore::path::{Lossy, PathBuf};
 use otcore::{sys, warn};
 
-use crate::err;
 use crate::error::{read_error, Result};
 use crate::fsutil::read_small;
 
 /// Largest boot entry read (they are a few lines).
 pub const ENTRY_MAX: usize = 16 * 1024;
-/// Most entries looked at (ostree writes one per deployment).
-const MAX_ENTRIES: usize = 64;
 
 /// One of ostree's entries: its file name and `version`.
 pub struct Entry {
@@ -26,46 +23,18 @@ pub struct Entry {
     pub version: u64,
 }
 
-/// ostree's entries in `dir` (`BOOT/loader/entries`), newest (default) first.
+/// ostree's entries in `dir` (`BOOT/loader/entries`), read one at a time:
+/// there is no limit to how many there are.
 pub struct Entries {
     pub dir: PathBuf,
-    pub list: heapless::Vec<Entry, MAX_ENTRIES>,
 }
 
-/// ostree's boot entries in `boot_dir/loader/entries` (none if it cannot be
-/// read). Entries this tool added (pristine boots, `pristine-*.conf`) are
-/// left out: libostree reads `ostree-*.conf`, nothing else.
+/// ostree's boot entries in `boot_dir/loader/entries`. Entries this tool
+/// added (pristine boots, `pristine-*.conf`) are left out: libostree reads
+/// `ostree-*.conf`, nothing else.
 pub fn list(boot_dir: &[u8]) -> Result<Entries> {
     let dir = PathBuf::from(boot_dir)?.join(b"loader/entries")?;
-    let mut list = heapless::Vec::new();
-    let mut full = false;
-    let mut buf = [0u8; ENTRY_MAX];
-    let _ = sys::for_each_dir_entry(dir.as_bytes(), |name| {
-        if !name.starts_with(b"ostree-") || !name.ends_with(b".conf") {
-            return;
-        }
-        let (Ok(path), Ok(name)) = (dir.join(name), PathBuf::from(name)) else {
-            return;
-        };
-        let Some(text) = read_text(path.as_bytes(), &mut buf) else {
-            return;
-        };
-        let version = key(text, "version")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        full |= list.push(Entry { name, version }).is_err();
-    });
-    if full {
-        return Err(err!(
-            "more than {MAX_ENTRIES} boot entries in {dir}, refusing"
-        ));
-    }
-    list.sort_unstable_by(|a: &Entry, b: &Entry| {
-        b.version
-            .cmp(&a.version)
-            .then(a.name.as_bytes().cmp(b.name.as_bytes()))
-    });
-    Ok(Entries { dir, list })
+    Ok(Entries { dir })
 }
 
 /// The text of the entry at `path`; `None` if it cannot be read or is not
@@ -104,23 +73,45 @@ impl Entries {
         read_text(self.path(e).ok()?.as_bytes(), buf)
     }
 
-    /// Call `f` with every entry (newest first) that boots the deployment
-    /// named `name` of `sysroot`, and its text, until `f` returns true.
+    /// Call `f` with every entry and its text (in directory order), until
+    /// `f` returns true. One that cannot be read, or is not UTF-8, is skipped
+    /// (as libostree skips it).
+    pub fn each(&self, mut f: impl FnMut(&Entry, &str) -> bool) {
+        let mut buf = [0u8; ENTRY_MAX];
+        let mut done = false;
+        let _ = sys::for_each_dir_entry(self.dir.as_bytes(), |name| {
+            if done || !name.starts_with(b"ostree-") || !name.ends_with(b".conf") {
+                return;
+            }
+            let (Ok(path), Ok(name)) = (self.dir.join(name), PathBuf::from(name)) else {
+                return;
+            };
+            let Some(text) = read_text(path.as_bytes(), &mut buf) else {
+                return;
+            };
+            let version = key(text, "version")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            done = f(&Entry { name, version }, text);
+        });
+    }
+
+    /// Call `f` with every entry that boots deployment `name` of stateroot
+    /// `stateroot` in `sysroot`, and its text, until `f` returns true. A
+    /// deployment is its stateroot and its `CSUM.SERIAL` together: the same
+    /// commit deployed in two stateroots has the same `CSUM.SERIAL`.
     pub fn for_deployment(
         &self,
         sysroot: &PathBuf,
+        stateroot: &[u8],
         name: &[u8],
         mut f: impl FnMut(&Entry, &str) -> bool,
     ) {
-        let mut buf = [0u8; ENTRY_MAX];
-        for e in &self.list {
-            let Some(text) = self.read(e, &mut buf) else {
-                continue;
-            };
-            if deployment(text, sysroot).is_some_and(|d| d.name() == name) && f(e, text) {
-                return;
-            }
-        }
+        self.each(|e, text| {
+            deployment(text, sysroot)
+                .is_some_and(|d| d.stateroot() == stateroot && d.name() == name)
+                && f(e, text)
+        });
     }
 }
 
