@@ -85,6 +85,15 @@ pub const HOTFIX_DISCARDED: [&[u8]; 2] = [b"hotfix-discarded-upper", b"hotfix-di
 /// (`ostree admin status`: "Unlocked: hotfix") and `ostree-unlock --status`.
 pub const ORIGIN_UNLOCKED_KEY: &str = "unlocked";
 
+/// Our own bootlinks for pristine boot entries:
+/// `ostree/deploy/OS/PRISTINE_LINKS/CSUM.SERIAL` -> `../deploy/CSUM.SERIAL`.
+/// libostree's `ostree/boot.N` links are swapped to other deployments when
+/// it rewrites its list; these name one deployment for good. Written by
+/// `ostree-unlock --hotfix` (removed by `--discard`); read, through the
+/// pristine entry's `ostree=`, by both prepare-roots (a symlink chain that
+/// ends at the deployment, as they require).
+pub const PRISTINE_LINKS: &[u8] = b"pristine";
+
 /// Kernel argument `ostree.prepare-root.hotfix=0`: boot once without the
 /// hotfix overlay. Written into the pristine boot entry by `ostree-unlock`;
 /// read by `ostree-prepare-root`.

@@ -451,7 +451,10 @@ EOF
     grep -qx 'version 0' "${entry[0]}" || fail "pristine entry has no 'version 0'"
     opts=$(sed -n 's/^options //p' "${entry[0]}")
     [[ " $opts " == *" ostree.prepare-root.hotfix=0 "* ]] || fail "pristine entry options lack ostree.prepare-root.hotfix=0"
-    [[ " $opts " == *" ostree=$(target_of "$p" "$DEPLOY_1_NAME") "* ]] || fail "pristine entry does not boot deployment 1"
+    [[ " $opts " == *" ostree=/ostree/deploy/$OSNAME/pristine/$DEPLOY_1_NAME "* ]] ||
+      fail "pristine entry's ostree= is not our link to deployment 1"
+    [[ $(readlink "$p/ostree/deploy/$OSNAME/pristine/$DEPLOY_1_NAME") == "../deploy/$DEPLOY_1_NAME" ]] ||
+      fail "the pristine bootlink does not name deployment 1"
     boot "$p" --cmdline "$opts" --tag pristine-entry <<'EOF'
 expect_usr_pristine "boot from the pristine entry"
 expect_no_file /usr/hf
@@ -503,6 +506,31 @@ EOF
   true
 }
 
+scenario pristine_entry_link_swap "libostree swaps its boot links (a reorder keeps every entry): the pristine entry still boots the pristine deployment it names"
+t_pristine_entry_link_swap() {
+  local p link e
+  p=$(phys pristine-link-swap)
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_success
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+EOF
+  # What libostree does when it reorders its deployments and the boot
+  # configuration stays the same: deployment 1's boot link now leads to
+  # deployment 2, every entry is kept.
+  link=$p$(target_of "$p" "$DEPLOY_1_NAME")
+  ln -sfn "../../../deploy/$OSNAME/deploy/$DEPLOY_2_NAME" "$link"
+  e=$(ls "$p"/boot/loader/entries/pristine-*.conf 2>/dev/null | head -n 1)
+  if [[ -z $e ]]; then
+    fail "no pristine entry after --hotfix"
+    return
+  fi
+  boot "$p" --cmdline "$(sed -n 's/^options //p' "$e")" --tag pristine <<'EOF'
+expect_usr_pristine "the pristine entry after the link swap: deployment 1, without its hotfix"
+expect_no_file /usr/hf
+EOF
+}
+
 # --- discard -----------------------------------------------------------------
 
 scenario discard "--discard: next boot pristine, markers and origin key gone, data deleted at the next boot"
@@ -529,6 +557,8 @@ expect_success "second --discard"
 expect_output "nothing to discard"
 EOF
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 has no immutable attribute after --discard"
+  [[ -e $p/ostree/deploy/$OSNAME/pristine/$DEPLOY_1_NAME || -L $p/ostree/deploy/$OSNAME/pristine/$DEPLOY_1_NAME ]] &&
+    fail "--discard left the pristine entry's bootlink"
   boot "$p" --tag after <<'EOF'
 expect_usr_pristine "after --discard and reboot"
 expect_no_file /usr/hf

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use otcore::cmdline::Cmdline;
 use otcore::path::{Lossy, PathBuf};
+use otcore::sys::Errno;
 use otcore::{contract, json};
 use otcore::{say, sys, warn};
 
@@ -143,10 +144,53 @@ fn has_pristine_entry(t: &Target) -> Result<bool> {
     Ok(found)
 }
 
-/// Write the pristine twin of entry `text` at `path`.
-fn write_pristine(path: &PathBuf, text: &str) -> Result<()> {
+/// `/ostree/deploy/OS/pristine/CSUM.SERIAL`: the `ostree=` of `t`'s
+/// pristine entry, a link of ours that always names `t`.
+fn pristine_bootlink(t: &Target) -> Result<PathBuf> {
+    let mut p = PathBuf::from(b"/ostree/deploy")?;
+    p.push(t.stateroot.as_bytes())?;
+    p.push(contract::PRISTINE_LINKS)?;
+    p.push(t.name.as_bytes())?;
+    Ok(p)
+}
+
+/// Make (or repair) the link [`pristine_bootlink`] names, through the
+/// writable view of `ostree/deploy`: `../deploy/CSUM.SERIAL`, replaced
+/// atomically (a new link, renamed over the old one).
+fn write_pristine_bootlink(view: &WritableView, t: &Target) -> Result<()> {
+    let mut dir = view.join(t.stateroot.as_bytes())?;
+    dir.push(contract::PRISTINE_LINKS)?;
+    let fd = otcore::fs::ensure_dir(dir.as_bytes(), 0o755, otcore::fs::Owner::Is(0, 0))?;
+    let mut target = PathBuf::from(b"../deploy")?;
+    target.push(t.name.as_bytes())?;
+    let mut tmp = PathBuf::from(b".")?;
+    tmp.push_raw(t.name.as_bytes())?;
+    tmp.push_raw(b".tmp")?;
+    let shown = dir.join(t.name.as_bytes())?;
+    let _ = sys::unlink_at(&fd, tmp.as_bytes(), sys::RemoveKind::NonDir);
+    sys::symlink_at(target.as_bytes(), &fd, tmp.as_bytes()).ctx("create link", shown.as_bytes())?;
+    sys::rename_at(&fd, tmp.as_bytes(), t.name.as_bytes())
+        .ctx("rename link over", shown.as_bytes())?;
+    sys::fsync(&fd).ctx("fsync", dir.as_bytes())
+}
+
+/// Remove the link of `t`'s pristine entry (a missing one is fine).
+fn remove_pristine_bootlink(view: &WritableView, t: &Target) -> Result<()> {
+    let mut p = view.join(t.stateroot.as_bytes())?;
+    p.push(contract::PRISTINE_LINKS)?;
+    p.push(t.name.as_bytes())?;
+    match sys::unlink(p.as_bytes()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(crate::error::Error::sys("remove", p.as_bytes(), e)),
+    }
+}
+
+/// Write the pristine twin of entry `text` at `path`, booting `bootlink`.
+fn write_pristine(path: &PathBuf, text: &str, bootlink: &PathBuf) -> Result<()> {
     let mut out: heapless::String<{ ENTRY_MAX + 256 }> = heapless::String::new();
-    entries::pristine_text(text, &mut out).map_err(|e| match e {
+    let link = core::str::from_utf8(bootlink.as_bytes())
+        .map_err(|_| err!("{bootlink}: not UTF-8, cannot go in a boot entry"))?;
+    entries::pristine_text(text, link, &mut out).map_err(|e| match e {
         entries::PristineError::TooLarge => {
             err!("{path}: the pristine entry would be larger than {ENTRY_MAX} bytes")
         }
@@ -160,6 +204,13 @@ fn write_pristine(path: &PathBuf, text: &str) -> Result<()> {
 /// Add (or with `add == false` remove) the boot entry that boots `t` once
 /// without its hotfix. Best effort: the kernel argument works without it.
 fn pristine_entry(t: &Target, add: bool) {
+    let bootlink = match pristine_bootlink(t) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("ostree-unlock: warning: pristine boot entry: {e}");
+            return;
+        }
+    };
     let Some(view) = boot_view(t) else {
         warn!("ostree-unlock: note: no boot loader entries found; use the kernel argument ostree.prepare-root.hotfix=0 for a pristine boot");
         return;
@@ -173,7 +224,7 @@ fn pristine_entry(t: &Target, add: bool) {
             |e, text| {
                 done = Some(entries.pristine_path(e).and_then(|path| {
                     if add {
-                        write_pristine(&path, text)
+                        write_pristine(&path, text, &bootlink)
                     } else {
                         let p = path.as_bytes();
                         remove_tree(p).and_then(|()| fsutil::fsync_dir(parent(p)))
@@ -235,7 +286,11 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     step(4, "immutable attribute restored");
     set_origin_unlocked(&view, t, Some("hotfix"))?;
     step(5, "origin written");
-    pristine_entry(t, true);
+    // The link first: an entry always has its link.
+    match write_pristine_bootlink(&view, t) {
+        Ok(()) => pristine_entry(t, true),
+        Err(e) => warn!("ostree-unlock: warning: no pristine boot entry: {e}"),
+    }
     step(6, "pristine boot entry written");
     fsutil::touch(view.path.as_bytes())?;
     if t.live && !mounts::usr_is_overlay() {
@@ -283,6 +338,9 @@ fn discard(t: &Target) -> Result<()> {
     set_origin_unlocked(&view, t, None)?;
     step(5, "origin written");
     pristine_entry(t, false);
+    if let Err(e) = remove_pristine_bootlink(&view, t) {
+        warn!("ostree-unlock: warning: {e}");
+    }
     step(6, "pristine boot entry removed");
     let in_use = t.live && mounts::usr_is_overlay();
     if !in_use {

@@ -149,9 +149,15 @@ impl From<fmt::Error> for PristineError {
 }
 
 /// Write the pristine twin of entry `text` to `out`: the same entry, titled
-/// "(pristine, without hotfix)", version 0 (listed after the real one), and
-/// `ostree.prepare-root.hotfix=0` in its options where the kernel takes it.
-pub fn pristine_text(text: &str, out: &mut impl Write) -> core::result::Result<(), PristineError> {
+/// "(pristine, without hotfix)", version 0 (listed after the real one), its
+/// `ostree=` set to `bootlink` (our own link to the deployment, which
+/// libostree never points elsewhere), and `ostree.prepare-root.hotfix=0` in
+/// its options where the kernel takes it.
+pub fn pristine_text(
+    text: &str,
+    bootlink: &str,
+    out: &mut impl Write,
+) -> core::result::Result<(), PristineError> {
     for l in text.lines() {
         if let Some(title) = l.strip_prefix("title ") {
             writeln!(out, "title {title} (pristine, without hotfix)")?;
@@ -159,7 +165,9 @@ pub fn pristine_text(text: &str, out: &mut impl Write) -> core::result::Result<(
             writeln!(out, "version 0")?;
         } else if let Some(o) = l.strip_prefix("options ") {
             out.write_str("options ")?;
-            pristine_options(o, out)?;
+            let mut retargeted: heapless::String<ENTRY_MAX> = heapless::String::new();
+            with_bootlink(o, bootlink, &mut retargeted)?;
+            pristine_options(&retargeted, out)?;
             out.write_str("\n")?;
         } else {
             writeln!(out, "{l}")?;
@@ -169,6 +177,19 @@ pub fn pristine_text(text: &str, out: &mut impl Write) -> core::result::Result<(
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// `options` with the value of its `ostree=` argument (the first counts)
+/// replaced by `bootlink`.
+fn with_bootlink(o: &str, bootlink: &str, out: &mut impl Write) -> fmt::Result {
+    let bytes = o.as_bytes();
+    match Cmdline::new(bytes).get(b"ostree").and_then(|p| p.value) {
+        Some(v) => {
+            let start = v.as_ptr() as usize - bytes.as_ptr() as usize;
+            write!(out, "{}{bootlink}{}", &o[..start], &o[start + v.len()..])
+        }
+        None => out.write_str(o),
+    }
 }
 
 /// `options` with the hotfix disabled, as the kernel reads a command line
@@ -230,10 +251,10 @@ mod tests {
     #[test]
     fn pristine_twin() {
         let mut s = String::new();
-        pristine_text(ENTRY, &mut s).unwrap();
+        pristine_text(ENTRY, "/ostree/deploy/os/pristine/abc.0", &mut s).unwrap();
         assert_eq!(
             s,
-            "title Test OS 1 (ostree:0) (pristine, without hotfix)\nversion 0\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0 ostree.prepare-root.hotfix=0\n"
+            "title Test OS 1 (ostree:0) (pristine, without hotfix)\nversion 0\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/deploy/os/pristine/abc.0 ostree.prepare-root.hotfix=0\n"
         );
     }
 

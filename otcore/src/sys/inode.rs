@@ -77,6 +77,17 @@ pub fn rename_at(dir: impl AsFd, from: &[u8], to: &[u8]) -> SysResult<()> {
     })
 }
 
+/// `symlinkat(2)`: a symlink `name` in `dir` that points to `target`.
+pub fn symlink_at(target: &[u8], dir: impl AsFd, name: &[u8]) -> SysResult<()> {
+    let dir = dir.as_fd().raw();
+    with_cstr(target, |t| {
+        with_cstr(name, |n| {
+            // SAFETY: `dir` is open; both are valid C strings.
+            check(unsafe { libc::symlinkat(t, dir, n) }).map(drop)
+        })
+    })
+}
+
 /// `readlink(2)`; returns the target's length in `buf`.
 pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
     with_cstr(path, |p| {

@@ -42,7 +42,7 @@ pub use fd::{
 };
 pub use inode::{
     chmod, fchmod, fchown, inode_flags, lchown, mkdir, mkdir_at, readlink, rename, rename_at,
-    rmdir, set_inode_flags, touch, unlink, unlink_at, InodeFlags, RemoveKind,
+    rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags, RemoveKind,
 };
 pub use kernel::{
     finit_module, kernel_release, map_file, poll_readable, recv, uevent_socket, Mapping,
