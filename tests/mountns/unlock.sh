@@ -238,6 +238,33 @@ expect_usr_overlay "the hotfix completed"
 EOF
 }
 
+scenario selinux_labels "the overlay directories get /usr's SELinux label (development and hotfix), so the merged /usr keeps it"
+# check_label PATH LABEL: PATH's security.selinux is LABEL.
+check_label() {
+  local got
+  got=$(/usr/bin/python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "security.selinux").rstrip(b"\0").decode())' "$1" 2>&1)
+  [[ $got == "$2" ]] || fail "$1: SELinux label '$got', expected '$2'"
+}
+t_selinux_labels() {
+  local p label=system_u:object_r:usr_t:s0 bk
+  p=$(phys selinux)
+  /usr/bin/python3 -c 'import os,sys; os.setxattr(sys.argv[1], "security.selinux", sys.argv[2].encode() + b"\0")' \
+    "$p/$DEPLOY_1/usr" "$label" || { fail "cannot label $p/$DEPLOY_1/usr"; return; }
+  boot "$p" <<'EOF'
+run unlock $U
+expect_success "development with a labelled /usr"
+EOF
+  bk=$p/ostree/deploy/$OSNAME/backing/$DEPLOY_1_NAME/usr-transient
+  check_label "$bk/upper" "$label"
+  check_label "$bk/work" "$label"
+  boot "$p" --tag hotfix <<'EOF'
+run unlock $U --hotfix
+expect_success "hotfix with a labelled /usr"
+EOF
+  check_label "$p/$DEPLOY_1/.usr-ovl-upper" "$label"
+  check_label "$p/$DEPLOY_1/.usr-ovl-work" "$label"
+}
+
 # --- transient ---------------------------------------------------------------
 
 scenario transient "transient: /usr read-only, writable in a private namespace after remount; status transient"

@@ -86,7 +86,8 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
         }
     };
     let ops = develop::plan(data, mode, &t.state_dir, flag, transient)?;
-    develop::run(&mut develop::RealSystem, &ops)?;
+    let usr_label = fsutil::selinux_label(t.in_dir(b"usr")?.as_bytes())?;
+    develop::run(&mut develop::RealSystem { usr_label }, &ops)?;
     if let Ok(view) = &view {
         // libostree's "something changed" signal; the unlock is done already.
         if let Err(e) = fsutil::touch(view.path.as_bytes()) {
@@ -271,11 +272,14 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     let work = dir.join(contract::USR_OVL_WORK)?;
     set_immutable(dir.as_bytes(), false)?;
     step(1, "immutable attribute cleared");
+    // The overlay's directories get /usr's SELinux label: the merged /usr
+    // takes the label of its upper directory.
+    let label = fsutil::selinux_label(t.in_dir(b"usr")?.as_bytes())?;
     let made = (|| -> Result<()> {
         // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
-        ensure_dir(work.as_bytes(), mode)?;
+        fsutil::ensure_dir_labelled(work.as_bytes(), mode, label.as_ref())?;
         step(2, ".usr-ovl-work created");
-        ensure_dir(upper.as_bytes(), mode)?;
+        fsutil::ensure_dir_labelled(upper.as_bytes(), mode, label.as_ref())?;
         fsutil::fsync_dir(dir.as_bytes())?;
         step(3, ".usr-ovl-upper created");
         Ok(())

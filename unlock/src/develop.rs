@@ -22,9 +22,14 @@ const MAX_OPS: usize = 16;
 /// One change to the system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Create a directory with exactly `mode`, owned by root; an existing
-    /// one is kept (and not removed on failure).
-    MakeDir { path: PathBuf, mode: u32 },
+    /// Create a directory with exactly `mode`, owned by root, and (`label`)
+    /// `/usr`'s SELinux label; an existing one is kept (and not removed on
+    /// failure).
+    MakeDir {
+        path: PathBuf,
+        mode: u32,
+        label: bool,
+    },
     /// Delete what an earlier unlock of this deployment left (not undone:
     /// it was stale, and the next boot would delete it too).
     RemoveStale { path: PathBuf },
@@ -44,7 +49,11 @@ pub enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::MakeDir { path, mode } => write!(f, "mkdir {path} mode {mode:04o}"),
+            Op::MakeDir { path, mode, label } => write!(
+                f,
+                "mkdir {path} mode {mode:04o}{}",
+                if *label { " with /usr's label" } else { "" }
+            ),
             Op::RemoveStale { path } => write!(f, "remove {path} (left from before)"),
             Op::WriteFlag { path } => write!(f, "write {path}"),
             Op::MountTmpfs { path } => write!(f, "mount tmpfs {path}"),
@@ -86,16 +95,19 @@ pub fn plan(
             add(Op::MakeDir {
                 path: PathBuf::from(fsutil::parent(backing.as_bytes()))?,
                 mode: 0o700,
+                label: false,
             })?;
             add(Op::MakeDir {
                 path: backing.clone(),
                 mode: 0o700,
+                label: false,
             })?;
             let dir = backing.join(contract::USR_TRANSIENT)?;
             add(Op::RemoveStale { path: dir.clone() })?;
             add(Op::MakeDir {
                 path: dir.clone(),
                 mode,
+                label: true,
             })?;
             dir
         }
@@ -103,6 +115,7 @@ pub fn plan(
             add(Op::MakeDir {
                 path: scratch.clone(),
                 mode: 0o700,
+                label: false,
             })?;
             add(Op::MountTmpfs {
                 path: scratch.clone(),
@@ -113,18 +126,22 @@ pub fn plan(
     add(Op::MakeDir {
         path: dir.join(b"upper")?,
         mode,
+        label: true,
     })?;
     add(Op::MakeDir {
         path: dir.join(b"work")?,
         mode,
+        label: true,
     })?;
     add(Op::MakeDir {
         path: PathBuf::from(contract::DEPLOYMENT_STATE)?,
         mode: 0o755,
+        label: false,
     })?;
     add(Op::MakeDir {
         path: state_dir.clone(),
         mode: 0o755,
+        label: false,
     })?;
     add(Op::WriteFlag {
         path: state_dir.join(flag)?,
@@ -143,9 +160,9 @@ pub fn plan(
 
 /// The changes [`run`] makes, one method per kind.
 pub trait Effects {
-    /// Create a directory (mode and owner exact); `Ok(false)` if a real
-    /// directory was there already.
-    fn make_dir(&mut self, path: &[u8], mode: u32) -> Result<bool>;
+    /// Create a directory (mode and owner exact, and `/usr`'s SELinux label
+    /// if `label`); `Ok(false)` if a real directory was there already.
+    fn make_dir(&mut self, path: &[u8], mode: u32, label: bool) -> Result<bool>;
     fn remove_dir(&mut self, path: &[u8]) -> Result<()>;
     fn remove_tree(&mut self, path: &[u8]) -> Result<()>;
     fn write_file(&mut self, path: &[u8]) -> Result<()>;
@@ -156,12 +173,16 @@ pub trait Effects {
 }
 
 /// The running system (in PID 1's mount namespace, entered before).
-pub struct RealSystem;
+pub struct RealSystem {
+    /// The SELinux label of the deployment's `/usr`, if it has one.
+    pub usr_label: Option<fsutil::Label>,
+}
 
 impl Effects for RealSystem {
-    fn make_dir(&mut self, path: &[u8], mode: u32) -> Result<bool> {
+    fn make_dir(&mut self, path: &[u8], mode: u32, label: bool) -> Result<bool> {
         let existed = fsutil::is_real_dir(path);
-        fsutil::ensure_dir(path, mode)?;
+        let label = if label { self.usr_label.as_ref() } else { None };
+        fsutil::ensure_dir_labelled(path, mode, label)?;
         Ok(!existed)
     }
     fn remove_dir(&mut self, path: &[u8]) -> Result<()> {
@@ -234,8 +255,8 @@ pub fn run(fx: &mut impl Effects, ops: &Ops) -> Result<()> {
 
 fn apply<'a>(fx: &mut impl Effects, op: &'a Op) -> Result<Option<Undo<'a>>> {
     Ok(match op {
-        Op::MakeDir { path, mode } => fx
-            .make_dir(path.as_bytes(), *mode)?
+        Op::MakeDir { path, mode, label } => fx
+            .make_dir(path.as_bytes(), *mode, *label)?
             .then_some(Undo::RemoveDir(path)),
         Op::RemoveStale { path } => {
             fx.remove_tree(path.as_bytes())?;
@@ -308,7 +329,7 @@ mod tests {
     }
 
     impl Effects for World {
-        fn make_dir(&mut self, path: &[u8], _mode: u32) -> Result<bool> {
+        fn make_dir(&mut self, path: &[u8], _mode: u32, _label: bool) -> Result<bool> {
             self.call("mkdir", path)?;
             Ok(self.dirs.insert(text(path)))
         }

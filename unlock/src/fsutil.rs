@@ -38,6 +38,52 @@ pub fn ensure_dir(path: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// The extended attribute that holds a file's SELinux label.
+const SELINUX_XATTR: &[u8] = b"security.selinux";
+
+/// A file's SELinux label, as the kernel stores it (NUL included).
+pub struct Label {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Label {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The SELinux label of `path`, if it has one (none without SELinux, or on a
+/// filesystem without labels).
+pub fn selinux_label(path: &[u8]) -> Result<Option<Label>> {
+    let mut label = Label {
+        buf: [0; 256],
+        len: 0,
+    };
+    match sys::lgetxattr(path, SELINUX_XATTR, &mut label.buf) {
+        Ok(len) => {
+            label.len = len;
+            Ok(Some(label))
+        }
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(None),
+        Err(e) => Err(Error::sys("read the SELinux label of", path, e)),
+    }
+}
+
+/// [`ensure_dir`], and the directory given `label` when there is one, so
+/// that an overlay using it keeps `/usr`'s label (the merged directory's
+/// label comes from its upper layer).
+pub fn ensure_dir_labelled(path: &[u8], mode: u32, label: Option<&Label>) -> Result<()> {
+    let fd = fs::ensure_dir(path, mode, Owner::Is(0, 0))?;
+    if let Some(label) = label {
+        match sys::fsetxattr(&fd, SELINUX_XATTR, label.as_bytes()) {
+            Ok(()) | Err(Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(Error::sys("set the SELinux label of", path, e)),
+        }
+    }
+    Ok(())
+}
+
 /// fsync a directory (so a rename or mkdir inside it is durable).
 pub fn fsync_dir(path: &[u8]) -> Result<()> {
     let fd = sys::open(path, OFlags::RDONLY | OFlags::DIRECTORY, 0).ctx("open", path)?;

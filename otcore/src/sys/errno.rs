@@ -66,6 +66,8 @@ errnos! {
     UCLEAN = EUCLEAN;
     DQUOT = EDQUOT;
     NOMEDIUM = ENOMEDIUM;
+    NODATA = ENODATA;
+    RANGE = ERANGE;
 }
 
 impl Errno {

@@ -137,6 +137,28 @@ pub fn touch(path: &[u8]) -> SysResult<()> {
     })
 }
 
+/// `lgetxattr(2)`: the value of extended attribute `name` (a C-string-safe
+/// name such as `security.selinux`) of `path` itself (not following a final
+/// symlink), into `buf`; returns its length.
+pub fn lgetxattr(path: &[u8], name: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    with_cstr(path, |p| {
+        with_cstr(name, |n| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            let r = unsafe { libc::lgetxattr(p, n, buf.as_mut_ptr().cast(), buf.len()) };
+            check_size(r)
+        })
+    })
+}
+
+/// `fsetxattr(2)`: set extended attribute `name` of an open file.
+pub fn fsetxattr(fd: impl AsFd, name: &[u8], value: &[u8]) -> SysResult<()> {
+    let fd = fd.as_fd().raw();
+    with_cstr(name, |n| {
+        // SAFETY: `value` is valid for reads of `value.len()` bytes.
+        check(unsafe { libc::fsetxattr(fd, n, value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    })
+}
+
 flags! {
     /// Inode attributes (`lsattr`/`chattr`).
     InodeFlags: c_int {

@@ -41,8 +41,9 @@ pub use fd::{
     write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
 };
 pub use inode::{
-    chmod, fchmod, fchown, inode_flags, lchown, mkdir, mkdir_at, readlink, rename, rename_at,
-    rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags, RemoveKind,
+    chmod, fchmod, fchown, fsetxattr, inode_flags, lchown, lgetxattr, mkdir, mkdir_at, readlink,
+    rename, rename_at, rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags,
+    RemoveKind,
 };
 pub use kernel::{
     finit_module, kernel_release, map_file, poll_readable, recv, uevent_socket, Mapping,
