@@ -520,8 +520,13 @@ run status ostree admin status
 expect_success
 n=$(last_output | grep -c "$DEPLOY_1_NAME")
 [ "$n" = 1 ] || fail "real ostree admin status lists deployment 1 $n times"
+run ways $U --status
+expect_output "pristine-ostree-.*pristine, without hotfix" "--status lists the pristine entry"
 run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
 expect_success "real ostree admin deploy after --hotfix"
+run ways-after $U --status
+expect_output "no pristine boot entry lists this deployment now" "--status once libostree wrote a new boot version"
+expect_output "hotfix=0, for one boot"
 EOF
   for e in "$p"/boot/loader/entries/*.conf; do
     [[ ${e##*/} == pristine-*.conf ]] && continue

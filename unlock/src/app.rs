@@ -385,6 +385,9 @@ fn status(t: &Target, json: bool) -> Result<()> {
         say!("{t}{}", if t.live { " (booted)" } else { "" });
         say!("    Unlocked: {}", state.name());
         hotfix_off_notes(t);
+        if state == Unlocked::Hotfix || markers {
+            ways_back(t);
+        }
         if markers != (state == Unlocked::Hotfix)
             && state != Unlocked::Development
             && state != Unlocked::Transient
@@ -400,6 +403,49 @@ fn status(t: &Target, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// List the ways back from a hotfix that exist now: the pristine entry only
+/// if it is listed and boots this very deployment.
+fn ways_back(t: &Target) {
+    let mut entry: Option<PathBuf> = None;
+    if let Ok(entries) = boot_dir(t).and_then(|d| entries::list(d.as_bytes())) {
+        let mut buf = [0u8; ENTRY_MAX];
+        entries.for_deployment(
+            &t.sysroot,
+            t.stateroot.as_bytes(),
+            t.name.as_bytes(),
+            |e, _| {
+                let Ok(path) = entries.pristine_path(e) else {
+                    return false;
+                };
+                let boots_it = fsutil::read_small(path.as_bytes(), &mut buf)
+                    .ok()
+                    .and_then(|text| core::str::from_utf8(text).ok())
+                    .and_then(|text| entries::deployment(text, &t.sysroot))
+                    .is_some_and(|d| {
+                        d.stateroot() == t.stateroot.as_bytes() && d.name() == t.name.as_bytes()
+                    });
+                if boots_it {
+                    entry = Some(path);
+                }
+                boots_it
+            },
+        );
+    }
+    say!("    Ways back:");
+    match entry {
+        Some(path) => say!(
+            "      - the boot entry {} (pristine, without hotfix)",
+            Lossy(path.file_name())
+        ),
+        None => say!("      - (no pristine boot entry lists this deployment now)"),
+    }
+    say!(
+        "      - the kernel argument {}=0, for one boot",
+        Lossy(contract::HOTFIX_KARG)
+    );
+    say!("      - ostree-unlock --discard: pristine from the next boot on");
 }
 
 /// Say where `ostree.prepare-root.hotfix=0` keeps a hotfix from taking
