@@ -563,6 +563,30 @@ expect_no_file /usr/hf
 EOF
 }
 
+scenario hotfix_failure_undone "--hotfix failing after its markers (the origin cannot be replaced): markers, origin, entry as before; a rerun works"
+t_hotfix_failure_undone() {
+  local p
+  p=$(phys hotfix-fail)
+  chattr +i "$p/$DEPLOY_1.origin" || { fail "chattr +i on the origin file"; return; }
+  boot "$p" <<'EOF'
+run unlock $U --hotfix
+expect_failure "--hotfix with an origin file that cannot be replaced"
+expect_output "origin" "the error names the origin file"
+expect_no_file "$D1/.usr-ovl-upper" "the failed --hotfix removed its markers"
+expect_no_file "$D1/.usr-ovl-work" "the failed --hotfix removed its markers"
+expect_usr_pristine "after the failed --hotfix"
+status_says none
+EOF
+  chattr -i "$p/$DEPLOY_1.origin"
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "the failed --hotfix left a pristine entry"
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the failed --hotfix"
+  boot "$p" --tag rerun <<'EOF'
+run unlock $U --hotfix
+expect_success "--hotfix once the origin can be written"
+expect_usr_overlay
+EOF
+}
+
 # --- discard -----------------------------------------------------------------
 
 scenario discard "--discard: next boot pristine, markers and origin key gone, data deleted at the next boot"

@@ -270,6 +270,38 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     let dir = view.join(t.rel_in_deploy.as_bytes())?;
     let upper = dir.join(contract::USR_OVL_UPPER)?;
     let work = dir.join(contract::USR_OVL_WORK)?;
+    // What was there before, so that a failure can put it back (a rerun that
+    // finishes an interrupted hotfix keeps what the first run made).
+    let fresh = !fsutil::is_real_dir(upper.as_bytes()) && !fsutil::is_real_dir(work.as_bytes());
+    let origin_before = deployment::state(t)? == Unlocked::Hotfix;
+    let r = hotfix_steps(t, &view, &dir, &upper, &work, mode);
+    if let Err(e) = r {
+        if fresh {
+            undo_hotfix(t, &view, &dir, &upper, &work, origin_before);
+        }
+        return Err(e);
+    }
+    if t.live {
+        say!(
+            "Hotfix mode enabled. A writable overlayfs is now mounted on /usr for this deployment."
+        );
+        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(contract::HOTFIX_KARG));
+    } else {
+        say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
+    }
+    Ok(())
+}
+
+/// The steps of a hotfix, in the order that keeps every boot pristine or
+/// fully hotfixed: markers, origin key, pristine entry, the overlay now.
+fn hotfix_steps(
+    t: &Target,
+    view: &WritableView,
+    dir: &PathBuf,
+    upper: &PathBuf,
+    work: &PathBuf,
+    mode: u32,
+) -> Result<()> {
     set_immutable(dir.as_bytes(), false)?;
     step(1, "immutable attribute cleared");
     // The overlay's directories get /usr's SELinux label: the merged /usr
@@ -288,10 +320,10 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     set_immutable(dir.as_bytes(), true)?;
     made?;
     step(4, "immutable attribute restored");
-    set_origin_unlocked(&view, t, Some("hotfix"))?;
+    set_origin_unlocked(view, t, Some("hotfix"))?;
     step(5, "origin written");
     // The link first: an entry always has its link.
-    match write_pristine_bootlink(&view, t) {
+    match write_pristine_bootlink(view, t) {
         Ok(()) => pristine_entry(t, true),
         Err(e) => warn!("ostree-unlock: warning: no pristine boot entry: {e}"),
     }
@@ -300,15 +332,40 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     if t.live && !mounts::usr_is_overlay() {
         mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), false)?;
     }
-    if t.live {
-        say!(
-            "Hotfix mode enabled. A writable overlayfs is now mounted on /usr for this deployment."
-        );
-        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(contract::HOTFIX_KARG));
-    } else {
-        say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
-    }
     Ok(())
+}
+
+/// Put back what a failed hotfix changed, newest first: the pristine entry
+/// and its link, the origin key (unless it was there before), the markers
+/// (new and empty, so removing them loses nothing). What cannot be undone
+/// is said; the deployment then boots pristine (a marker alone does nothing).
+fn undo_hotfix(
+    t: &Target,
+    view: &WritableView,
+    dir: &PathBuf,
+    upper: &PathBuf,
+    work: &PathBuf,
+    origin_before: bool,
+) {
+    let note = |r: Result<()>| {
+        if let Err(e) = r {
+            warn!("ostree-unlock: while undoing: {e}");
+        }
+    };
+    pristine_entry(t, false);
+    note(remove_pristine_bootlink(view, t));
+    if !origin_before {
+        note(set_origin_unlocked(view, t, None));
+    }
+    note(set_immutable(dir.as_bytes(), false));
+    for d in [upper, work] {
+        match sys::rmdir(d.as_bytes()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => warn!("ostree-unlock: while undoing: remove {d}: {e}"),
+        }
+    }
+    note(fsutil::fsync_dir(dir.as_bytes()));
+    note(set_immutable(dir.as_bytes(), true));
 }
 
 /// Remove the hotfix from the next boot on. The markers move to the backing
