@@ -552,8 +552,9 @@ EOF
   # deployment 2, every entry is kept.
   link=$p$(target_of "$p" "$DEPLOY_1_NAME")
   ln -sfn "../../../deploy/$OSNAME/deploy/$DEPLOY_2_NAME" "$link"
-  e=$(ls "$p"/boot/loader/entries/pristine-*.conf 2>/dev/null | head -n 1)
-  if [[ -z $e ]]; then
+  local pristine=("$p"/boot/loader/entries/pristine-*.conf)
+  e=${pristine[0]}
+  if [[ ! -e $e ]]; then
     fail "no pristine entry after --hotfix"
     return
   fi
@@ -717,6 +718,44 @@ EOF
   expect_success "--status with 72 boot entries"
   grep -q "$DEPLOY_2_NAME" "$UL_OUT" || fail "--status with 72 boot entries: not the default deployment 2"
   rm -f "$p"/boot/loader/entries/ostree-1[0-6][0-9]-junk.conf
+  true
+}
+
+scenario offline_planted_links "offline: an origin file, the stateroot or boot/loader that is an absolute symlink is refused; nothing outside the sysroot is read or written"
+t_offline_planted_links() {
+  local p out=$UL_SCRATCH/outside stamp
+  mkdir -p "$out/loader/entries"
+  echo secret >"$out/secret"
+  chmod 600 "$out/secret"
+  # The origin file, a link to a file outside.
+  p=$(phys planted-origin)
+  mv "$p/$DEPLOY_1.origin" "$p/$DEPLOY_1.origin.real"
+  ln -s "$out/secret" "$p/$DEPLOY_1.origin"
+  stamp=$(date +%s.%N)
+  run_host origin "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix
+  expect_failure "--hotfix with a symlinked origin file"
+  expect_output "origin" "the error names the origin file"
+  [[ -e $p/$DEPLOY_1/.usr-ovl-upper ]] && fail "markers made despite the symlinked origin"
+  [[ $(stat -c '%a %s' "$out/secret") == "600 7" ]] || fail "the file outside changed: $(stat -c '%a %s' "$out/secret")"
+  # The stateroot, a link to a copy outside.
+  p=$(phys planted-stateroot)
+  cp -a "$p/ostree/deploy/$OSNAME" "$out/$OSNAME"
+  mv "$p/ostree/deploy/$OSNAME" "$p/ostree/deploy/$OSNAME.real"
+  ln -s "$out/$OSNAME" "$p/ostree/deploy/$OSNAME"
+  run_host stateroot "$UL_UNLOCK" --sysroot "$p" --deployment "$OSNAME/$DEPLOY_1_NAME" --hotfix
+  expect_failure "--hotfix with a symlinked stateroot"
+  expect_output "$OSNAME" "the error names the stateroot"
+  [[ -e $out/$DEPLOY_1/.usr-ovl-upper || -e $out/$OSNAME/deploy/$DEPLOY_1_NAME/.usr-ovl-upper ]] &&
+    fail "markers made outside the sysroot"
+  # boot/loader, an absolute link to entries outside.
+  p=$(phys planted-loader)
+  cp -a "$p/boot/loader/entries/." "$out/loader/entries/"
+  ln -sfn "$out/loader" "$p/boot/loader"
+  run_host loader "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix
+  expect_failure "--hotfix with an absolute boot/loader link"
+  expect_output "loader" "the error names boot/loader"
+  ls "$out"/loader/entries/pristine-* >/dev/null 2>&1 && fail "a pristine entry was written outside the sysroot"
+  [[ -z $(find "$out" -newermt "@$stamp" -type f) ]] || fail "files outside changed: $(find "$out" -newermt "@$stamp" -type f)"
   true
 }
 

@@ -570,6 +570,7 @@ fn run(args: &Args<'_>) -> Result<()> {
             deployment::booted(b"/sysroot")?
         }
     };
+    target.check_confined()?;
     match args.command {
         Command::Status { json } => status(&target, json),
         Command::Discard => {

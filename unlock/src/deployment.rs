@@ -9,7 +9,7 @@ use otcore::path::{Lossy, PathBuf};
 use otcore::sys::{self, Errno};
 
 use crate::err;
-use crate::error::{read_error, Context, Result};
+use crate::error::{read_error, Context, Error, Result};
 use crate::fsutil::{exists, is_real_dir, read_small};
 
 /// Largest origin file and `/run/ostree-booted` read (both are a few lines).
@@ -71,6 +71,74 @@ impl Target {
     /// `dir/rel`.
     pub fn in_dir(&self, rel: &[u8]) -> Result<PathBuf> {
         Ok(self.dir.join(rel)?)
+    }
+
+    /// Refuse a sysroot where a path this tool reads or writes would lead
+    /// out of it: every directory on the way to the deployment, its origin
+    /// file, its backing directory and the pristine links must be what they
+    /// seem (a symlink there is refused), and `boot/loader` may only be
+    /// libostree's relative link to `loader.N`. Checked before anything is
+    /// read or written, so a sysroot image with planted links (an absolute
+    /// one would be followed on the host) changes nothing outside it.
+    pub fn check_confined(&self) -> Result<()> {
+        let real_dir = |p: &PathBuf| -> Result<()> {
+            match sys::lstat(p.as_bytes()) {
+                Ok(st) if st.is_dir() => Ok(()),
+                Ok(_) => Err(err!(
+                    "{p}: not a directory (a symlink?), refusing: it could lead out of the sysroot"
+                )),
+                Err(e) => Err(Error::sys("lstat", p.as_bytes(), e)),
+            }
+        };
+        let absent_or_real_dir = |p: &PathBuf| match sys::lstat(p.as_bytes()) {
+            Err(Errno::NOENT) => Ok(()),
+            _ => real_dir(p),
+        };
+        let ostree = self.sysroot.join(b"ostree")?;
+        real_dir(&ostree)?;
+        real_dir(&self.deploy)?;
+        let os = self.deploy.join(self.stateroot.as_bytes())?;
+        real_dir(&os)?;
+        real_dir(&os.join(b"deploy")?)?;
+        real_dir(&self.dir)?;
+        let origin = self.deploy.join(self.origin_rel.as_bytes())?;
+        match sys::lstat(origin.as_bytes()) {
+            Ok(st) if st.is_symlink() || !st.is_file() => {
+                return Err(err!("{origin}: not a regular file (a symlink?), refusing"));
+            }
+            _ => {}
+        }
+        absent_or_real_dir(&os.join(contract::BACKING)?)?;
+        absent_or_real_dir(&self.deploy.join(self.rel_backing.as_bytes())?)?;
+        absent_or_real_dir(&os.join(contract::PRISTINE_LINKS)?)?;
+        if !self.live {
+            let boot = self.sysroot.join(b"boot")?;
+            absent_or_real_dir(&boot)?;
+            let loader = boot.join(b"loader")?;
+            match sys::lstat(loader.as_bytes()) {
+                Ok(st) if st.is_symlink() => {
+                    let mut buf = [0u8; 64];
+                    let n = sys::readlink(loader.as_bytes(), &mut buf)
+                        .ctx("readlink", loader.as_bytes())?;
+                    let target = &buf[..n];
+                    if !target.starts_with(b"loader.") || target.contains(&b'/') {
+                        return Err(err!(
+                            "{loader}: points to {}, not to loader.N beside it, refusing",
+                            otcore::path::Lossy(target)
+                        ));
+                    }
+                    let entries = boot.join(target)?.join(b"entries")?;
+                    absent_or_real_dir(&boot.join(target)?)?;
+                    absent_or_real_dir(&entries)?;
+                }
+                Err(Errno::NOENT) => {}
+                _ => {
+                    real_dir(&loader)?;
+                    absent_or_real_dir(&loader.join(b"entries")?)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
