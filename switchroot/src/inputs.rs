@@ -60,7 +60,7 @@ fn read_optional<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<Option<&'b [u8]>,
 pub enum ConfFrom {
     /// The initramfs's own `/` (service and initramfs modes, as upstream).
     Root,
-    /// The deployment being booted (`init=` mode: there is no initramfs).
+    /// The deployment being booted (the no-initramfs mode: there is no initramfs).
     Deployment,
 }
 

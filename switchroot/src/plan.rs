@@ -99,7 +99,7 @@ pub enum Step<P> {
     /// (a read-only root keeps it until a later boot), never fails the boot.
     CleanBacking { path: P },
     /// Make `new_root` the root directory, the old root landing at `put_old`;
-    /// then `chdir("/")`. The point of no return of the `init=` mode.
+    /// then `chdir("/")`. The point of no return of the no-initramfs mode.
     PivotRoot { new_root: P, put_old: P },
 }
 
@@ -511,7 +511,7 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     Ok(b.plan)
 }
 
-/// Build the plan of the `init=` mode (PID 1, no initramfs): the physical root
+/// Build the plan of the no-initramfs mode (PID 1 as `init=`): the physical root
 /// is `/`, as the kernel mounted it (perhaps read-only). Nothing is written to
 /// it: the deployment is bound onto itself, completed in place, given a tmpfs
 /// `/run` holding the markers, and `pivot_root` makes it `/` with the physical

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::inputs::{self, ConfFrom};
 use crate::{exec, plan, switch};
 
-/// The `init=` mode's work, up to the exec of init.
+/// The no-initramfs mode's work, up to the exec of init.
 pub(super) fn no_initramfs(
     k: &KernelCmdline,
     params: &BootParams,
