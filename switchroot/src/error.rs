@@ -55,6 +55,9 @@ pub enum Error {
     /// PID 1: `root=` is missing or not understood.
     #[cfg(feature = "pid1")]
     BadRoot,
+    /// PID 1: `root=` matches more than one device (listed before).
+    #[cfg(feature = "pid1")]
+    AmbiguousRoot { count: u32 },
     /// PID 1: the root device did not appear in time.
     #[cfg(feature = "pid1")]
     NoRootDevice { waited_ms: u64 },
@@ -211,6 +214,11 @@ impl fmt::Display for Error {
             #[cfg(feature = "pid1")]
             Error::BadRoot => f.write_str(
                 "root= is missing or not understood (want /dev/..., UUID=, LABEL=, PARTUUID= or PARTLABEL=)",
+            ),
+            #[cfg(feature = "pid1")]
+            Error::AmbiguousRoot { count } => write!(
+                f,
+                "root= matches {count} devices (listed above), booting neither: choose one with root=PARTUUID= or root=/dev/..."
             ),
             #[cfg(feature = "pid1")]
             Error::NoRootDevice { waited_ms } => write!(

@@ -11,8 +11,6 @@ use crate::probe::{self, FsType};
 use otcore::path::{Lossy, PathBuf};
 use otcore::{sys, warn};
 
-/// Most block devices we look at (each scan).
-const MAX_DEVICES: usize = 64;
 /// Longest wait between two rescans when no uevent arrives (a safety net
 /// for events that slipped in before the socket was open).
 const RESCAN_MS: i32 = 1000;
@@ -36,15 +34,10 @@ struct DevInfo {
 /// A block device's kernel name (`nvme0n1p2`).
 type DevName = heapless::Vec<u8, 32>;
 
-/// Names in `/sys/class/block`.
-fn block_devices() -> heapless::Vec<DevName, MAX_DEVICES> {
-    let mut names = heapless::Vec::new();
-    let _ = sys::for_each_dir_entry(b"/sys/class/block", |name| {
-        if let Ok(n) = DevName::from_slice(name) {
-            let _ = names.push(n);
-        }
-    });
-    names
+/// Call `f` with the name of every block device (`/sys/class/block`), one
+/// at a time: there is no limit to how many there are.
+fn for_each_block_device(mut f: impl FnMut(&[u8])) {
+    let _ = sys::for_each_dir_entry(b"/sys/class/block", |name| f(name));
 }
 
 fn dev_path(name: &[u8]) -> Result<PathBuf, Error> {
@@ -153,20 +146,36 @@ fn scan(spec: &RootSpec) -> Result<Option<RootDevice>, Error> {
         });
     }
     let want_fs = matches!(spec, RootSpec::Uuid(_) | RootSpec::Label(_));
-    for name in block_devices() {
-        let mut info = probe_device(&name, want_fs, !want_fs);
-        if matches(spec, &info) {
-            if info.fs.is_none() {
-                // Found by its partition: the filesystem type is still needed to mount it.
-                info.fs = probe_device(&name, true, false).fs;
+    // Every device is looked at: a second match (a cloned disk, a stick
+    // with a copied label) must be noticed, never one picked.
+    let mut first: Option<DevName> = None;
+    let mut count = 0u32;
+    for_each_block_device(|name| {
+        if matches(spec, &probe_device(name, want_fs, !want_fs)) {
+            count += 1;
+            if first.is_none() {
+                first = DevName::from_slice(name).ok();
             }
-            return Ok(Some(RootDevice {
-                path: dev_path(&name)?,
-                fstype: info.fs.map(|f| f.fstype),
-            }));
         }
+    });
+    if count > 1 {
+        warn!("ostree-prepare-root: root= matches {count} devices:");
+        for_each_block_device(|name| {
+            let info = probe_device(name, true, true);
+            if matches(spec, &info) {
+                report_device(name, &info);
+            }
+        });
+        return Err(Error::AmbiguousRoot { count });
     }
-    Ok(None)
+    let Some(name) = first else {
+        return Ok(None);
+    };
+    Ok(Some(RootDevice {
+        path: dev_path(&name)?,
+        // Found by its partition or its filesystem: the type is needed to mount it.
+        fstype: probe_device(&name, true, false).fs.map(|f| f.fstype),
+    }))
 }
 
 /// Find the root device, waiting up to `wait_ms` for it to appear.
@@ -214,31 +223,36 @@ fn drain_uevents(fd: &sys::Fd) -> bool {
 
 /// Print every block device and its identifiers (for a failed search).
 pub fn report_devices() {
-    let names = block_devices();
-    if names.is_empty() {
+    let mut any = false;
+    for_each_block_device(|name| {
+        any = true;
+        report_device(name, &probe_device(name, true, true));
+    });
+    if !any {
         warn!("ostree-prepare-root: no block devices in /sys/class/block");
     }
-    for name in names {
-        let info = probe_device(&name, true, true);
-        let mut line = otcore::out::LineBuf::new();
-        let _ = write!(line, "  /dev/{}:", Lossy(&name));
-        if let Some(fs) = &info.fs {
-            let _ = write!(
-                line,
-                " TYPE={} UUID={} LABEL=\"{}\"",
-                fs.fstype.name(),
-                fs.uuid,
-                Lossy(&fs.label)
-            );
-        }
-        if let Some(u) = &info.partuuid {
-            let _ = write!(line, " PARTUUID={u}");
-        }
-        if let Some(l) = &info.partlabel {
-            let _ = write!(line, " PARTLABEL=\"{}\"", Lossy(l));
-        }
-        warn!("{}", Lossy(line.as_bytes()));
+}
+
+/// One line: the device and its identifiers, as blkid names them.
+fn report_device(name: &[u8], info: &DevInfo) {
+    let mut line = otcore::out::LineBuf::new();
+    let _ = write!(line, "  /dev/{}:", Lossy(name));
+    if let Some(fs) = &info.fs {
+        let _ = write!(
+            line,
+            " TYPE={} UUID={} LABEL=\"{}\"",
+            fs.fstype.name(),
+            fs.uuid,
+            Lossy(&fs.label)
+        );
     }
+    if let Some(u) = &info.partuuid {
+        let _ = write!(line, " PARTUUID={u}");
+    }
+    if let Some(l) = &info.partlabel {
+        let _ = write!(line, " PARTLABEL=\"{}\"", Lossy(l));
+    }
+    warn!("{}", Lossy(line.as_bytes()));
 }
 
 /// Mount the root device at `target` (`fstypes`: `rootfstype=`, comma-separated).

@@ -487,6 +487,44 @@ t_initramfs_no_root_device() {
   show_boot "$d"
 }
 
+scenario initramfs_ambiguous_root "initramfs: two devices with the root's label (a cloned disk): neither is booted, both are named, poweroff"
+t_initramfs_ambiguous_root() {
+  local img1 img2 dev1 dev2
+  img1=$(pid1_copy base twin1)
+  img2=$(pid1_copy base twin2)
+  dev1=$(pid1_attach "$img1")
+  dev2=$(pid1_attach "$img2")
+  boot main --cmdline "root=LABEL=osroot rw rd.emergency=poweroff ostree=$T1" --dev "$dev1" --dev "$dev2"
+  expect_status "signal INT"
+  expect_no_output '^CHECK ' "no init ran"
+  expect_output 'root= matches 2 devices' "the count of matches"
+  expect_output "/dev/$dev1: TYPE=ext4 .*LABEL=\"osroot\"" "the first candidate"
+  expect_output "/dev/$dev2: TYPE=ext4 .*LABEL=\"osroot\"" "the second candidate"
+  expect_output 'PARTUUID= or root=/dev/' "how to choose"
+  expect_output 'powering off' "'powering off'"
+  show_boot "$BOOT_DIR"
+}
+
+scenario initramfs_many_devices "initramfs: 200 more block devices than the root's (no limit: none is skipped)"
+t_initramfs_many_devices() {
+  local img dev uuid i blank
+  # Empty devices, in /sys/class/block only (no /dev node is passed in).
+  # Where the root lands among them is sysfs's order: with 200, mostly
+  # past the first 64 (where a limit of 64 would have cut the list).
+  blank=$PID1_WORK/run/blank.img
+  mkdir -p "$PID1_WORK/run"
+  truncate -s 1M "$blank"
+  for ((i = 0; i < 200; i++)); do
+    pid1_attach "$blank" >/dev/null || { fail "losetup of blank device $i"; return; }
+  done
+  img=$(pid1_copy base many)
+  uuid=$(blkid -s UUID -o value "$img")
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=UUID=$uuid rw ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  expect_booted 1
+  show_boot "$BOOT_DIR"
+}
+
 scenario initramfs_bad_ostree "initramfs: ostree= names no deployment: message (stderr and kmsg) lists the deployments, poweroff"
 t_initramfs_bad_ostree() {
   local img dev d bad
