@@ -51,6 +51,7 @@ fn read_optional<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<Option<&'b [u8]>,
     match sys::read_file(path, buf) {
         Ok(n) => Ok(Some(&buf[..n])),
         Err(Errno::NOENT) => Ok(None),
+        Err(e @ Errno::INVAL) => Err(Error::sys("read (not a regular file)", path, e)),
         Err(e) => Err(Error::sys("read", path, e)),
     }
 }
@@ -162,13 +163,22 @@ pub fn gather(
 
     let mut readonly = conf.sysroot_readonly.unwrap_or(false);
     if !readonly {
+        // The repository's config is shared by every deployment and edited
+        // at run time: one that cannot be read is a warning, as in ostree's
+        // own tool, never a boot that fails whatever deployment is chosen.
         let mut buf = [0u8; CONF_MAX];
         let repo_config = sysroot.join(REPO_CONFIG)?;
-        if let Some(text) = read_optional(repo_config.as_bytes(), &mut buf)? {
-            readonly = config::repo_config_readonly(text).map_err(|err| Error::Config {
-                file: repo_config.clone(),
-                err,
-            })?;
+        match read_optional(repo_config.as_bytes(), &mut buf) {
+            Ok(Some(text)) => match config::repo_config_readonly(text) {
+                Ok(ro) => readonly = ro,
+                Err(err) => otcore::warn!(
+                    "ostree-prepare-root: warning: {repo_config}: line {}: {}; ignored (sysroot not read-only)",
+                    err.line,
+                    err.what
+                ),
+            },
+            Ok(None) => {}
+            Err(e) => otcore::warn!("ostree-prepare-root: warning: {e}; ignored (sysroot not read-only)"),
         }
     }
 

@@ -479,6 +479,38 @@ t_backing_leftovers() {
   ns_run --impl "$IMPL" --label backing-leftovers --setup setup_backing_leftovers --check check_backing_leftovers
 }
 
+scenario malformed_repo_config "a malformed ostree/repo/config (missing ], readonly=yes, not UTF-8, a FIFO): a warning, and the deployment boots, sysroot writable"
+setup_repo_missing_bracket() { printf '\n[sysroot\nreadonly=true\n' >>"$PHYS/ostree/repo/config"; }
+setup_repo_readonly_yes() { printf '\n[sysroot]\nreadonly=yes\n' >>"$PHYS/ostree/repo/config"; }
+setup_repo_not_utf8() { printf '\n[sysroot]\nreadonly=true\n# \xff\xfe\n' >>"$PHYS/ostree/repo/config"; }
+setup_repo_fifo() { rm "$PHYS/ostree/repo/config" && mkfifo "$PHYS/ostree/repo/config"; }
+check_malformed_repo_config() {
+  check_boots_1
+  expect_output 'ostree/repo/config' "a warning naming the repo config"
+  expect_not_writable /sysroot/usr
+  expect_mount /sysroot/sysroot 'mnt=rw'
+}
+t_malformed_repo_config() {
+  local how rc=0
+  for how in missing_bracket readonly_yes not_utf8 fifo; do
+    ns_run --impl "$IMPL" --label "repo-config-$how" --setup "setup_repo_$how" --check check_malformed_repo_config || rc=1
+  done
+  return $rc
+}
+
+scenario fifo_prepare_root_conf "prepare-root.conf is a FIFO: refused at once, naming the file (no hang)"
+setup_conf_fifo() {
+  mkdir -p "$R/etc/ostree"
+  mkfifo "$R/etc/ostree/prepare-root.conf"
+}
+check_conf_fifo() {
+  check_refused
+  expect_output '/etc/ostree/prepare-root\.conf.*not a regular file|not a regular file.*/etc/ostree/prepare-root\.conf' "the file, not a regular file"
+}
+t_fifo_prepare_root_conf() {
+  ns_run --impl "$IMPL" --label fifo-conf --setup setup_conf_fifo --check check_conf_fifo
+}
+
 scenario rerun "a second boot of the same physical root (new namespace) works"
 check_rerun() { check_boots_1; expect_mount /sysroot/usr 'mnt=ro'; }
 t_rerun() {

@@ -177,10 +177,21 @@ pub fn fsync(fd: impl AsFd) -> SysResult<()> {
     check(unsafe { libc::fsync(fd.as_fd().raw()) }).map(drop)
 }
 
-/// Read a whole (small) file into `buf`. A file that fills `buf` is an error
-/// (`EFBIG`): we never act on a silently truncated input.
+/// Read a whole (small) regular file into `buf`. A file that fills `buf` is
+/// an error (`EFBIG`): we never act on a silently truncated input. Anything
+/// but a regular file is `EINVAL` (`EISDIR` for a directory), found without
+/// blocking: a FIFO or a device planted where a file belongs never hangs
+/// the caller.
 pub fn read_file(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
-    let fd = open(path, OFlags::RDONLY, 0)?;
+    let fd = open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, 0)?;
+    let st = super::fstat(&fd)?;
+    if !st.is_file() {
+        return Err(if st.is_dir() {
+            Errno::ISDIR
+        } else {
+            Errno::INVAL
+        });
+    }
     let n = read_all(&fd, buf)?;
     if n == buf.len() {
         return Err(Errno::FBIG);
