@@ -417,6 +417,19 @@ t_initramfs_init_fallback() {
   show_boot "$d"
 }
 
+scenario initramfs_long_init "initramfs: an init= of 300 bytes is tried as given (not replaced in silence), then the kernel's fallbacks"
+t_initramfs_long_init() {
+  local img dev long
+  long=/$(printf 'a%.0s' $(seq 1 299))
+  img=$(pid1_copy base longinit)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rw init=$long ostree=$T1 $QUICK_FAIL" --dev "$dev"
+  expect_status "exit 0"
+  expect_check argv0 /sbin/init
+  expect_output "cannot execute $long:" "the 300-byte init= was tried"
+  show_boot "$BOOT_DIR"
+}
+
 scenario initramfs_late_device "initramfs: the root device appears 2 s late (rootwait=20): found at once, by uevent"
 t_initramfs_late_device() {
   local img dev="" d t_attach found ms setup modules device ts mono first n

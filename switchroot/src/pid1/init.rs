@@ -38,12 +38,22 @@ pub(super) fn exec_init(
     }
     let _ = env.push(core::ptr::null());
 
-    let mut path_buf = [0u8; 256];
+    // Any path the kernel takes: up to PATH_MAX with its NUL. A longer one
+    // (or one with a NUL) is refused aloud, never replaced in silence.
+    let mut path_buf = [0u8; sys::PATH_MAX];
     let given = init.and_then(|p| {
-        (p.len() < path_buf.len()).then(|| {
+        let c = (p.len() < path_buf.len()).then(|| {
             path_buf[..p.len()].copy_from_slice(p);
             CStr::from_bytes_until_nul(&path_buf).ok()
-        })?
+        });
+        if c.flatten().is_none() {
+            warn!(
+                "ostree-prepare-root: init= is longer than {} bytes, refused: {}",
+                sys::PATH_MAX - 1,
+                Lossy(p)
+            );
+        }
+        c.flatten()
     });
     let mut errno = Errno::NOENT;
     for path in given.into_iter().chain(DEFAULT_INITS) {
