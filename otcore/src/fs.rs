@@ -19,6 +19,8 @@ pub struct FsError {
 }
 
 impl FsError {
+    // One out-of-line copy: errors are built in many places.
+    #[inline(never)]
     pub fn new(op: &'static str, path: &[u8], errno: Errno) -> FsError {
         FsError {
             op,

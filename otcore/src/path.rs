@@ -48,6 +48,7 @@ impl PathBuf {
 
     /// As much of `s` as fits: for messages only, where a cut path is better
     /// than none.
+    #[inline(never)]
     pub fn from_lossy(s: &[u8]) -> Self {
         let mut p = PathBuf::new();
         let _ = p.buf.extend_from_slice(&s[..s.len().min(PATH_CAP)]);

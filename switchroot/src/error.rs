@@ -87,6 +87,8 @@ impl From<TooLong> for Error {
 
 impl Error {
     /// A failed system call on one path.
+    // One out-of-line copy: errors are built in many places.
+    #[inline(never)]
     pub fn sys(op: &'static str, path: &[u8], errno: Errno) -> Error {
         Error::Sys {
             op,
@@ -96,6 +98,8 @@ impl Error {
     }
 
     /// A failed system call that involves two paths.
+    // One out-of-line copy: errors are built in many places.
+    #[inline(never)]
     pub fn sys2(op: &'static str, from: &[u8], to: &[u8], errno: Errno) -> Error {
         let mut paths = Text::new();
         let _ = write!(paths, "{} -> {}", Lossy(from), Lossy(to));

@@ -10,7 +10,7 @@
 
 use otcore::contract;
 use otcore::gvariant::{Value, VarDict};
-use otcore::sys::{self, MountFlags, SysResult, UnmountFlags};
+use otcore::sys::{self, Errno, MountFlags, SysResult, UnmountFlags};
 
 use crate::error::Error;
 use crate::plan::{Marker, Plan, PlanPath, Step};
@@ -65,6 +65,11 @@ impl Effects for RealSystem {
         flags: MountFlags,
         data: Option<&[u8]>,
     ) -> SysResult<()> {
+        // A new mount (bind, move, overlay, tmpfs) never lands through a
+        // symlink: the kernel would follow it, out of the new root.
+        if source.is_some() && sys::lstat(target)?.is_symlink() {
+            return Err(Errno::LOOP);
+        }
         sys::mount(source, target, fstype, flags, data)
     }
     fn umount(&mut self, target: &[u8], flags: UnmountFlags) -> SysResult<()> {

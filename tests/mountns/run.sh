@@ -511,6 +511,22 @@ t_fifo_prepare_root_conf() {
   ns_run --impl "$IMPL" --label fifo-conf --setup setup_conf_fifo --check check_conf_fifo
 }
 
+scenario symlinked_mount_points "a mount point in the deployment that is a symlink (usr, sysroot, etc): refused, nothing mounted outside, all undone"
+setup_link_usr() { mkdir -p "$PHYS/elsewhere"; mv "$D1/usr" "$D1/usr.real" && ln -s /elsewhere "$D1/usr"; }
+setup_link_sysroot() { mkdir -p "$PHYS/elsewhere"; rmdir "$D1/sysroot" && ln -s /elsewhere "$D1/sysroot"; }
+setup_link_etc() { setup_repo_ro; mkdir -p "$PHYS/elsewhere"; mv "$D1/etc" "$D1/etc.real" && ln -s /elsewhere "$D1/etc"; }
+check_symlinked_mount_point() {
+  check_refused
+  expect_output 'Too many levels of symbolic links|ELOOP' "the symlink named by its errno"
+}
+t_symlinked_mount_points() {
+  local what rc=0
+  for what in usr sysroot etc; do
+    ns_run --impl "$IMPL" --label "link-$what" --setup "setup_link_$what" --check check_symlinked_mount_point || rc=1
+  done
+  return $rc
+}
+
 scenario rerun "a second boot of the same physical root (new namespace) works"
 check_rerun() { check_boots_1; expect_mount /sysroot/usr 'mnt=ro'; }
 t_rerun() {
