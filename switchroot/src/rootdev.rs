@@ -79,7 +79,13 @@ fn partition_info(disk: &[u8], number: u32, info: &mut DevInfo) {
             return;
         }
         let mut entry = [0u8; 128];
-        let off = h.entries_lba * lba_size + (number as u64 - 1) * h.entry_size as u64;
+        // The header is the disk's word: its numbers may overflow.
+        let off = h.entries_lba.checked_mul(lba_size).and_then(|start| {
+            start.checked_add(u64::from(number - 1).checked_mul(u64::from(h.entry_size))?)
+        });
+        let Some(off) = off else {
+            return;
+        };
         if sys::pread(&fd, &mut entry, off) == Ok(128) {
             if let Some(p) = probe::parse_gpt_entry(&entry) {
                 info.partuuid = Some(p.uuid);
