@@ -235,9 +235,131 @@ pub fn mbr_partuuid(sector0: &[u8], number: u32) -> Option<UuidText> {
     Some(s)
 }
 
+/// CRC-32 (IEEE 802.3, reflected), as GPT checksums its header and entries.
+pub fn crc32(crc: u32, data: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Largest partition entry array we read (the usual one is 16 KiB).
+const MAX_ENTRIES_BYTES: u64 = 1 << 20;
+
+/// Reads `buf.len()` bytes of the disk at `offset`; false if it could not.
+pub type DiskRead<'a> = &'a mut dyn FnMut(u64, &mut [u8]) -> bool;
+
+/// A GPT header at `lba` that is what it claims: signature, its own CRC,
+/// its own location, and the CRC of its entry array. The array's bounds
+/// are checked before it is read (a header's numbers may overflow).
+fn valid_gpt_at(read: DiskRead<'_>, lba: u64, lba_size: u64) -> Option<GptHeader> {
+    let mut sector = [0u8; 512];
+    if !read(lba.checked_mul(lba_size)?, &mut sector) {
+        return None;
+    }
+    let h = parse_gpt_header(&sector)?;
+    let size = le32(&sector, 12) as usize;
+    if !(92..=512).contains(&size) || le64(&sector, 24) != lba {
+        return None;
+    }
+    let mut copy = [0u8; 512];
+    copy[..size].copy_from_slice(&sector[..size]);
+    copy[16..20].fill(0);
+    if crc32(0, &copy[..size]) != le32(&sector, 16) {
+        return None;
+    }
+    let total = u64::from(h.entry_count).checked_mul(u64::from(h.entry_size))?;
+    if total > MAX_ENTRIES_BYTES || h.entry_size % 8 != 0 {
+        return None;
+    }
+    let start = h.entries_lba.checked_mul(lba_size)?;
+    let mut crc = 0;
+    let mut chunk = [0u8; 4096];
+    let mut done = 0u64;
+    while done < total {
+        let n = (total - done).min(chunk.len() as u64) as usize;
+        if !read(start.checked_add(done)?, &mut chunk[..n]) {
+            return None;
+        }
+        crc = crc32(crc, &chunk[..n]);
+        done += n as u64;
+    }
+    (crc == le32(&sector, 88)).then_some(h)
+}
+
+/// The GPT of a disk of `disk_size` bytes, as the kernel and blkid find it:
+/// a protective (or hybrid) MBR, then the primary header, or the backup
+/// header at the disk's last sector when the primary is damaged; each
+/// with valid checksums. Also the sector size it was found with.
+pub fn find_gpt(read: DiskRead<'_>, disk_size: u64) -> Option<(GptHeader, u64)> {
+    let mut mbr = [0u8; 512];
+    if !read(0, &mut mbr) || mbr[510] != 0x55 || mbr[511] != 0xAA {
+        return None;
+    }
+    // One of the four MBR entries is of type 0xEE (GPT protective).
+    if !(0..4).any(|i| mbr[446 + 16 * i + 4] == 0xEE) {
+        return None;
+    }
+    for lba_size in [512u64, 4096] {
+        if let Some(h) = valid_gpt_at(read, 1, lba_size) {
+            return Some((h, lba_size));
+        }
+        let last = (disk_size / lba_size).checked_sub(1)?;
+        if let Some(h) = valid_gpt_at(read, last, lba_size) {
+            return Some((h, lba_size));
+        }
+    }
+    None
+}
+
+/// The PARTUUID and PARTLABEL (GPT), or the PARTUUID (MBR), of partition
+/// `number` (1-based) of a disk of `disk_size` bytes.
+pub fn partition_ids(
+    read: DiskRead<'_>,
+    disk_size: u64,
+    number: u32,
+) -> Option<(UuidText, Option<Label>)> {
+    if number == 0 {
+        return None;
+    }
+    if let Some((h, lba_size)) = find_gpt(read, disk_size) {
+        if number > h.entry_count {
+            return None;
+        }
+        let off = h
+            .entries_lba
+            .checked_mul(lba_size)?
+            .checked_add(u64::from(number - 1).checked_mul(u64::from(h.entry_size))?)?;
+        let mut entry = [0u8; 128];
+        if !read(off, &mut entry) {
+            return None;
+        }
+        return parse_gpt_entry(&entry).map(|p| (p.uuid, Some(p.label)));
+    }
+    let mut mbr = [0u8; 512];
+    if !read(0, &mut mbr) {
+        return None;
+    }
+    mbr_partuuid(&mbr, number).map(|u| (u, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32_is_ieee() {
+        assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
+    }
 
     #[test]
     fn guid_byte_order() {

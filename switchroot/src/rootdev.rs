@@ -61,41 +61,18 @@ fn partition_of(name: &[u8]) -> Option<(u32, DevName)> {
     Some((number, DevName::from_slice(parts.next()?).ok()?))
 }
 
-/// Read the GPT entry (or MBR identifier) of partition `number` of `disk`.
+/// The GPT entry (or MBR identifier) of partition `number` of `disk`, with
+/// the checks the kernel and blkid make (see [`probe::partition_ids`]).
 fn partition_info(disk: &[u8], number: u32, info: &mut DevInfo) {
     let Ok(path) = dev_path(disk) else { return };
     let Ok(fd) = sys::open(path.as_bytes(), OFlags::RDONLY, 0) else {
         return;
     };
-    let mut sector = [0u8; 512];
-    for lba_size in [512u64, 4096] {
-        if sys::pread(&fd, &mut sector, lba_size) != Ok(512) {
-            continue;
-        }
-        let Some(h) = probe::parse_gpt_header(&sector) else {
-            continue;
-        };
-        if number == 0 || number > h.entry_count {
-            return;
-        }
-        let mut entry = [0u8; 128];
-        // The header is the disk's word: its numbers may overflow.
-        let off = h.entries_lba.checked_mul(lba_size).and_then(|start| {
-            start.checked_add(u64::from(number - 1).checked_mul(u64::from(h.entry_size))?)
-        });
-        let Some(off) = off else {
-            return;
-        };
-        if sys::pread(&fd, &mut entry, off) == Ok(128) {
-            if let Some(p) = probe::parse_gpt_entry(&entry) {
-                info.partuuid = Some(p.uuid);
-                info.partlabel = Some(p.label);
-            }
-        }
-        return;
-    }
-    if sys::pread(&fd, &mut sector, 0) == Ok(512) {
-        info.partuuid = probe::mbr_partuuid(&sector, number);
+    let size = sys::file_size(&fd).unwrap_or(0);
+    let mut read = |off: u64, buf: &mut [u8]| sys::pread(&fd, buf, off) == Ok(buf.len());
+    if let Some((uuid, label)) = probe::partition_ids(&mut read, size, number) {
+        info.partuuid = Some(uuid);
+        info.partlabel = label;
     }
 }
 

@@ -181,3 +181,109 @@ fn gpt_partitions_match_blkid() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A disk image partitioned by sfdisk from `script`.
+fn partitioned(name: &str, script: &str) -> (PathBuf, PathBuf) {
+    let dir = tmpdir(name);
+    let img = image(&dir, 40);
+    let mut child = Command::new("sfdisk")
+        .arg("--quiet")
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    (dir, img)
+}
+
+/// `probe::partition_ids` on an image file.
+fn ids_of(img: &Path, number: u32) -> Option<(String, Option<String>)> {
+    let data = std::fs::read(img).unwrap();
+    let mut read = |off: u64, buf: &mut [u8]| {
+        let off = off as usize;
+        match data.get(off..off + buf.len()) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    };
+    probe::partition_ids(&mut read, data.len() as u64, number).map(|(u, l)| {
+        (
+            u.as_str().to_string(),
+            l.map(|l| String::from_utf8(l.to_vec()).unwrap()),
+        )
+    })
+}
+
+const GPT_SCRIPT: &str = "label: gpt\n\
+    start=2048, size=20480, name=\"root-a\", uuid=2f6b2a3c-1d4e-4f5a-8b9c-0d1e2f3a4b5c\n\
+    start=22528, size=10240, name=\"data\"\n";
+
+#[test]
+fn gpt_primary_damaged_backup_used() {
+    let (dir, img) = partitioned("gpt-backup", GPT_SCRIPT);
+    let want = Some((
+        "2f6b2a3c-1d4e-4f5a-8b9c-0d1e2f3a4b5c".to_string(),
+        Some("root-a".to_string()),
+    ));
+    assert_eq!(ids_of(&img, 1), want);
+    // Damage the primary header (its CRC no longer matches): the backup,
+    // at the disk's last sector, still says the same.
+    let mut data = std::fs::read(&img).unwrap();
+    data[512 + 40] ^= 0xff;
+    std::fs::write(&img, &data).unwrap();
+    assert_eq!(ids_of(&img, 1), want);
+    // sfdisk (libfdisk) reads the same partition from the backup.
+    let out = Command::new("sfdisk")
+        .arg("--json")
+        .arg(&img)
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        json.contains("2F6B2A3C-1D4E-4F5A-8B9C-0D1E2F3A4B5C"),
+        "{json}"
+    );
+    // Both damaged: no GPT, and a protective MBR has no PARTUUID of its own.
+    let last = data.len() - 512;
+    data[last + 40] ^= 0xff;
+    std::fs::write(&img, &data).unwrap();
+    assert_eq!(ids_of(&img, 1), None);
+    // A damaged entry array (its CRC in the header no longer matches).
+    let (_, img2) = partitioned("gpt-entries", GPT_SCRIPT);
+    let mut data = std::fs::read(&img2).unwrap();
+    data[1024 + 60] ^= 0xff; // a byte of entry 1's name, primary array only
+    std::fs::write(&img2, &data).unwrap();
+    assert_eq!(ids_of(&img2, 1), want, "the backup array is used");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(img2.parent().unwrap());
+}
+
+#[test]
+fn stale_gpt_header_over_an_mbr_disk() {
+    // An MBR disk (what blkid reports: PTTYPE=dos, PTUUID=12345678) whose
+    // sector 1 still holds a valid-looking GPT header from an earlier life.
+    let (dir, gpt) = partitioned("stale-gpt-src", GPT_SCRIPT);
+    let (_, img) = partitioned(
+        "stale-gpt",
+        "label: dos\nlabel-id: 0x12345678\nstart=2048, size=20480, type=83\n",
+    );
+    let mut data = std::fs::read(&img).unwrap();
+    let old = std::fs::read(&gpt).unwrap();
+    data[512..1024].copy_from_slice(&old[512..1024]);
+    std::fs::write(&img, &data).unwrap();
+    let b = blkid(&img);
+    assert_eq!(b.get("PTTYPE").map(String::as_str), Some("dos"), "{b:?}");
+    assert_eq!(ids_of(&img, 1), Some(("12345678-01".to_string(), None)));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(img.parent().unwrap());
+}

@@ -236,3 +236,11 @@ pub fn seek_start(fd: impl AsFd) -> SysResult<()> {
     let r = unsafe { libc::lseek(fd.as_fd().raw(), 0, libc::SEEK_SET) };
     check_size(r as isize).map(drop)
 }
+
+/// The size of an open file or block device (`lseek` to its end; `fstat`
+/// says 0 for a block device).
+pub fn file_size(fd: impl AsFd) -> SysResult<u64> {
+    // SAFETY: plain system call on a borrowed descriptor.
+    let r = unsafe { libc::lseek(fd.as_fd().raw(), 0, libc::SEEK_END) };
+    check_size(r as isize).map(|n| n as u64)
+}

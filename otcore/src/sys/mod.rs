@@ -37,8 +37,8 @@ pub use dir::{for_each_dir_entry, for_each_entry, DirEntry, EntryType};
 pub use entry::{panic_exit, Args, MAX_ARGS};
 pub use errno::{Errno, SysResult};
 pub use fd::{
-    dup2, fill_std_fds, fsync, open, open_at, pread, read, read_all, read_file, seek_start,
-    write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
+    dup2, file_size, fill_std_fds, fsync, open, open_at, pread, read, read_all, read_file,
+    seek_start, write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
 };
 pub use inode::{
     chmod, fchmod, fchown, fsetxattr, inode_flags, lchown, lgetxattr, mkdir, mkdir_at, readlink,
