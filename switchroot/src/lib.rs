@@ -55,7 +55,7 @@ pub fn main(args: &Args) -> i32 {
                 .chain(args.argv.iter().skip(1 + skip))
                 .copied()
                 .collect();
-            pid1::run(forced, &init_argv, &args.envp)
+            pid1::run(forced, &init_argv, &args.envp())
         }
         pid1::Launch::UnknownMode => {
             otcore::warn!("ostree-prepare-root: --pid1= takes initramfs or no-initramfs");

@@ -39,7 +39,7 @@ pub fn main(args: &Args) -> i32 {
     // The crash tests' hook; the first definition counts, as with getenv.
     #[cfg(feature = "crash-hook")]
     if let Some(v) = args
-        .envp
+        .envp()
         .iter()
         .find_map(|e| e.to_bytes().strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER="))
     {

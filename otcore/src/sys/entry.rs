@@ -12,9 +12,10 @@ pub const MAX_ARGS: usize = 64;
 /// The arguments and environment the C runtime passed to `main`.
 pub struct Args {
     pub argv: heapless::Vec<&'static CStr, MAX_ARGS>,
-    pub envp: heapless::Vec<&'static CStr, MAX_ARGS>,
     /// More arguments than [`MAX_ARGS`] were given (the rest are not in `argv`).
     pub argv_cut: bool,
+    /// The C runtime's environment, read only when asked for (see [`Args::envp`]).
+    envp: *const *const c_char,
 }
 
 impl Args {
@@ -24,18 +25,21 @@ impl Args {
     pub unsafe fn from_c(argv: *const *const c_char, envp: *const *const c_char) -> Args {
         let mut args = Args {
             argv: heapless::Vec::new(),
-            envp: heapless::Vec::new(),
             argv_cut: false,
+            envp,
         };
         // SAFETY: as required of our caller.
         for a in unsafe { c_strings(argv) } {
             args.argv_cut |= args.argv.push(a).is_err();
         }
-        // SAFETY: as required of our caller.
-        for e in unsafe { c_strings(envp) }.take(MAX_ARGS) {
-            let _ = args.envp.push(e);
-        }
         args
+    }
+
+    /// The environment (its first [`MAX_ARGS`] entries).
+    pub fn envp(&self) -> heapless::Vec<&'static CStr, MAX_ARGS> {
+        // SAFETY: `envp` is the C runtime's NULL-terminated array, valid for
+        // the whole process, as `from_c` required.
+        unsafe { c_strings(self.envp) }.take(MAX_ARGS).collect()
     }
 
     /// The arguments after the program name, as bytes.
