@@ -121,10 +121,6 @@ impl<'a> PlanPath<'a> {
     pub fn as_bytes(&self) -> &'a [u8] {
         self.0
     }
-    /// A copy that outlives the plan.
-    pub fn to_path_buf(&self) -> Result<PathBuf, TooLong> {
-        PathBuf::from(self.0)
-    }
 }
 
 impl fmt::Display for PlanPath<'_> {
@@ -164,14 +160,6 @@ impl Plan {
                 Err(never) => match never {},
             }
         })
-    }
-
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
     }
 
     fn path(&self, span: Span) -> PlanPath<'_> {

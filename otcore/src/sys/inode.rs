@@ -101,14 +101,6 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
     })
 }
 
-/// `chmod(2)`.
-pub fn chmod(path: &[u8], mode: u32) -> SysResult<()> {
-    with_cstr(path, |p| {
-        // SAFETY: `p` is a valid C string for the duration of the call.
-        check(unsafe { libc::chmod(p, mode) }).map(drop)
-    })
-}
-
 /// `fchmod(2)`.
 pub fn fchmod(fd: impl AsFd, mode: u32) -> SysResult<()> {
     // SAFETY: plain system call on a borrowed descriptor.
@@ -119,14 +111,6 @@ pub fn fchmod(fd: impl AsFd, mode: u32) -> SysResult<()> {
 pub fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> SysResult<()> {
     // SAFETY: plain system call on a borrowed descriptor.
     check(unsafe { libc::fchown(fd.as_fd().raw(), uid, gid) }).map(drop)
-}
-
-/// `lchown(2)`: does not follow a final symlink.
-pub fn lchown(path: &[u8], uid: u32, gid: u32) -> SysResult<()> {
-    with_cstr(path, |p| {
-        // SAFETY: `p` is a valid C string for the duration of the call.
-        check(unsafe { libc::lchown(p, uid, gid) }).map(drop)
-    })
 }
 
 /// Set the access and modification times of `path` to now (`utimensat(2)`).

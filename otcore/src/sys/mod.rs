@@ -41,8 +41,8 @@ pub use fd::{
     seek_start, write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
 };
 pub use inode::{
-    chmod, fchmod, fchown, fsetxattr, inode_flags, lchown, lgetxattr, mkdir, mkdir_at, readlink,
-    rename, rename_at, rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags,
+    fchmod, fchown, fsetxattr, inode_flags, lgetxattr, mkdir, mkdir_at, readlink, rename,
+    rename_at, rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags,
     RemoveKind,
 };
 pub use kernel::{
