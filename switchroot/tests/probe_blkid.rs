@@ -129,26 +129,7 @@ fn vfat_matches_blkid() {
 
 #[test]
 fn gpt_partitions_match_blkid() {
-    let dir = tmpdir("gpt");
-    let img = image(&dir, 40);
-    let script = "label: gpt\n\
-                  start=2048, size=20480, name=\"root-a\", uuid=2f6b2a3c-1d4e-4f5a-8b9c-0d1e2f3a4b5c\n\
-                  start=22528, size=10240, name=\"data\"\n";
-    let mut child = Command::new("sfdisk")
-        .arg("--quiet")
-        .arg(&img)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-
+    let (dir, img) = partitioned("gpt", GPT_SCRIPT);
     let data = std::fs::read(&img).unwrap();
     let header = probe::parse_gpt_header(&data[512..1024]).expect("GPT header");
     let out = Command::new("sfdisk")
