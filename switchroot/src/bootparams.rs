@@ -56,6 +56,13 @@ pub const DEFAULT_ROOT_WAIT_S: u64 = 30;
 /// Seconds to wait with a bare `rootwait` (the kernel waits forever; a device
 /// that never comes must still end in a message, not a hang).
 pub const ROOTWAIT_S: u64 = 300;
+/// Kernel argument: seconds the whole boot may take before the emergency
+/// action runs (0: no limit).
+pub const BOOT_TIMEOUT_KARG: &[u8] = b"ostree.prepare-root.boot-timeout";
+/// The boot's limit without [`BOOT_TIMEOUT_KARG`]: 10 minutes, or the time
+/// allowed for the root device plus [`BOOT_TIMEOUT_MARGIN_S`] when longer.
+pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 600;
+pub const BOOT_TIMEOUT_MARGIN_S: u64 = 120;
 /// Seconds the failure message stays on screen before an automatic reboot.
 pub const REBOOT_DELAY_S: u64 = 10;
 
@@ -78,6 +85,8 @@ pub struct BootParams<'a> {
     /// `init=`.
     pub init: Option<&'a [u8]>,
     pub emergency: Emergency,
+    /// Seconds the whole boot may take ([`BOOT_TIMEOUT_KARG`]); 0: no limit.
+    pub boot_timeout_s: u64,
     /// `rd.debug`: one line per step.
     pub debug: bool,
 }
@@ -124,6 +133,9 @@ impl<'a> BootParams<'a> {
             _ if shell => Emergency::Shell,
             _ => Emergency::Reboot,
         };
+        let delay_s = seconds(c.value(b"rootdelay")).unwrap_or(0);
+        let boot_timeout_s = seconds(c.value(BOOT_TIMEOUT_KARG))
+            .unwrap_or(DEFAULT_BOOT_TIMEOUT_S.max(wait_s + delay_s + BOOT_TIMEOUT_MARGIN_S));
         BootParams {
             root_arg,
             root: root_arg.and_then(RootSpec::parse),
@@ -131,9 +143,10 @@ impl<'a> BootParams<'a> {
             flags: c.value(b"rootflags").filter(|v| !v.is_empty()),
             rw,
             wait_ms: wait_s * 1000,
-            delay_ms: seconds(c.value(b"rootdelay")).unwrap_or(0) * 1000,
+            delay_ms: delay_s * 1000,
             init: c.value(b"init").filter(|v| !v.is_empty()),
             emergency,
+            boot_timeout_s,
             debug: c.get(b"rd.debug").is_some_and(|p| truthy(p.value)),
         }
     }
@@ -225,6 +238,24 @@ mod tests {
         assert!(parse("ro rw").rw);
         assert_eq!(parse("rootwait=7").wait_ms, 7000);
         assert_eq!(parse("rootwait=x").wait_ms, ROOTWAIT_S * 1000);
+    }
+
+    #[test]
+    fn boot_timeout() {
+        assert_eq!(parse("").boot_timeout_s, DEFAULT_BOOT_TIMEOUT_S);
+        // A bare rootwait (300 s) fits in the default.
+        assert_eq!(parse("rootwait").boot_timeout_s, DEFAULT_BOOT_TIMEOUT_S);
+        // A longer wait for the root is honoured, with the margin.
+        assert_eq!(parse("rootwait=900 rootdelay=30").boot_timeout_s, 1050);
+        // Given: as given, even shorter than the wait; 0 is no limit.
+        let key = core::str::from_utf8(BOOT_TIMEOUT_KARG).unwrap();
+        assert_eq!(parse_owned(&format!("rootwait=900 {key}=20")), 20);
+        assert_eq!(parse_owned(&format!("{key}=0")), 0);
+        assert_eq!(parse_owned(&format!("{key}=soon")), DEFAULT_BOOT_TIMEOUT_S);
+    }
+
+    fn parse_owned(s: &str) -> u64 {
+        BootParams::parse(&Cmdline::new(s.as_bytes())).boot_timeout_s
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum Error {
     /// PID 1: no init could be executed.
     #[cfg(feature = "pid1")]
     NoInit { errno: Errno },
+    /// PID 1: the boot took longer than `ostree.prepare-root.boot-timeout=`.
+    #[cfg(feature = "pid1")]
+    BootTimeout { seconds: u64 },
 }
 
 impl From<otcore::fs::FsError> for Error {
@@ -234,6 +237,11 @@ impl fmt::Display for Error {
             Error::UnknownFs { device } => write!(
                 f,
                 "{device}: no filesystem recognised (ext4, xfs, btrfs, erofs, vfat); give rootfstype="
+            ),
+            #[cfg(feature = "pid1")]
+            Error::BootTimeout { seconds } => write!(
+                f,
+                "no init started within {seconds} s (ostree.prepare-root.boot-timeout=SECONDS, 0 for no limit)"
             ),
             #[cfg(feature = "pid1")]
             Error::NoInit { errno } => write!(

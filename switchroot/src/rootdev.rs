@@ -76,8 +76,37 @@ fn partition_info(disk: &[u8], number: u32, info: &mut DevInfo) {
     }
 }
 
-/// Everything we can tell about block device `name`.
+/// How long a device has to answer the reads of its probe before it is
+/// skipped: a dying disk or a stalled USB bridge can block a read forever.
+pub const PROBE_DEADLINE_MS: i32 = 5000;
+
+/// Whether the reads of `probe` finish within [`PROBE_DEADLINE_MS`], tried
+/// in a child process first; warns about `name` when they do not. The
+/// child's reads fill the kernel's page cache, so the same reads here then
+/// return at once.
+fn answers(name: &[u8], probe: impl FnOnce()) -> bool {
+    let ok = sys::finishes_within(PROBE_DEADLINE_MS, probe);
+    if !ok {
+        warn!(
+            "ostree-prepare-root: {} did not answer within {} s; skipped",
+            Lossy(name),
+            PROBE_DEADLINE_MS / 1000
+        );
+    }
+    ok
+}
+
+/// Everything we can tell about block device `name` (nothing if it does
+/// not answer in time).
 fn probe_device(name: &[u8], want_fs: bool, want_part: bool) -> DevInfo {
+    if !answers(name, || drop(read_device(name, want_fs, want_part))) {
+        return DevInfo::default();
+    }
+    read_device(name, want_fs, want_part)
+}
+
+/// Read what [`probe_device`] needs from `name` (and its disk).
+fn read_device(name: &[u8], want_fs: bool, want_part: bool) -> DevInfo {
     let mut info = DevInfo::default();
     if want_fs {
         if let Ok(fd) = dev_path(name).and_then(|p| {
@@ -114,12 +143,21 @@ fn scan(spec: &RootSpec) -> Result<Option<RootDevice>, Error> {
     if let RootSpec::Path(p) = spec {
         return Ok(match sys::stat(p) {
             Ok(_) => {
-                let mut buf = [0u8; probe::PROBE_LEN];
-                let fstype = sys::open(p, OFlags::RDONLY, 0)
-                    .ok()
-                    .and_then(|fd| sys::pread(&fd, &mut buf, 0).ok())
-                    .and_then(|n| probe::probe_fs(&buf[..n]))
-                    .map(|i| i.fstype);
+                let probe = || {
+                    let mut buf = [0u8; probe::PROBE_LEN];
+                    sys::open(p, OFlags::RDONLY, 0)
+                        .ok()
+                        .and_then(|fd| sys::pread(&fd, &mut buf, 0).ok())
+                        .and_then(|n| probe::probe_fs(&buf[..n]))
+                        .map(|i| i.fstype)
+                };
+                let fstype = if answers(p, || {
+                    probe();
+                }) {
+                    probe()
+                } else {
+                    None
+                };
                 Some(RootDevice {
                     path: PathBuf::from(p)?,
                     fstype,

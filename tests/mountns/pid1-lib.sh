@@ -78,6 +78,14 @@ EOF
 ls -l /proc/$$/fd/ >/run/.pid1-fds 2>&1
 say() { echo "CHECK $1=$2"; }
 yn() { if [ -e "$2" ]; then say "$1" yes; else say "$1" no; fi; }
+# Processes of the namespace besides this init: what the binary left behind
+# (such as its boot watchdog). Counted with builtins only, while no command
+# of this script is running.
+others=0
+for p in /proc/[0-9]*; do
+  [ "${p#/proc/}" = "$$" ] || others=$((others + 1))
+done
+say others "$others"
 say tag "$TAG"
 say pid "$$"
 say argv0 "$0"
@@ -188,6 +196,32 @@ pid1_attach_at() {
   echo "/dev/$1" >>"$PID1_LOOPS"
 }
 
+# pid1_hang_start: a loop device that never answers a read (see
+# hang-fuse.py: a FUSE file whose reads are never answered); prints its name
+# (loopN). Every read of it waits in the kernel, unkillable, until
+# pid1_hang_stop ends the FUSE server (then the reads fail with EIO).
+pid1_hang_start() {
+  local file=$PID1_WORK/hang/disk line
+  mkdir -p "$PID1_WORK/hang"
+  : >"$file"
+  coproc HANG { exec "$PID1_PYTHON" "$PID1_DIR/hang-fuse.py" "$file" $((64 << 20)) 2>&1; }
+  echo "$HANG_PID" >"$PID1_WORK/hang/pid"
+  read -r -t 10 line <&"${HANG[0]}" || true
+  [[ $line == ready ]] || { echo "hang-fuse.py did not start: $line" >&2; return 1; }
+  pid1_attach "$file"
+}
+
+# pid1_hang_stop: end the FUSE server of pid1_hang_start, which releases
+# every read waiting on its device.
+pid1_hang_stop() {
+  local pid
+  pid=$(cat "$PID1_WORK/hang/pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  umount -l "$PID1_WORK/hang/disk" 2>/dev/null || true
+  rm -f "$PID1_WORK/hang/pid"
+}
+
 # pid1_backing NAME: the file behind loop device NAME (empty if detached).
 pid1_backing() { cat "/sys/block/$1/loop/backing_file" 2>/dev/null || true; }
 
@@ -207,6 +241,7 @@ pid1_detach() {
 
 pid1_detach_all() {
   local dev
+  pid1_hang_stop
   [[ -f ${PID1_LOOPS:-} ]] || return 0
   while read -r dev; do pid1_detach "$dev"; done <"$PID1_LOOPS"
   : >"$PID1_LOOPS"

@@ -129,6 +129,8 @@ expect_booted() {
     return 1
   fi
   expect_check pid 1
+  # Nothing of the binary's is left running (its boot watchdog is stopped).
+  expect_check others 0
   expect_check which "$letter"
   expect_check repo yes
   expect_check var_marker stateroot-var
@@ -515,6 +517,69 @@ t_initramfs_ambiguous_root() {
   expect_output "/dev/$dev2: TYPE=ext4 .*LABEL=\"osroot\"" "the second candidate"
   expect_output 'PARTUUID= or root=/dev/' "how to choose"
   expect_output 'powering off' "'powering off'"
+  show_boot "$BOOT_DIR"
+}
+
+# pid1_wait_output ERE SECONDS: wait until the running boot printed a line
+# matching ERE (on stdout or stderr).
+pid1_wait_output() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    grep -qE "$1" "$BOOT_DIR/out" "$BOOT_DIR/err" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "no line matching /$1/ within $2 s"
+}
+
+scenario initramfs_probe_deadline "initramfs: a device that never answers a read is skipped after 5 s with a warning; the root is found and booted"
+t_initramfs_probe_deadline() {
+  local hung img dev
+  hung=$(pid1_hang_start) || { fail "no hung device"; return; }
+  img=$(pid1_copy base beside-hung)
+  dev=$(pid1_attach "$img")
+  boot main --background --cmdline "root=LABEL=osroot rw ostree=$T1 $QUICK_FAIL" --dev "$dev" --dev "$hung"
+  # The boot ends once the probe left behind on the hung device is released.
+  pid1_wait_output '^CHECK done=yes' 30
+  pid1_hang_stop
+  pid1_wait "$BOOT_DIR"
+  expect_status "exit 0"
+  expect_check which A
+  expect_check others 1 # the probe still waiting for the hung device
+  expect_output "$hung did not answer within 5 s; skipped" "the skipped device, named"
+  show_boot "$BOOT_DIR"
+}
+
+scenario initramfs_boot_deadline "initramfs: ostree.prepare-root.boot-timeout=2 ends a boot still waiting for its root (rootwait) after 2 s with the emergency action"
+t_initramfs_boot_deadline() {
+  boot main --cmdline "root=LABEL=nosuch rootwait ostree.prepare-root.boot-timeout=2 rd.emergency=poweroff ostree=$T1"
+  expect_status "signal INT"
+  local ms
+  ms=$(cat "$BOOT_DIR/ms")
+  ((ms >= 2000 && ms < 5000)) || fail "ended after $ms ms, expected about 2 s"
+  expect_output 'boot failed while waiting for the boot: no init started within 2 s' "the deadline, said"
+  expect_output 'kernel command line: .*boot-timeout=2' "the kernel command line"
+  expect_output 'powering off' "'powering off'"
+  expect_no_output '^CHECK '
+  show_boot "$BOOT_DIR"
+}
+
+scenario initramfs_boot_deadline_stuck "initramfs: PID 1 stuck in the kernel (mounting a root that never answers): the watchdog still powers off at the deadline"
+t_initramfs_boot_deadline_stuck() {
+  local hung
+  hung=$(pid1_hang_start) || { fail "no hung device"; return; }
+  # The probe gives up after 5 s; the mount then waits on the device for
+  # good; the deadline comes at 8 s, during that mount.
+  boot main --background --cmdline "root=/dev/$hung rootfstype=ext4 ostree.prepare-root.boot-timeout=8 rd.emergency=poweroff ostree=$T1" --dev "$hung"
+  pid1_wait_output 'powering off' 20
+  # PID 1 is still in mount(2): the namespace ends only once the read fails.
+  sleep 0.5
+  [[ -e /proc/$(cat "$BOOT_DIR/pid") ]] || fail "the namespace ended before the device was released"
+  pid1_hang_stop
+  pid1_wait "$BOOT_DIR"
+  expect_status "signal INT"
+  expect_output "$hung did not answer within 5 s; skipped" "the probe's deadline"
+  expect_output 'boot failed while waiting for the boot: no init started within 8 s' "the boot's deadline"
+  expect_no_output '^CHECK '
   show_boot "$BOOT_DIR"
 }
 

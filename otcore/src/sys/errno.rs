@@ -110,7 +110,10 @@ impl fmt::Debug for Errno {
 /// `No such file or directory (ENOENT)`.
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:?})", crate::path::Lossy(self.text()), self)
+        fmt::Display::fmt(&crate::path::Lossy(self.text()), f)?;
+        f.write_str(" (")?;
+        fmt::Debug::fmt(self, f)?;
+        f.write_str(")")
     }
 }
 

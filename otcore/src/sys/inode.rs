@@ -101,10 +101,13 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
     })
 }
 
-/// `fchmod(2)`.
+/// `fchmod(2)`, the bare system call (libc's adds a detour through
+/// `/proc/self/fd` for `O_PATH` descriptors, which we never pass: an
+/// `O_PATH` descriptor here fails with `EBADF`).
 pub fn fchmod(fd: impl AsFd, mode: u32) -> SysResult<()> {
     // SAFETY: plain system call on a borrowed descriptor.
-    check(unsafe { libc::fchmod(fd.as_fd().raw(), mode) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_fchmod, fd.as_fd().raw(), mode) };
+    check(r as c_int).map(drop)
 }
 
 /// `fchown(2)`.

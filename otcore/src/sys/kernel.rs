@@ -106,10 +106,17 @@ pub fn map_file(path: &[u8]) -> SysResult<Mapping> {
 /// A non-blocking socket that receives the kernel's device events (uevents).
 pub fn uevent_socket() -> SysResult<Fd> {
     let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-    // SAFETY: plain system call.
-    let fd =
-        check(unsafe { libc::socket(libc::AF_NETLINK, kind, nl::NETLINK_KOBJECT_UEVENT as c_int) })
-            .map(Fd::from_raw)?;
+    // SAFETY: plain system call (the bare one: libc's retries without the
+    // flags for kernels older than ours).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            libc::AF_NETLINK,
+            kind,
+            nl::NETLINK_KOBJECT_UEVENT as c_int,
+        )
+    };
+    let fd = check(fd as c_int).map(Fd::from_raw)?;
     // SAFETY: an all-zero sockaddr_nl is valid; we then fill in family and groups.
     let mut addr: libc::sockaddr_nl = unsafe { core::mem::zeroed() };
     addr.nl_family = libc::AF_NETLINK as u16;

@@ -51,8 +51,8 @@ pub use kernel::{
 };
 pub use mount::{chroot, mount, pivot_root, setns, umount2, MountFlags, Namespace, UnmountFlags};
 pub use process::{
-    c_strings, chdir, clock_us, execve, exit, geteuid, getpid, pause_forever, reboot, sleep_ms,
-    umask, Power,
+    c_strings, chdir, clock_us, execve, exit, finishes_within, geteuid, getpid, kill_child,
+    pause_forever, reboot, sleep_ms, spawn, umask, wait_child, Power,
 };
 pub use stat::{
     fs_magic, fstat, is_mount_root_at, is_readonly_fs, lstat, lstat_at, stat, FsMagic, Stat,

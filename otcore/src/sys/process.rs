@@ -4,7 +4,7 @@ use core::ffi::{c_char, c_int, CStr};
 
 use linux_raw_sys::general as g;
 
-use super::{check, with_cstr, Errno, SysResult};
+use super::{check, with_cstr, Errno, Fd, SysResult};
 
 /// The entries of a NULL-terminated C string array (`argv`, `envp`), in order.
 ///
@@ -77,15 +77,99 @@ pub fn clock_us(realtime: bool) -> u64 {
     } else {
         g::CLOCK_MONOTONIC
     };
-    // SAFETY: an all-zero timespec is valid.
-    let mut ts: libc::timespec = unsafe { core::mem::zeroed() };
-    // SAFETY: `ts` is a valid out-pointer.
-    if unsafe { libc::clock_gettime(clock as libc::clockid_t, &mut ts) } != 0 {
+    // The bare system call with the kernel's 64-bit timespec (clock_gettime64
+    // on 32-bit architectures: no year-2038 overflow). Not libc's, which
+    // looks up the vDSO: that costs more code than a few calls save.
+    #[cfg(target_pointer_width = "64")]
+    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime;
+    #[cfg(target_pointer_width = "32")]
+    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime64;
+    let mut ts = g::__kernel_timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer of the layout the kernel writes.
+    if unsafe { libc::syscall(CLOCK_GETTIME, clock, &mut ts as *mut g::__kernel_timespec) } != 0 {
         return 0;
     }
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000)
         .saturating_add(ts.tv_nsec as u64 / 1000)
+}
+
+/// `fork(2)` as the bare system call: 0 in the child, its ID in the parent.
+///
+/// Not libc's fork, which brings 2 KiB of locking for threads, atfork
+/// handlers and the allocator: our programs are single-threaded and
+/// allocate nothing, and a child only makes plain system calls before it
+/// exits, so there is nothing for that code to protect.
+fn fork() -> SysResult<i32> {
+    // SAFETY: clone with only SIGCHLD is fork; single-threaded caller.
+    let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+    check(r as c_int)
+}
+
+/// Start a child process that runs `f`, then exits. The child is a copy of
+/// this process as it is now. Returns the child's process ID.
+pub fn spawn(f: impl FnOnce()) -> SysResult<i32> {
+    match fork()? {
+        0 => {
+            f();
+            exit(0)
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// Kill child `pid` (SIGKILL) and collect it.
+pub fn kill_child(pid: i32) {
+    // SAFETY: kill takes no pointers.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_child(pid);
+}
+
+/// Wait for child `pid` to end.
+pub fn wait_child(pid: i32) {
+    // SAFETY: wait4 allows NULL status and usage pointers.
+    let wait = || unsafe { libc::syscall(libc::SYS_wait4, pid, 0, 0, 0) };
+    while wait() < 0 && Errno::last() == Errno::INTR {}
+}
+
+/// Run `f` in a child process; whether it finished within `timeout_ms`.
+///
+/// For work that may block in the kernel for good (a read of a device that
+/// never answers): such a wait cannot be cut short, so a child that misses
+/// the deadline is left behind, and whatever it read stays unused. When no
+/// child can be started, `f` runs here, without a deadline.
+pub fn finishes_within(timeout_ms: i32, f: impl FnOnce()) -> bool {
+    let mut ends = [0 as c_int; 2];
+    // SAFETY: `ends` has room for the two descriptors.
+    let piped = unsafe { libc::syscall(libc::SYS_pipe2, ends.as_mut_ptr(), libc::O_CLOEXEC) };
+    if piped < 0 {
+        f();
+        return true;
+    }
+    let (read_end, write_end) = (Fd::from_raw(ends[0]), Fd::from_raw(ends[1]));
+    // The child holds the write end until it exits: then the read end sees
+    // end-of-file.
+    let pid = match fork() {
+        Ok(0) => {
+            drop(read_end);
+            f();
+            exit(0)
+        }
+        Ok(pid) => pid,
+        Err(_) => {
+            f();
+            return true;
+        }
+    };
+    drop(write_end);
+    let done = super::poll_readable(&read_end, timeout_ms).unwrap_or(false);
+    if done {
+        wait_child(pid);
+    }
+    done
 }
 
 /// Sleep for `ms` milliseconds (an interrupted sleep just returns early).

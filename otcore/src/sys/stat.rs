@@ -2,7 +2,7 @@
 
 use linux_raw_sys::general as g;
 
-use super::{check, with_cstr, AsFd, SysResult};
+use super::{with_cstr, AsFd, SysResult};
 
 /// What `lstat`/`stat` tell us about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,58 +38,72 @@ impl Stat {
     }
 }
 
-fn to_stat(st: &libc::stat) -> Stat {
-    Stat {
-        mode: st.st_mode,
-        dev: st.st_dev,
-        ino: st.st_ino,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        size: st.st_size as u64,
+/// `statx(2)` as the bare system call, behind every stat here: one call
+/// for all four forms, none of libc's conversions (and the same on every
+/// architecture, where some have no `newfstatat`).
+fn statx(dir: i32, path: *const libc::c_char, flags: u32) -> SysResult<g::statx> {
+    // SAFETY: an all-zero `struct statx` is a valid value.
+    let mut stx: g::statx = unsafe { core::mem::zeroed() };
+    // SAFETY: `path` is a valid C string, `stx` a valid out-pointer of the
+    // layout the kernel writes.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            dir,
+            path,
+            (flags | g::AT_STATX_DONT_SYNC) as libc::c_long,
+            g::STATX_BASIC_STATS as libc::c_long,
+            &mut stx as *mut g::statx,
+        )
+    };
+    super::check_size(r as isize)?;
+    Ok(stx)
+}
+
+impl From<g::statx> for Stat {
+    fn from(stx: g::statx) -> Stat {
+        // st_dev as libc encodes it (makedev), so that it compares with
+        // what other programs and std report.
+        let (major, minor) = (stx.stx_dev_major as u64, stx.stx_dev_minor as u64);
+        let dev = ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff);
+        Stat {
+            mode: stx.stx_mode as u32,
+            dev,
+            ino: stx.stx_ino,
+            uid: stx.stx_uid,
+            gid: stx.stx_gid,
+            size: stx.stx_size,
+        }
     }
 }
 
-fn zeroed_stat() -> libc::stat {
-    // SAFETY: an all-zero `struct stat` is a valid value.
-    unsafe { core::mem::zeroed() }
-}
+const CWD: i32 = g::AT_FDCWD;
 
 /// `lstat(2)`: does not follow a final symlink.
 pub fn lstat(path: &[u8]) -> SysResult<Stat> {
     with_cstr(path, |p| {
-        let mut st = zeroed_stat();
-        // SAFETY: `p` is a valid C string and `st` a valid out-pointer.
-        check(unsafe { libc::lstat(p, &mut st) })?;
-        Ok(to_stat(&st))
+        statx(CWD, p, g::AT_SYMLINK_NOFOLLOW).map(Stat::from)
     })
 }
 
 /// `stat(2)`: follows symlinks.
 pub fn stat(path: &[u8]) -> SysResult<Stat> {
-    with_cstr(path, |p| {
-        let mut st = zeroed_stat();
-        // SAFETY: `p` is a valid C string and `st` a valid out-pointer.
-        check(unsafe { libc::stat(p, &mut st) })?;
-        Ok(to_stat(&st))
-    })
+    with_cstr(path, |p| statx(CWD, p, 0).map(Stat::from))
 }
 
 /// `fstat(2)` of an open file.
 pub fn fstat(fd: impl AsFd) -> SysResult<Stat> {
-    let mut st = zeroed_stat();
-    // SAFETY: `fd` is open and `st` a valid out-pointer.
-    check(unsafe { libc::fstat(fd.as_fd().raw(), &mut st) })?;
-    Ok(to_stat(&st))
+    statx(fd.as_fd().raw(), c"".as_ptr(), g::AT_EMPTY_PATH).map(Stat::from)
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
 pub fn lstat_at(dir: impl AsFd, name: &[u8]) -> SysResult<Stat> {
+    let dir = dir.as_fd().raw();
     with_cstr(name, |p| {
-        let mut st = zeroed_stat();
-        let flags = g::AT_SYMLINK_NOFOLLOW as i32;
-        // SAFETY: `dir` is open, `p` a valid C string, `st` a valid out-pointer.
-        check(unsafe { libc::fstatat(dir.as_fd().raw(), p, &mut st, flags) })?;
-        Ok(to_stat(&st))
+        statx(dir, p, g::AT_SYMLINK_NOFOLLOW).map(Stat::from)
     })
 }
 
@@ -98,38 +112,39 @@ pub fn lstat_at(dir: impl AsFd, name: &[u8]) -> SysResult<Stat> {
 /// A bind mount of a directory of the same filesystem has the same `st_dev`,
 /// so comparing devices alone does not find it.
 pub fn is_mount_root_at(dir: impl AsFd, name: &[u8]) -> Option<bool> {
+    let dir = dir.as_fd().raw();
     with_cstr(name, |p| {
-        // SAFETY: an all-zero `struct statx` is a valid value.
-        let mut stx: g::statx = unsafe { core::mem::zeroed() };
-        let flags = (g::AT_SYMLINK_NOFOLLOW | g::AT_STATX_DONT_SYNC) as libc::c_long;
-        // SAFETY: `dir` is open, `p` a valid C string, `stx` a valid out-pointer
-        // of the layout the kernel writes.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_statx,
-                dir.as_fd().raw(),
-                p,
-                flags,
-                g::STATX_BASIC_STATS as libc::c_long,
-                &mut stx as *mut g::statx,
-            )
-        };
-        super::check_size(r as isize)?;
+        let stx = statx(dir, p, g::AT_SYMLINK_NOFOLLOW)?;
         let known = stx.stx_attributes_mask & g::STATX_ATTR_MOUNT_ROOT as u64 != 0;
         Ok(known.then_some(stx.stx_attributes & g::STATX_ATTR_MOUNT_ROOT as u64 != 0))
     })
     .unwrap_or(None)
 }
 
-/// Whether the filesystem holding `path` is mounted read-only (`statvfs(2)` `ST_RDONLY`).
-pub fn is_readonly_fs(path: &[u8]) -> SysResult<bool> {
+/// `statfs(2)` of the filesystem holding `path`, as the bare system call
+/// (the kernel's layout, the same for every libc): `(f_type, f_flags)`.
+fn statfs(path: &[u8]) -> SysResult<(u64, u64)> {
     with_cstr(path, |p| {
-        // SAFETY: an all-zero `struct statvfs` is a valid value.
-        let mut st: libc::statvfs = unsafe { core::mem::zeroed() };
-        // SAFETY: `p` is a valid C string and `st` a valid out-pointer.
-        check(unsafe { libc::statvfs(p, &mut st) })?;
-        Ok(st.f_flag & libc::ST_RDONLY != 0)
+        // SAFETY: an all-zero `struct statfs64` is a valid value.
+        let mut st: g::statfs64 = unsafe { core::mem::zeroed() };
+        // SAFETY: `p` is a valid C string and `st` a valid out-pointer of the
+        // layout the kernel writes (statfs64 where words are 32 bits).
+        #[cfg(target_pointer_width = "64")]
+        let r = unsafe { libc::syscall(libc::SYS_statfs, p, &mut st as *mut g::statfs64) };
+        #[cfg(target_pointer_width = "32")]
+        let r = unsafe {
+            let size = core::mem::size_of::<g::statfs64>();
+            libc::syscall(libc::SYS_statfs64, p, size, &mut st as *mut g::statfs64)
+        };
+        super::check_size(r as isize)?;
+        Ok((st.f_type as u64, st.f_flags as u64))
     })
+}
+
+/// Whether the filesystem holding `path` is mounted read-only (`ST_RDONLY`
+/// in `statfs(2)`'s mount flags).
+pub fn is_readonly_fs(path: &[u8]) -> SysResult<bool> {
+    Ok(statfs(path)?.1 & libc::ST_RDONLY != 0)
 }
 
 /// A filesystem type, as `statfs(2)` reports it in `f_type`.
@@ -148,15 +163,9 @@ impl FsMagic {
 
 /// The type of the filesystem holding `path`.
 pub fn fs_magic(path: &[u8]) -> SysResult<FsMagic> {
-    with_cstr(path, |p| {
-        // SAFETY: an all-zero `struct statfs` is a valid value.
-        let mut st: libc::statfs = unsafe { core::mem::zeroed() };
-        // SAFETY: `p` is a valid C string and `st` a valid out-pointer.
-        check(unsafe { libc::statfs(p, &mut st) })?;
-        // f_type is a signed word on some architectures: keep its low 32 bits,
-        // where every magic number lives.
-        Ok(FsMagic(st.f_type as u64 & 0xffff_ffff))
-    })
+    // f_type is a signed word on some architectures: keep its low 32 bits,
+    // where every magic number lives.
+    Ok(FsMagic(statfs(path)?.0 & 0xffff_ffff))
 }
 
 #[cfg(test)]
@@ -169,5 +178,34 @@ mod tests {
         let st = lstat(b"/").unwrap();
         assert!(st.is_dir() && !st.is_symlink() && !st.is_file());
         assert_eq!(lstat(b"/nonexistent-otcore").unwrap_err(), Errno::NOENT);
+    }
+
+    #[test]
+    fn same_numbers_as_std() {
+        use std::os::unix::fs::MetadataExt;
+        for path in ["/", "/proc/self", "/dev/null"] {
+            let ours = lstat(path.as_bytes()).unwrap();
+            let std = std::fs::symlink_metadata(path).unwrap();
+            assert_eq!(
+                (ours.dev, ours.ino, ours.mode, ours.uid, ours.gid, ours.size),
+                (
+                    std.dev(),
+                    std.ino(),
+                    std.mode(),
+                    std.uid(),
+                    std.gid(),
+                    std.size()
+                ),
+                "{path}"
+            );
+        }
+        let followed = stat(b"/proc/self").unwrap();
+        assert!(followed.is_dir());
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = crate::sys::open(b"/proc/self/status", crate::sys::OFlags::RDONLY, 0).unwrap();
+        let std = file.metadata().unwrap();
+        assert_eq!(fstat(&fd).unwrap().id(), (std.dev(), std.ino()));
+        assert_eq!(fs_magic(b"/proc").unwrap(), FsMagic(0x9fa0));
+        assert!(!is_readonly_fs(b"/proc").unwrap());
     }
 }

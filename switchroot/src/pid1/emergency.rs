@@ -10,6 +10,7 @@ use crate::bootparams::{self, BootParams, Emergency};
 
 /// Report a failed boot and do what `rd.emergency=` says. Never returns.
 pub(super) fn emergency(params: &BootParams, cmdline: Option<&Cmdline>, f: Failure) -> ! {
+    super::deadline::stop();
     warn!(
         "ostree-prepare-root: boot failed while {}: {}",
         f.phase, f.err

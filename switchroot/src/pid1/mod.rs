@@ -14,8 +14,10 @@
 //!
 //! Files, in the order a boot runs them: [`setup`] (kernel filesystems,
 //! logging, modules), [`initramfs`] or [`no_initramfs`] (the job of each
-//! mode), [`init`] (executing the real init), [`emergency`] (a failed boot).
+//! mode), [`init`] (executing the real init), [`emergency`] (a failed boot);
+//! [`deadline`] watches the whole boot.
 
+mod deadline;
 mod emergency;
 mod init;
 mod initramfs;
@@ -196,6 +198,7 @@ pub fn run(forced: Option<Mode>, argv: &[&CStr], envp: &[&CStr]) -> ! {
     };
     let cmdline = k.get();
     let params = BootParams::parse(&cmdline);
+    deadline::start(&params, &cmdline);
     phases.done("setup");
 
     let r = match kind {
@@ -217,6 +220,7 @@ pub fn run(forced: Option<Mode>, argv: &[&CStr], envp: &[&CStr]) -> ! {
         Mode::NoInitramfs => None,
     };
     let timestamp = (kind == Mode::Initramfs).then_some(started);
+    deadline::stop();
     let errno = init::exec_init(init, argv, envp, timestamp);
     emergency(
         &params,
