@@ -45,6 +45,9 @@ pub struct Spec {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub disk: PathBuf,
+    /// More disks, attached read-only after `disk` (each on its own NVMe
+    /// controller, so the guest sees them as nvme1n1, nvme2n1...).
+    pub twins: Vec<PathBuf>,
     pub append: String,
     pub timeout: Duration,
     pub log: PathBuf,
@@ -201,6 +204,7 @@ pub fn accel(kernel: &Path) -> String {
             kernel: kernel.to_path_buf(),
             initrd: None,
             disk: PathBuf::new(),
+            twins: Vec::new(),
             append: "console=ttyS0 panic=-1 root=/dev/nonexistent".into(),
             timeout: Duration::from_secs(10),
             log: util::work_dir().join("logs/kvm-probe.log"),
@@ -275,6 +279,15 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
     let drive = format!("file={},if=none,id=d0,format=raw", spec.disk.display());
     if spec.hotplug.is_none() && !spec.disk.as_os_str().is_empty() {
         cmd.args(["-drive", &drive, "-device", "nvme,serial=ktest0,drive=d0"]);
+    }
+    for (i, twin) in spec.twins.iter().enumerate() {
+        let n = i + 1;
+        let drive = format!(
+            "file={},if=none,id=d{n},format=raw,readonly=on",
+            twin.display()
+        );
+        let device = format!("nvme,serial=ktest{n},drive=d{n}");
+        cmd.args(["-drive", &drive, "-device", &device]);
     }
     let started = Instant::now();
     let mut child = cmd

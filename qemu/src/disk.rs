@@ -43,6 +43,9 @@ pub struct Disk {
     pub fs_image: PathBuf,
     pub gpt: bool,
     pub meta: BTreeMap<String, String>,
+    /// More disks attached beside `image`, in order (copies of it, say, for
+    /// a machine with two disks carrying the same identifiers).
+    pub twins: Vec<PathBuf>,
 }
 
 impl Disk {
@@ -179,6 +182,7 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
                 fs_image,
                 gpt,
                 meta,
+                twins: Vec::new(),
             });
         }
     }
@@ -231,6 +235,7 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
         fs_image,
         gpt,
         meta,
+        twins: Vec::new(),
     })
 }
 
@@ -487,7 +492,21 @@ pub fn scratch_copy(disk: &Disk, name: &str) -> Result<Disk> {
         fs_image,
         gpt: disk.gpt,
         meta: disk.meta.clone(),
+        twins: Vec::new(),
     })
+}
+
+/// Attach a copy of `disk`'s image as one more disk of the same machine.
+pub fn add_twin(disk: &mut Disk) -> Result<()> {
+    let twin = disk
+        .image
+        .with_extension(format!("twin{}.img", disk.twins.len() + 1));
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&disk.image)
+        .arg(&twin))?;
+    disk.twins.push(twin);
+    Ok(())
 }
 
 /// Replace (or create) the file `dir/name` in the ext4 image with `content`.

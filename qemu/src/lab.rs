@@ -205,6 +205,7 @@ impl Lab {
             kernel: kernel.vmlinuz.clone(),
             initrd,
             disk: disk.image.clone(),
+            twins: disk.twins.clone(),
             append: append.to_string(),
             timeout: BOOT_TIMEOUT,
             log: util::work_dir().join("logs").join(format!("{log}.log")),

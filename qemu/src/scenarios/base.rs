@@ -168,6 +168,38 @@ pub fn base() -> Vec<(&'static str, ScenarioFn)> {
             )?;
             Ok(())
         }),
+        ("7e failure: two disks with the root's label", |r| {
+            // A cloned disk: the same filesystem, label and UUID twice.
+            // root= must pick neither, and name both.
+            let mut d = r.disk(&r.lab.disk)?;
+            disk::add_twin(&mut d)?;
+            let label = d.get("FS_LABEL").to_string();
+            let append = r
+                .lab
+                .cmdline(&d, Mode::Ours, "B", &format!("root=LABEL={label}"));
+            let o = r.expect_failure(
+                &d,
+                Some(r.lab.ours.clone()),
+                &append,
+                "twin-label",
+                &[
+                    "root= matches 2 devices",
+                    "choose one with root=PARTUUID= or root=/dev/",
+                ],
+            )?;
+            // Each candidate on a line of its own, under the count.
+            for dev in ["nvme0n1", "nvme1n1"] {
+                let line = format!(
+                    "  /dev/{dev}: TYPE=ext4 UUID={} LABEL=\"{label}\"",
+                    d.get("FS_UUID")
+                );
+                r.check(
+                    o.console.lines().filter(|l| *l == line).count() == 1,
+                    format!("the candidate line {line:?} is not on the console once"),
+                );
+            }
+            Ok(())
+        }),
         ("7d failure: missing overlay module", |r| {
             let d = r.disk(&r.lab.disk)?;
             let initrd = r

@@ -37,11 +37,14 @@ pub(super) fn initramfs(
     let dev = match rootdev::find(&spec, params.wait_ms) {
         Ok(d) => d,
         Err(err) => {
-            warn!(
-                "ostree-prepare-root: looking for root={}; block devices seen:",
-                Lossy(params.root_arg.unwrap_or(b""))
-            );
-            rootdev::report_devices();
+            // The candidates of an ambiguous root= are listed already.
+            if !matches!(err, Error::AmbiguousRoot { .. }) {
+                warn!(
+                    "ostree-prepare-root: looking for root={}; block devices seen:",
+                    Lossy(params.root_arg.unwrap_or(b""))
+                );
+                rootdev::report_devices();
+            }
             return Err(Failure {
                 phase: "finding the root device",
                 err,
