@@ -40,6 +40,10 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Args<'a> {
     pub command: Command,
+    /// `--no-clone`: no pristine clone deployment with `--hotfix`.
+    pub no_clone: bool,
+    /// `--ostree PATH`: the ostree program for the clone (else found in PATH).
+    pub ostree: Option<&'a [u8]>,
     pub sysroot: Option<&'a [u8]>,
     pub deployment: Option<&'a [u8]>,
 }
@@ -52,6 +56,8 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Option<Args<'a>>> {
     let mut discard = false;
     let mut sysroot = None;
     let mut deployment = None;
+    let mut no_clone = false;
+    let mut ostree = None;
     let mut it = argv.iter().copied();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| err!("{name} needs a value"));
@@ -67,6 +73,8 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Option<Args<'a>>> {
             b"--discard" => discard = true,
             b"--sysroot" => sysroot = Some(value("--sysroot")?),
             b"--deployment" => deployment = Some(value("--deployment")?),
+            b"--no-clone" => no_clone = true,
+            b"--ostree" => ostree = Some(value("--ostree")?),
             _ => return Err(err!("unknown argument {} (see --help)", Lossy(a))),
         }
     }
@@ -83,6 +91,12 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Option<Args<'a>>> {
     if json && !status {
         return Err(err!("--json goes with --status"));
     }
+    if (no_clone || ostree.is_some()) && command != Command::Unlock(Unlocked::Hotfix) {
+        return Err(err!("--no-clone and --ostree go with --hotfix"));
+    }
+    if no_clone && ostree.is_some() {
+        return Err(err!("--no-clone and --ostree exclude each other"));
+    }
     if deployment.is_some() && sysroot.is_none() {
         return Err(err!(
             "--deployment needs --sysroot (live, the booted deployment is used)"
@@ -90,6 +104,8 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Option<Args<'a>>> {
     }
     Ok(Some(Args {
         command,
+        no_clone,
+        ostree,
         sysroot,
         deployment,
     }))
@@ -124,6 +140,13 @@ mod tests {
         assert!(p(&["--deployment", "x"]).is_err());
         assert!(p(&["--sysroot"]).is_err());
         assert!(p(&["--help"]).unwrap().is_none());
+        let a = p(&["--hotfix", "--no-clone"]).unwrap().unwrap();
+        assert!(a.no_clone && a.ostree.is_none());
+        let a = p(&["--hotfix", "--ostree", "/o"]).unwrap().unwrap();
+        assert_eq!((a.no_clone, a.ostree), (false, Some(&b"/o"[..])));
+        assert!(p(&["--no-clone"]).is_err());
+        assert!(p(&["--discard", "--ostree", "/o"]).is_err());
+        assert!(p(&["--hotfix", "--no-clone", "--ostree", "/o"]).is_err());
         let a = p(&["--sysroot", "/s", "--deployment", "os/abc.0", "--discard"])
             .unwrap()
             .unwrap();

@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod args;
+pub mod clone;
 pub mod deployment;
 pub mod develop;
 pub mod entries;
@@ -36,10 +37,10 @@ pub fn main(args: &Args) -> i32 {
     // The origin file and markers are opened for writing: none may land on
     // a closed 1 or 2, where messages would be written into it.
     sys::fill_std_fds(b"/dev/null");
+    let envp = args.envp();
     // The crash tests' hook; the first definition counts, as with getenv.
     #[cfg(feature = "crash-hook")]
-    if let Some(v) = args
-        .envp()
+    if let Some(v) = envp
         .iter()
         .find_map(|e| e.to_bytes().strip_prefix(b"OSTREE_UNLOCK_STOP_AFTER="))
     {
@@ -52,5 +53,5 @@ pub fn main(args: &Args) -> i32 {
         );
         return 2;
     }
-    app::main(&args.rest())
+    app::main(&args.rest(), &envp)
 }
