@@ -240,6 +240,10 @@ ul_stage2() {
   $bb rmdir /tmp/.h/oldroot
   if ((UL_SHARED)); then $bb mount --make-rshared /; fi
   $bb --install -s /tmp/.h/bin
+  # The host's real ostree CLI as a program in PATH (ostree-unlock --hotfix
+  # runs it for the pristine clone), through the host's dynamic loader.
+  printf '#!/tmp/.h/bin/sh\nexec /tmp/.h/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /tmp/.h/usr/lib/x86_64-linux-gnu /tmp/.h/usr/bin/ostree "$@"\n' >/tmp/.h/bin/ostree
+  $bb chmod 0755 /tmp/.h/bin/ostree
   set +e
   # The script, as a child of PID 1 (which stays in this mount namespace).
   # shellcheck disable=SC2016 # expanded by busybox sh
