@@ -982,26 +982,25 @@ status_agree() {
   true
 }
 
-# clone_hotfixed NAME: physical root NAME, deployment 1 booted and hotfixed
-# (with a clone); its entry has repeated and quoted kernel arguments.
+# clone_hotfixed P: deployment 1 of physical root P booted and hotfixed
+# (with a clone); its entry gets repeated and quoted kernel arguments first.
 clone_hotfixed() {
-  local p e
-  p=$(phys "$1")
+  local p=$1 e
   e=$(grep -l "ostree=$(target_of "$p" "$DEPLOY_1_NAME")\( \|$\)" "$p"/boot/loader/entries/ostree-*.conf)
   sed -i 's/^options .*/& console=tty0 quiet console=ttyS0,115200 x="1 2"/' "$e"
-  boot "$p" --tag hotfix >&2 <<'EOF'
+  boot "$p" --tag hotfix <<'EOF'
 run unlock $U --hotfix
 expect_success "--hotfix with the clone"
 expect_output "pristine clone" "the clone in --hotfix's output"
 echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
 EOF
-  echo "$p"
 }
 
 scenario clone_live "--hotfix deploys a pristine clone right after the booted deployment (same commit, origin without unlocked=, same kernel arguments); it boots pristine; statuses agree; a rerun makes no second"
 t_clone_live() {
   local p names
-  p=$(clone_hotfixed clone-live)
+  p=$(phys clone-live)
+  clone_hotfixed "$p"
   check_entries "$p" 1
   status_agree "$p"
   [[ -n $CLONE ]] || return 0
@@ -1024,13 +1023,23 @@ expect_output "nothing to do" "a complete hotfix with its clone: nothing to do"
 EOF
   names=$(ls "$p/ostree/deploy/$OSNAME/deploy" | grep -c "^${DEPLOY_1_NAME%.*}\.[0-9]*$")
   [[ $names == 2 ]] || fail "$names deployments of deployment 1's commit after the rerun, expected 2 (it and one clone)"
-  boot "$p" --cmdline "$(sed -n 's/^options //p' "$CLONE_ENTRY")" --tag clone-boot <<'EOF'
+  boot_clone "$p" clone-boot <<'EOF'
 [ "$(usr_fstype)" != overlay ] || fail "the clone's entry boots a hotfix overlay"
 [ "$(cat /usr/share/which-deployment)" = A ] || fail "the clone's entry does not boot commit A"
 expect_no_file /usr/hf "the hotfix in the clone's boot"
 grep -q 'console=ttyS0,115200' /proc/cmdline || fail "the clone's boot lacks the entry's kernel arguments"
 EOF
   boot "$p" --tag hotfixed-again < <(hotfixed_script)
+}
+
+# boot_clone P TAG: boot the clone (CLONE_ENTRY's options), after giving it
+# the harness's busybox (ostree deployed it from the commit, which has none).
+boot_clone() {
+  local d=$1/ostree/deploy/$OSNAME/deploy/$CLONE
+  chattr -i "$d"
+  install -m 0755 "$UL_BUSYBOX" "$d/usr/bin/busybox"
+  chattr +i "$d"
+  boot "$1" --cmdline "$(sed -n 's/^options //p' "$CLONE_ENTRY")" --tag "$2"
 }
 
 # commit_on P VERSION: a new commit of tree A on testos/stable in P's repo,
@@ -1070,7 +1079,8 @@ EOF
 scenario clone_vs_deploy_same_kernel "after --hotfix with a clone, real 'ostree admin deploy' of a new commit with the same kernel and no version: every entry boots what it should, statuses agree"
 t_clone_vs_deploy_same_kernel() {
   local p
-  p=$(clone_hotfixed clone-deploy)
+  p=$(phys clone-deploy)
+  clone_hotfixed "$p"
   commit_on "$p" ""
   clone_after "$p" 0 <<'EOF'
 run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
@@ -1081,7 +1091,8 @@ EOF
 scenario clone_vs_deploy_version "after --hotfix with a clone, real 'ostree admin deploy' of a new commit with a version: every entry boots what it should, statuses agree"
 t_clone_vs_deploy_version() {
   local p
-  p=$(clone_hotfixed clone-deploy-version)
+  p=$(phys clone-deploy-version)
+  clone_hotfixed "$p"
   commit_on "$p" 3
   clone_after "$p" 0 <<'EOF'
 run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
@@ -1092,7 +1103,8 @@ EOF
 scenario clone_vs_deploy_retain "after --hotfix with a clone, 'ostree admin deploy --retain' of a new commit: the clone stays and boots pristine"
 t_clone_vs_deploy_retain() {
   local p
-  p=$(clone_hotfixed clone-deploy-retain)
+  p=$(phys clone-deploy-retain)
+  clone_hotfixed "$p"
   commit_on "$p" 4
   clone_after "$p" 1 <<'EOF'
 run deploy ostree admin deploy --retain --os="$OSNAME" "$OSNAME/stable"
@@ -1103,7 +1115,8 @@ EOF
 scenario clone_vs_undeploy "after --hotfix with a clone, real 'ostree admin undeploy' of another deployment (deployment 2): the clone stays"
 t_clone_vs_undeploy() {
   local p
-  p=$(clone_hotfixed clone-undeploy)
+  p=$(phys clone-undeploy)
+  clone_hotfixed "$p"
   clone_after "$p" 1 <<'EOF'
 run undeploy ostree admin undeploy 0
 expect_success "ostree admin undeploy 0 (deployment 2)"
@@ -1114,7 +1127,8 @@ EOF
 scenario clone_vs_cleanup "after --hotfix with a clone, real 'ostree admin cleanup': the clone stays"
 t_clone_vs_cleanup() {
   local p
-  p=$(clone_hotfixed clone-cleanup)
+  p=$(phys clone-cleanup)
+  clone_hotfixed "$p"
   clone_after "$p" 1 <<'EOF'
 run cleanup ostree admin cleanup
 expect_success "ostree admin cleanup"
@@ -1124,7 +1138,8 @@ EOF
 scenario clone_vs_pin "after --hotfix with a clone, real 'ostree admin pin' of the clone, then a deploy: the pinned clone stays"
 t_clone_vs_pin() {
   local p
-  p=$(clone_hotfixed clone-pin)
+  p=$(phys clone-pin)
+  clone_hotfixed "$p"
   commit_on "$p" 5
   clone_after "$p" 1 <<'EOF'
 run pin ostree admin pin 2
@@ -1139,7 +1154,8 @@ EOF
 scenario clone_vs_reorder "after --hotfix with a clone, a reorder through libostree's write_deployments (Python GObject bindings): every entry boots what it should"
 t_clone_vs_reorder() {
   local p
-  p=$(clone_hotfixed clone-reorder)
+  p=$(phys clone-reorder)
+  clone_hotfixed "$p"
   # The list reversed, written by libostree itself (offline).
   /usr/bin/python3 - "$p" <<'EOF' || fail "write_deployments through python3-gi failed"
 import sys
@@ -1158,7 +1174,7 @@ EOF
   check_entries "$p" 1
   status_agree "$p"
   boot "$p" --tag after-reorder < <(hotfixed_script)
-  [[ -n $CLONE ]] && boot "$p" --cmdline "$(sed -n 's/^options //p' "$CLONE_ENTRY")" --tag clone-boot <<'EOF'
+  [[ -n $CLONE ]] && boot_clone "$p" clone-boot <<'EOF'
 [ "$(usr_fstype)" != overlay ] || fail "the clone's entry boots a hotfix overlay after the reorder"
 [ "$(cat /usr/share/which-deployment)" = A ] || fail "the clone's entry does not boot commit A after the reorder"
 EOF
