@@ -604,6 +604,7 @@ EOF
 expect_usr_overlay
 run discard $U --discard
 expect_success "--discard"
+expect_output "pristine clone .* stays" "--discard says the clone stays"
 expect_no_file "$D1/.usr-ovl-upper" "marker after --discard"
 expect_no_file "$D1/.usr-ovl-work" "marker after --discard"
 [ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "origin still has unlocked= after --discard"
@@ -820,8 +821,12 @@ EOF
 
 # host-side checks on a completed hotfix (1) or discard (0)
 check_completed() {
-  local p=$1 hotfix=$2
+  local p=$1 hotfix=$2 n
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the completed command"
+  # the hotfix's clone, exactly one (a discard keeps it)
+  n=$(find "$p/ostree/deploy/$OSNAME/deploy" -mindepth 1 -maxdepth 1 -type d -name "${DEPLOY_1_NAME%.*}.*" | wc -l)
+  ((n == 2)) || fail "$n deployments of deployment 1's commit, expected 2: it and one pristine clone"
+  check_entries "$p" 1
   if ((hotfix)); then
     ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "no pristine boot entry after the completed --hotfix"
   else
@@ -973,8 +978,11 @@ status_agree() {
   echo "  ostree admin status: ${list[*]}"
   json=$("$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --status --json)
   echo "  ostree-unlock --status --json: $json"
-  name=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["name"] if c else "")' "$json")
-  index=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["index"] if c else "")' "$json")
+  if ! name=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["name"] if c else "")' "$json") ||
+    ! index=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["index"] if c else "")' "$json"); then
+    fail "ostree-unlock --status --json has no pristine-clone: $json"
+    return
+  fi
   [[ $name == "$CLONE" ]] || fail "ostree-unlock --status names the clone '${name}', the boot entries '${CLONE}'"
   if [[ -n $name ]]; then
     [[ ${list[$index]:-} == "$name" ]] || fail "ostree-unlock --status puts the clone $name at index $index, ostree admin status has ${list[$index]:-nothing} there"
@@ -1060,6 +1068,9 @@ commit_on() {
 # and offline.
 clone_after() {
   local p=$1 want=$2
+  echo "== before:"
+  check_entries "$p" 1
+  echo "== after:"
   boot "$p" --tag ostree-op < <(cat; cat <<'EOF'
 run ostree-status ostree admin status
 run unlock-status $U --status
