@@ -1484,7 +1484,7 @@ main() {
     return 1
   fi
   "$HERE/fixture.sh" >/dev/null
-  pass=(--unlock "$UL_UNLOCK" --prepare "$UL_PREPARE")
+  pass=(--unlock "$UL_UNLOCK" --unlock-crash "$UL_UNLOCK_CRASH" --prepare "$UL_PREPARE")
   tap_common_args pass "$keep" "$filter"
   tap_reexec UL_INNER unlock-mountns "$HERE/unlock.sh" "${pass[@]}"
 }
