@@ -7,7 +7,8 @@ use crate::err;
 use crate::error::Result;
 
 pub const USAGE: &str = "\
-Usage: ostree-unlock [--hotfix | --transient] [--sysroot DIR [--deployment [OS/]CSUM.SERIAL]]
+Usage: ostree-unlock [--hotfix [--no-clone | --ostree PATH] | --transient]
+                     [--sysroot DIR [--deployment [OS/]CSUM.SERIAL]]
        ostree-unlock --status [--json] [--sysroot DIR [--deployment ...]]
        ostree-unlock --discard [--sysroot DIR [--deployment ...]]
 
@@ -15,19 +16,43 @@ Make /usr of the booted OSTree deployment writable:
   (default)     development mode: a writable overlay on /usr now; every change
                 is gone after the next reboot
   --hotfix      the overlay persists for this deployment: mounted now and by
-                ostree-prepare-root at every boot of it
+                ostree-prepare-root at every boot of it. First, as upstream's
+                ostree admin unlock --hotfix, a pristine clone is deployed:
+                ostree admin deploy --not-as-default --retain of the same
+                commit, with the origin without unlocked= and the kernel
+                arguments of the deployment's boot entry (live it lands right
+                after the booted deployment; offline, at index 1, right after
+                the default one); every deployment is kept. A rerun keeps a clone
+                that is there (any deployment of the same commit, listed in
+                the boot entries, without unlocked= and hotfix markers).
+  --no-clone    with --hotfix: no clone (no ostree program, or no room)
+  --ostree PATH with --hotfix: the ostree program (default: ostree in PATH;
+                without one, --hotfix fails before changing anything)
   --transient   like development, but the overlay is mounted read-only; write
                 to it in a private mount namespace after a remount
-  --status      show the unlock state (--json: as JSON)
-  --discard     remove the hotfix from the next boot on (at once, offline)
+  --status      show the unlock state and the ways back (--json: as JSON)
+  --discard     remove the hotfix from the next boot on (at once, offline);
+                the clone stays, a deployment like any other
 
-A way back from a hotfix that broke the system: the boot entry \"(pristine)\"
-that --hotfix adds, or the kernel argument ostree.prepare-root.hotfix=0,
-boots the deployment once without the hotfix overlay.
+The ways back from a hotfix that broke the system:
+  - the pristine clone, listed by every boot menu built from libostree's
+    deployment list, kept when the boot entries are rewritten (until a
+    deploy without --retain drops it, as it drops every rollback);
+  - the boot entry \"(pristine)\" that --hotfix also adds (with or without a
+    clone): it boots the hotfixed deployment itself once without its overlay,
+    but only boot loaders reading /boot/loader/entries list it (not menus
+    built by grub2-generate, syslinux or u-boot), and it is gone once
+    libostree writes a new set of entries;
+  - the kernel argument ostree.prepare-root.hotfix=0, for one boot;
+  - ostree-unlock --discard.
 
 Offline (image builders): --sysroot DIR acts on a sysroot at rest, on the
 deployment given by --deployment or else the default one (--hotfix writes the
-markers without mounting; --discard deletes the hotfix data).
+markers without mounting, and runs ostree admin deploy --sysroot DIR for the
+clone; --discard deletes the hotfix data).
+
+Every run but --status removes pristine boot links whose deployment is gone
+(after ostree admin undeploy); --status reports them.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
