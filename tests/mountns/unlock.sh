@@ -1029,7 +1029,7 @@ run again \$U --hotfix
 expect_success "--hotfix again"
 expect_output "nothing to do" "a complete hotfix with its clone: nothing to do"
 EOF
-  names=$(ls "$p/ostree/deploy/$OSNAME/deploy" | grep -c "^${DEPLOY_1_NAME%.*}\.[0-9]*$")
+  names=$(find "$p/ostree/deploy/$OSNAME/deploy" -mindepth 1 -maxdepth 1 -type d -name "${DEPLOY_1_NAME%.*}.*" | wc -l)
   [[ $names == 2 ]] || fail "$names deployments of deployment 1's commit after the rerun, expected 2 (it and one clone)"
   boot_clone "$p" clone-boot <<'EOF'
 [ "$(usr_fstype)" != overlay ] || fail "the clone's entry boots a hotfix overlay"
