@@ -576,16 +576,21 @@ expect_output "origin" "the error names the origin file"
 expect_no_file "$D1/.usr-ovl-upper" "the failed --hotfix removed its markers"
 expect_no_file "$D1/.usr-ovl-work" "the failed --hotfix removed its markers"
 expect_usr_pristine "after the failed --hotfix"
+expect_output "pristine clone .* stays" "the failed --hotfix says the clone it made stays"
 status_says none
 EOF
   chattr -i "$p/$DEPLOY_1.origin"
+  # the clone was made before the markers: it stays, a pristine deployment
+  check_entries "$p" 1
   ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "the failed --hotfix left a pristine entry"
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the failed --hotfix"
   boot "$p" --tag rerun <<'EOF'
 run unlock $U --hotfix
 expect_success "--hotfix once the origin can be written"
 expect_usr_overlay
+expect_output "already there" "the rerun keeps the clone of the failed run"
 EOF
+  check_entries "$p" 1
 }
 
 # --- discard -----------------------------------------------------------------
@@ -1234,6 +1239,27 @@ EOF
   [[ $(cd "$p" && find boot ostree/deploy -maxdepth 5 -printf '%p %s\n' | sort | md5sum) == "$before" ]] ||
     fail "the refused --hotfix changed the boot entries or deployments"
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 lost its immutable attribute"
+}
+
+scenario clone_ostree_fails "ostree admin deploy failing (exit 3): --hotfix fails naming the command and its exit status, nothing of the hotfix written"
+t_clone_ostree_fails() {
+  local p
+  p=$(phys clone-ostree-fails)
+  boot "$p" <<'EOF'
+printf '#!/tmp/.h/bin/sh\necho "fake ostree: $*" >&2\nexit 3\n' >/tmp/failing-ostree
+chmod 0755 /tmp/failing-ostree
+run unlock $U --hotfix --ostree /tmp/failing-ostree
+expect_exit 1 "--hotfix with a failing ostree"
+expect_output "fake ostree: admin deploy --os=$OSNAME --not-as-default --retain" "ostree's own output passed through, with the arguments"
+expect_output "/tmp/failing-ostree admin deploy .*failed: exit status 3" "the error names the command and its exit status"
+expect_no_file "$D1/.usr-ovl-upper" "no marker after the failed clone"
+expect_no_file "$D1/.usr-ovl-work" "no marker after the failed clone"
+expect_no_file "$PHYS/ostree/deploy/$OSNAME/.ostree-unlock-clone.origin" "our origin file for ostree, removed"
+expect_usr_pristine "after the failed clone"
+status_says none
+EOF
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "the failed clone left a pristine entry"
+  check_entries "$p" 0
 }
 
 scenario clone_offline "offline --sysroot: the clone by the host's ostree (--sysroot passed on), after the default deployment; of a named one, where ostree places it"

@@ -332,7 +332,7 @@ fn ensure_clone(t: &Target, ostree: &PathBuf, envp: &[&CStr]) -> Result<()> {
             Ok(())
         }
         None => Err(err!(
-            "ostree admin deploy succeeded, yet no boot entry in {boot}/loader/entries lists a pristine deployment of {t}'s commit; the hotfix was not started"
+            "ostree admin deploy succeeded, yet no boot entry in {boot}/loader/entries lists a pristine deployment of {t}'s commit; nothing else was done"
         )),
     }
 }

@@ -243,7 +243,7 @@ pub fn run(ostree: &PathBuf, cmd: &DeployCommand, envp: &[&CStr]) -> Result<()> 
         .map_err(|e| err!("run {ostree} admin deploy (the pristine clone): {e}"))?;
     if !status.success() {
         return Err(err!(
-            "{ostree} admin deploy (the pristine clone) failed: {status}; the hotfix was not started"
+            "{ostree} admin deploy (the pristine clone) failed: {status}; nothing else was done (rerun, or use --no-clone)"
         ));
     }
     Ok(())
