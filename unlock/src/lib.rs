@@ -3,13 +3,15 @@
 //!
 //! - development (default): a writable overlay on `/usr` now, gone at reboot;
 //! - `--hotfix`: the overlay persists for this deployment (`.usr-ovl-upper`,
-//!   `.usr-ovl-work`, `[origin] unlocked=hotfix`), with a pristine boot entry
-//!   and `--discard` as ways back;
+//!   `.usr-ovl-work`, `[origin] unlocked=hotfix`), with a pristine clone
+//!   deployment (made first, by the system's `ostree admin deploy`), a
+//!   pristine boot entry and `--discard` as ways back;
 //! - `--transient`: like development, but mounted read-only.
 //!
 //! Layout: [`args`] parses the command line; [`app`] runs the commands on a
 //! [`deployment::Target`]; [`entries`] and [`origin`] read and edit ostree's
-//! boot entries and origin files; [`fsutil`] and [`mounts`] change the
+//! boot entries and origin files; [`clone`] finds and makes the pristine
+//! clone; [`fsutil`] and [`mounts`] change the
 //! system. System calls, the on-disk contract and the filesystem helpers are
 //! `otcore`'s, shared with `ostree-prepare-root`.
 //!
