@@ -1206,6 +1206,7 @@ t_clone_no_clone() {
 run unlock $U --hotfix --no-clone
 expect_success "--hotfix --no-clone"
 expect_no_output "Deploying" "no clone deployed"
+expect_output "only boot loaders reading /boot/loader/entries show it" "--no-clone says what the pristine entry covers"
 expect_usr_overlay
 run status $U --status
 expect_output "no pristine clone" "--status: no clone"

@@ -388,6 +388,9 @@ fn unlock_hotfix(t: &Target, ostree: Option<&PathBuf>, envp: &[&CStr]) -> Result
     } else {
         say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
     }
+    if ostree.is_none() && made.is_none() {
+        say!("Without a pristine clone (--no-clone), the listed way back is the pristine boot entry: only boot loaders reading /boot/loader/entries show it (not menus built by grub2-generate, syslinux or U-Boot), and it is gone once libostree writes a new set of boot entries. The kernel argument {}=0 always works.", Lossy(contract::HOTFIX_KARG));
+    }
     Ok(())
 }
 

@@ -44,8 +44,7 @@ pub fn find_ostree(explicit: Option<&[u8]>, envp: &[&CStr]) -> Result<PathBuf> {
         }
     }
     Err(err!(
-        "no ostree command in PATH ({}): --hotfix first deploys a pristine clone with it. \
-         Give --ostree PATH, or --no-clone to rely on the pristine boot entry alone (see --help)",
+        "no ostree command in PATH, which --hotfix runs first for the pristine clone: give --ostree PATH, or --no-clone (see --help); PATH={}",
         Lossy(path)
     ))
 }
@@ -228,7 +227,7 @@ pub fn entry_options(t: &Target, boot: &[u8], out: &mut heapless::String<ENTRY_M
     );
     if !found {
         return Err(err!(
-            "no boot entry in {} boots {t}: its kernel arguments, which the pristine clone copies, are unknown; use --no-clone",
+            "the pristine clone needs the kernel arguments of {t}'s boot entry, and none in {} boots it (--no-clone goes without)",
             entries.dir
         ));
     }
