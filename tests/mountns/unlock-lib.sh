@@ -27,7 +27,8 @@
 #
 # In the booted system (see ul_boot_prelude for the helpers): / is the
 # deployment, /sysroot the physical root, /usr/bin/ostree-unlock the tool
-# under test, `ostree` the host's real ostree CLI (through its ld.so),
+# under test, `ostree` the host's real ostree CLI (through its ld.so; also
+# a wrapper in PATH, for the clone ostree-unlock --hotfix deploys),
 # `setpriv` util-linux's. The script reports with assert.sh's checks (fail,
 # note, expect_*), sourced there by busybox sh; boot() copies its output into
 # the scenario log and counts its FAIL lines into the host side's FAILURES.
