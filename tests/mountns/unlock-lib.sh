@@ -27,7 +27,8 @@
 #
 # In the booted system (see ul_boot_prelude for the helpers): / is the
 # deployment, /sysroot the physical root, /usr/bin/ostree-unlock the tool
-# under test, `ostree` the host's real ostree CLI (through its ld.so),
+# under test, `ostree` the host's real ostree CLI (through its ld.so; also
+# a wrapper in PATH, for the clone ostree-unlock --hotfix deploys),
 # `setpriv` util-linux's. The script reports with assert.sh's checks (fail,
 # note, expect_*), sourced there by busybox sh; boot() copies its output into
 # the scenario log and counts its FAIL lines into the host side's FAILURES.
@@ -240,6 +241,10 @@ ul_stage2() {
   $bb rmdir /tmp/.h/oldroot
   if ((UL_SHARED)); then $bb mount --make-rshared /; fi
   $bb --install -s /tmp/.h/bin
+  # The host's real ostree CLI as a program in PATH (ostree-unlock --hotfix
+  # runs it for the pristine clone), through the host's dynamic loader.
+  printf '#!/tmp/.h/bin/sh\nexec /tmp/.h/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /tmp/.h/usr/lib/x86_64-linux-gnu /tmp/.h/usr/bin/ostree "$@"\n' >/tmp/.h/bin/ostree
+  $bb chmod 0755 /tmp/.h/bin/ostree
   set +e
   # The script, as a child of PID 1 (which stays in this mount namespace).
   # shellcheck disable=SC2016 # expanded by busybox sh

@@ -576,16 +576,21 @@ expect_output "origin" "the error names the origin file"
 expect_no_file "$D1/.usr-ovl-upper" "the failed --hotfix removed its markers"
 expect_no_file "$D1/.usr-ovl-work" "the failed --hotfix removed its markers"
 expect_usr_pristine "after the failed --hotfix"
+expect_output "pristine clone .* stays" "the failed --hotfix says the clone it made stays"
 status_says none
 EOF
   chattr -i "$p/$DEPLOY_1.origin"
+  # the clone was made before the markers: it stays, a pristine deployment
+  check_entries "$p" 1
   ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "the failed --hotfix left a pristine entry"
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the failed --hotfix"
   boot "$p" --tag rerun <<'EOF'
 run unlock $U --hotfix
 expect_success "--hotfix once the origin can be written"
 expect_usr_overlay
+expect_output "already there" "the rerun keeps the clone of the failed run"
 EOF
+  check_entries "$p" 1
 }
 
 # --- discard -----------------------------------------------------------------
@@ -604,6 +609,7 @@ EOF
 expect_usr_overlay
 run discard $U --discard
 expect_success "--discard"
+expect_output "pristine clone .* stays" "--discard says the clone stays"
 expect_no_file "$D1/.usr-ovl-upper" "marker after --discard"
 expect_no_file "$D1/.usr-ovl-work" "marker after --discard"
 [ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "origin still has unlocked= after --discard"
@@ -820,8 +826,12 @@ EOF
 
 # host-side checks on a completed hotfix (1) or discard (0)
 check_completed() {
-  local p=$1 hotfix=$2
+  local p=$1 hotfix=$2 n
   has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after the completed command"
+  # the hotfix's clone, exactly one (a discard keeps it)
+  n=$(find "$p/ostree/deploy/$OSNAME/deploy" -mindepth 1 -maxdepth 1 -type d -name "${DEPLOY_1_NAME%.*}.*" | wc -l)
+  ((n == 2)) || fail "$n deployments of deployment 1's commit, expected 2: it and one pristine clone"
+  check_entries "$p" 1
   if ((hotfix)); then
     ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "no pristine boot entry after the completed --hotfix"
   else
@@ -891,17 +901,415 @@ EOF
   check_completed "$p" 0
 }
 
-scenario crash_hotfix_reboot "--hotfix stopped after each step 1..6, reboot: pristine or hotfixed; rerun completes"
-t_crash_hotfix_reboot() { local n; for n in 1 2 3 4 5 6; do crash_hotfix "$n" reboot; done; }
+scenario crash_hotfix_reboot "--hotfix stopped after each step 1..7 (1: the clone), reboot: pristine or hotfixed; rerun completes"
+t_crash_hotfix_reboot() { local n; for n in 1 2 3 4 5 6 7; do crash_hotfix "$n" reboot; done; }
 
-scenario crash_hotfix_live "--hotfix stopped after each step 1..6, rerun in the same boot: completes, /usr writable at once"
-t_crash_hotfix_live() { local n; for n in 1 2 3 4 5 6; do crash_hotfix "$n" live; done; }
+scenario crash_hotfix_live "--hotfix stopped after each step 1..7 (1: the clone), rerun in the same boot: completes, /usr writable at once"
+t_crash_hotfix_live() { local n; for n in 1 2 3 4 5 6 7; do crash_hotfix "$n" live; done; }
 
 scenario crash_discard_reboot "--discard stopped after each step 1..6, reboot: pristine or hotfixed; rerun completes, next boot pristine"
 t_crash_discard_reboot() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" reboot; done; }
 
 scenario crash_discard_live "--discard stopped after each step 1..6, rerun in the same boot: completes, next boot pristine"
 t_crash_discard_live() { local n; for n in 1 2 3 4 5 6; do crash_discard "$n" live; done; }
+
+# --- the pristine clone --------------------------------------------------------
+
+# deployment_of P ENTRY: the deployment (CSUM.SERIAL) the ostree= of boot
+# entry ENTRY of physical root P leads to, or nothing.
+deployment_of() {
+  local t d
+  t=$(sed -n 's/^options .*ostree=\([^ ]*\).*/\1/p' "$2")
+  [[ -n $t ]] || return 0
+  d=$(readlink -f "$1$t") || return 0
+  [[ -d $d ]] && basename "$d"
+}
+
+# kargs_of ENTRY: its options without ostree= and init= (which ostree sets).
+kargs_of() { sed -n 's/^options //p' "$1" | tr ' ' '\n' | grep -vE '^(ostree|init)=' | tr '\n' ' '; }
+
+# is_pristine_deployment P NAME: no unlocked= in its origin, no hotfix markers.
+is_pristine_deployment() {
+  local d=$1/ostree/deploy/$OSNAME/deploy/$2
+  ! grep -q '^unlocked=' "$d.origin" && [[ ! -e $d/.usr-ovl-upper && ! -e $d/.usr-ovl-work ]]
+}
+
+# check_entries P WANT: what every boot entry of P boots. Every entry leads
+# to an existing deployment; with WANT=1 exactly one regular entry boots a
+# pristine clone of deployment 1 (its commit, another serial, no unlocked=,
+# no markers) with deployment 1's kernel arguments, with WANT=0 none; a
+# pristine-*.conf entry boots deployment 1 with hotfix=0. Sets CLONE.
+check_entries() {
+  local p=$1 want=$2 e d n=0 csum=${DEPLOY_1_NAME%.*} d1_entry=""
+  CLONE=""
+  for e in "$p"/boot/loader/entries/*.conf; do
+    d=$(deployment_of "$p" "$e")
+    echo "  entry ${e##*/} -> ${d:-(nothing)}"
+    if [[ -z $d ]]; then
+      fail "boot entry ${e##*/} boots no deployment"
+      continue
+    fi
+    if [[ ${e##*/} == pristine-*.conf ]]; then
+      [[ $d == "$DEPLOY_1_NAME" ]] || fail "pristine entry ${e##*/} boots $d, not deployment 1"
+      grep -q 'ostree.prepare-root.hotfix=0' "$e" || fail "pristine entry ${e##*/} lacks hotfix=0"
+      continue
+    fi
+    [[ $d == "$DEPLOY_1_NAME" ]] && d1_entry=$e
+    if [[ $d == "$csum".* && $d != "$DEPLOY_1_NAME" ]] && is_pristine_deployment "$p" "$d"; then
+      n=$((n + 1))
+      CLONE=$d
+      CLONE_ENTRY=$e
+    fi
+  done
+  if ((want)); then
+    if ((n != 1)); then
+      fail "$n regular boot entries boot a pristine clone of deployment 1, expected 1"
+    elif [[ -n $d1_entry && "$(kargs_of "$CLONE_ENTRY")" != "$(kargs_of "$d1_entry")" ]]; then
+      fail "the clone's kernel arguments '$(kargs_of "$CLONE_ENTRY")' are not deployment 1's '$(kargs_of "$d1_entry")'"
+    fi
+  elif ((n != 0)); then
+    fail "$n boot entries boot a pristine clone of deployment 1, expected none"
+  fi
+  true
+}
+
+# status_agree P: `ostree admin status` and `ostree-unlock --status --json`
+# (offline, on deployment 1) agree: the clone ostree-unlock names is at the
+# index it says in ostree's list, and the clone check_entries found (or none).
+status_agree() {
+  local p=$1 json name index
+  local -a list
+  mapfile -t list < <(ostree admin status --sysroot="$p" | sed -n "s/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p")
+  echo "  ostree admin status: ${list[*]}"
+  json=$("$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --status --json)
+  echo "  ostree-unlock --status --json: $json"
+  if ! name=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["name"] if c else "")' "$json") ||
+    ! index=$(/usr/bin/python3 -c 'import json,sys; c=json.loads(sys.argv[1])["deployments"][0]["pristine-clone"]; print(c["index"] if c else "")' "$json"); then
+    fail "ostree-unlock --status --json has no pristine-clone: $json"
+    return
+  fi
+  [[ $name == "$CLONE" ]] || fail "ostree-unlock --status names the clone '${name}', the boot entries '${CLONE}'"
+  if [[ -n $name ]]; then
+    [[ ${list[$index]:-} == "$name" ]] || fail "ostree-unlock --status puts the clone $name at index $index, ostree admin status has ${list[$index]:-nothing} there"
+  fi
+  true
+}
+
+# clone_hotfixed P: deployment 1 of physical root P booted and hotfixed
+# (with a clone); its entry gets repeated and quoted kernel arguments first.
+clone_hotfixed() {
+  local p=$1 e
+  e=$(grep -l "ostree=$(target_of "$p" "$DEPLOY_1_NAME")\( \|$\)" "$p"/boot/loader/entries/ostree-*.conf)
+  sed -i 's/^options .*/& console=tty0 quiet console=ttyS0,115200 x="1 2"/' "$e"
+  boot "$p" --tag hotfix <<'EOF'
+run unlock $U --hotfix
+expect_success "--hotfix with the clone"
+expect_output "pristine clone" "the clone in --hotfix's output"
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+EOF
+}
+
+scenario clone_live "--hotfix deploys a pristine clone right after the booted deployment (same commit, origin without unlocked=, same kernel arguments); it boots pristine; statuses agree; a rerun makes no second"
+t_clone_live() {
+  local p names
+  p=$(phys clone-live)
+  clone_hotfixed "$p"
+  check_entries "$p" 1
+  status_agree "$p"
+  [[ -n $CLONE ]] || return 0
+  grep -qx 'refspec=testos/stable' "$p/ostree/deploy/$OSNAME/deploy/$CLONE.origin" || fail "the clone's origin lost the refspec"
+  has_immutable "$p/ostree/deploy/$OSNAME/deploy/$CLONE" || fail "the clone is not immutable (ostree makes it so)"
+  [[ -e $p/ostree/deploy/$OSNAME/.ostree-unlock-clone.origin ]] && fail "the clone's origin file of ours is left"
+  boot "$p" --tag booted-status <<EOF
+run ostree-status ostree admin status
+expect_success
+# deployment 1 booted at index 1: the clone right after it
+last_output | sed -n 's/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p' >/tmp/order
+[ "\$(sed -n 2p /tmp/order)" = "$DEPLOY_1_NAME" ] || fail "deployment 1 is not at index 1 any more"
+[ "\$(sed -n 3p /tmp/order)" = "$CLONE" ] || fail "the clone is not right after the booted deployment (index 2)"
+run status \$U --status
+expect_output "the deployment $CLONE \\(index 2\\)" "the clone at index 2 in --status"
+expect_output "pristine-ostree-" "the pristine entry in --status"
+run again \$U --hotfix
+expect_success "--hotfix again"
+expect_output "nothing to do" "a complete hotfix with its clone: nothing to do"
+EOF
+  names=$(find "$p/ostree/deploy/$OSNAME/deploy" -mindepth 1 -maxdepth 1 -type d -name "${DEPLOY_1_NAME%.*}.*" | wc -l)
+  [[ $names == 2 ]] || fail "$names deployments of deployment 1's commit after the rerun, expected 2 (it and one clone)"
+  boot_clone "$p" clone-boot <<'EOF'
+[ "$(usr_fstype)" != overlay ] || fail "the clone's entry boots a hotfix overlay"
+[ "$(cat /usr/share/which-deployment)" = A ] || fail "the clone's entry does not boot commit A"
+expect_no_file /usr/hf "the hotfix in the clone's boot"
+grep -q 'console=ttyS0,115200' /proc/cmdline || fail "the clone's boot lacks the entry's kernel arguments"
+EOF
+  boot "$p" --tag hotfixed-again < <(hotfixed_script)
+}
+
+# boot_clone P TAG: boot the clone (CLONE_ENTRY's options), after giving it
+# the harness's busybox (ostree deployed it from the commit, which has none).
+boot_clone() {
+  local d=$1/ostree/deploy/$OSNAME/deploy/$CLONE
+  chattr -i "$d"
+  install -m 0755 "$UL_BUSYBOX" "$d/usr/bin/busybox"
+  chattr +i "$d"
+  boot "$1" --cmdline "$(sed -n 's/^options //p' "$CLONE_ENTRY")" --tag "$2"
+}
+
+# commit_on P VERSION: a new commit of tree A on testos/stable in P's repo,
+# the same kernel (so the same boot checksum); with VERSION, that version.
+commit_on() {
+  local p=$1 t=$UL_SCRATCH/tree
+  rm -rf "$t"
+  ostree --repo="$p/ostree/repo" checkout -U "${DEPLOY_1_NAME%.*}" "$t" >/dev/null
+  echo "new file" >"$t/usr/share/new-in-commit"
+  ostree --repo="$p/ostree/repo" commit -b "$OSNAME/stable" --tree=dir="$t" --no-xattrs \
+    ${2:+--add-metadata-string=version=$2} >/dev/null
+  rm -rf "$t"
+}
+
+# clone_after NAME WANT SCRIPT: hotfix with a clone, run SCRIPT (busybox sh,
+# the real ostree) in the hotfixed boot, then check every boot entry (with
+# WANT=1 the clone must still be there) and that the statuses agree, live
+# and offline.
+clone_after() {
+  local p=$1 want=$2
+  echo "== before:"
+  check_entries "$p" 1
+  echo "== after:"
+  boot "$p" --tag ostree-op < <(cat; cat <<'EOF'
+run ostree-status ostree admin status
+run unlock-status $U --status
+# the same clone, if any, in both
+c=$(last_output | sed -n 's/.*the deployment \([0-9a-f]*\.[0-9]*\) (index \([0-9]*\)).*/\1 \2/p')
+if [ -n "$c" ]; then
+  i=${c#* }
+  n=$(ostree admin status | sed -n "s/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p" | sed -n "$((i + 1))p")
+  [ "$n" = "${c% *}" ] || fail "live: ostree-unlock --status says the clone ${c% *} is at index $i, ostree admin status has '$n' there"
+fi
+EOF
+)
+  check_entries "$p" "$want"
+  status_agree "$p"
+}
+
+scenario clone_vs_deploy_same_kernel "after --hotfix with a clone, real 'ostree admin deploy' of a new commit with the same kernel and no version: every entry boots what it should, statuses agree"
+t_clone_vs_deploy_same_kernel() {
+  local p
+  p=$(phys clone-deploy)
+  clone_hotfixed "$p"
+  commit_on "$p" ""
+  clone_after "$p" 0 <<'EOF'
+run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
+expect_success "ostree admin deploy"
+EOF
+}
+
+scenario clone_vs_deploy_version "after --hotfix with a clone, real 'ostree admin deploy' of a new commit with a version: every entry boots what it should, statuses agree"
+t_clone_vs_deploy_version() {
+  local p
+  p=$(phys clone-deploy-version)
+  clone_hotfixed "$p"
+  commit_on "$p" 3
+  clone_after "$p" 0 <<'EOF'
+run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
+expect_success "ostree admin deploy"
+EOF
+}
+
+scenario clone_vs_deploy_retain "after --hotfix with a clone, 'ostree admin deploy --retain' of a new commit: the clone stays and boots pristine"
+t_clone_vs_deploy_retain() {
+  local p
+  p=$(phys clone-deploy-retain)
+  clone_hotfixed "$p"
+  commit_on "$p" 4
+  clone_after "$p" 1 <<'EOF'
+run deploy ostree admin deploy --retain --os="$OSNAME" "$OSNAME/stable"
+expect_success "ostree admin deploy --retain"
+EOF
+}
+
+scenario clone_vs_undeploy "after --hotfix with a clone, real 'ostree admin undeploy' of another deployment (deployment 2): the clone stays"
+t_clone_vs_undeploy() {
+  local p
+  p=$(phys clone-undeploy)
+  clone_hotfixed "$p"
+  clone_after "$p" 1 <<'EOF'
+run undeploy ostree admin undeploy 0
+expect_success "ostree admin undeploy 0 (deployment 2)"
+expect_no_file "$D2" "deployment 2 after its undeploy"
+EOF
+}
+
+scenario clone_vs_cleanup "after --hotfix with a clone, real 'ostree admin cleanup': the clone stays"
+t_clone_vs_cleanup() {
+  local p
+  p=$(phys clone-cleanup)
+  clone_hotfixed "$p"
+  clone_after "$p" 1 <<'EOF'
+run cleanup ostree admin cleanup
+expect_success "ostree admin cleanup"
+EOF
+}
+
+scenario clone_vs_pin "after --hotfix with a clone, real 'ostree admin pin' of the clone, then a deploy: the pinned clone stays"
+t_clone_vs_pin() {
+  local p
+  p=$(phys clone-pin)
+  clone_hotfixed "$p"
+  commit_on "$p" 5
+  clone_after "$p" 1 <<'EOF'
+run pin ostree admin pin 2
+expect_success "ostree admin pin 2 (the clone)"
+run deploy ostree admin deploy --os="$OSNAME" "$OSNAME/stable"
+expect_success "ostree admin deploy after the pin"
+EOF
+  [[ -n $CLONE ]] && ! grep -q '^pinned=true' "$p/ostree/deploy/$OSNAME/deploy/$CLONE.origin" && fail "the clone's origin has no pinned=true"
+  true
+}
+
+scenario clone_vs_reorder "after --hotfix with a clone, a reorder through libostree's write_deployments (Python GObject bindings): every entry boots what it should"
+t_clone_vs_reorder() {
+  local p
+  p=$(phys clone-reorder)
+  clone_hotfixed "$p"
+  # The list reversed, written by libostree itself (offline).
+  /usr/bin/python3 - "$p" <<'EOF' || fail "write_deployments through python3-gi failed"
+import sys
+import gi
+gi.require_version("OSTree", "1.0")
+from gi.repository import Gio, OSTree
+s = OSTree.Sysroot.new(Gio.File.new_for_path(sys.argv[1]))
+s.load(None)
+d = s.get_deployments()
+print("before:", [x.get_csum()[:8] + "." + str(x.get_deployserial()) for x in d])
+d.reverse()
+s.write_deployments(d, None)
+s.load(None)
+print("after:", [x.get_csum()[:8] + "." + str(x.get_deployserial()) for x in s.get_deployments()])
+EOF
+  check_entries "$p" 1
+  status_agree "$p"
+  boot "$p" --tag after-reorder < <(hotfixed_script)
+  [[ -n $CLONE ]] && boot_clone "$p" clone-boot <<'EOF'
+[ "$(usr_fstype)" != overlay ] || fail "the clone's entry boots a hotfix overlay after the reorder"
+[ "$(cat /usr/share/which-deployment)" = A ] || fail "the clone's entry does not boot commit A after the reorder"
+EOF
+  true
+}
+
+scenario clone_no_clone "--no-clone: no new deployment, the pristine entry as before; --status says there is no clone"
+t_clone_no_clone() {
+  local p before
+  p=$(phys clone-no)
+  before=$(ls "$p/ostree/deploy/$OSNAME/deploy")
+  boot "$p" <<'EOF'
+run unlock $U --hotfix --no-clone
+expect_success "--hotfix --no-clone"
+expect_no_output "Deploying" "no clone deployed"
+expect_output "only boot loaders reading /boot/loader/entries show it" "--no-clone says what the pristine entry covers"
+expect_usr_overlay
+run status $U --status
+expect_output "no pristine clone" "--status: no clone"
+expect_output "pristine-ostree-" "--status: the pristine entry"
+run again $U --hotfix --no-clone
+expect_output "nothing to do"
+EOF
+  [[ $(ls "$p/ostree/deploy/$OSNAME/deploy") == "$before" ]] || fail "--no-clone changed the deployments"
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 || fail "--no-clone made no pristine entry"
+  check_entries "$p" 0
+  status_agree "$p"
+}
+
+scenario clone_no_ostree "no ostree program in PATH: --hotfix fails before changing anything, saying --no-clone"
+t_clone_no_ostree() {
+  local p before
+  p=$(phys clone-no-ostree)
+  before=$(cd "$p" && find boot ostree/deploy -maxdepth 5 -printf '%p %s\n' | sort | md5sum)
+  boot "$p" <<'EOF'
+mkdir -p /tmp/empty-path
+run unlock env PATH=/tmp/empty-path $U --hotfix
+expect_failure "--hotfix without ostree"
+expect_output "no ostree command" "the error says what is missing"
+expect_output "--no-clone" "the error suggests --no-clone"
+expect_usr_pristine "after the refused --hotfix"
+status_says none
+run explicit $U --hotfix --ostree /nonexistent/ostree
+expect_failure "--ostree /nonexistent/ostree"
+expect_output "/nonexistent/ostree" "the error names the path"
+EOF
+  [[ $(cd "$p" && find boot ostree/deploy -maxdepth 5 -printf '%p %s\n' | sort | md5sum) == "$before" ]] ||
+    fail "the refused --hotfix changed the boot entries or deployments"
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 lost its immutable attribute"
+}
+
+scenario clone_ostree_fails "ostree admin deploy failing (exit 3): --hotfix fails naming the command and its exit status, nothing of the hotfix written"
+t_clone_ostree_fails() {
+  local p
+  p=$(phys clone-ostree-fails)
+  boot "$p" <<'EOF'
+printf '#!/tmp/.h/bin/sh\necho "fake ostree: $*" >&2\nexit 3\n' >/tmp/failing-ostree
+chmod 0755 /tmp/failing-ostree
+run unlock $U --hotfix --ostree /tmp/failing-ostree
+expect_exit 1 "--hotfix with a failing ostree"
+expect_output "fake ostree: admin deploy --os=$OSNAME --not-as-default --retain" "ostree's own output passed through, with the arguments"
+expect_output "/tmp/failing-ostree admin deploy .*failed: exit status 3" "the error names the command and its exit status"
+expect_no_file "$D1/.usr-ovl-upper" "no marker after the failed clone"
+expect_no_file "$D1/.usr-ovl-work" "no marker after the failed clone"
+expect_no_file "$PHYS/ostree/deploy/$OSNAME/.ostree-unlock-clone.origin" "our origin file for ostree, removed"
+expect_usr_pristine "after the failed clone"
+status_says none
+EOF
+  ls "$p"/boot/loader/entries/pristine-*.conf >/dev/null 2>&1 && fail "the failed clone left a pristine entry"
+  check_entries "$p" 0
+}
+
+scenario clone_offline "offline --sysroot: the clone by the host's ostree (--sysroot passed on), after the default deployment; of a named one, where ostree places it"
+t_clone_offline() {
+  local p list
+  p=$(phys clone-offline)
+  run_host hotfix "$UL_UNLOCK" --sysroot "$p" --hotfix
+  expect_success "offline --hotfix with the clone"
+  expect_output "pristine clone"
+  mapfile -t list < <(ostree admin status --sysroot="$p" | sed -n "s/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p")
+  echo "  order: ${list[*]}"
+  [[ ${list[0]} == "$DEPLOY_2_NAME" && ${list[1]} == "${DEPLOY_2_NAME%.*}".* && ${list[2]} == "$DEPLOY_1_NAME" ]] ||
+    fail "offline: expected deployment 2 (hotfixed, default), its clone, deployment 1; got ${list[*]}"
+  is_pristine_deployment "$p" "${list[1]}" || fail "offline: the clone ${list[1]} is not pristine"
+  # a named, non-default deployment: ostree puts the clone after the first
+  run_host named "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix
+  expect_success "offline --deployment D1 --hotfix"
+  check_entries "$p" 1
+  status_agree "$p"
+  mapfile -t list < <(ostree admin status --sysroot="$p" | sed -n "s/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p")
+  echo "  order: ${list[*]}"
+  [[ ${list[1]} == "$CLONE" ]] || fail "offline: the clone of a non-default deployment is not at index 1 (after the first) as ostree places it"
+  run_host again "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix
+  expect_output "nothing to do"
+  boot "$p" <<'EOF'
+expect_usr_overlay "boot of the offline-hotfixed deployment 1"
+EOF
+}
+
+scenario stale_pristine_link "a pristine link whose deployment is gone (ostree admin undeploy): --status notes it, the next run removes it"
+t_stale_pristine_link() {
+  local p i link
+  p=$(phys stale-link)
+  run_host hotfix "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix --no-clone
+  expect_success
+  link=$p/ostree/deploy/$OSNAME/pristine/$DEPLOY_1_NAME
+  [[ -L $link ]] || fail "no pristine link after --hotfix"
+  i=$(ostree admin status --sysroot="$p" | sed -n "s/^[* ] $OSNAME \([0-9a-f]*\.[0-9]*\).*/\1/p" | grep -n "^$DEPLOY_1_NAME\$" | cut -d: -f1)
+  ostree admin undeploy --sysroot="$p" "$((i - 1))" || fail "ostree admin undeploy of deployment 1"
+  [[ -e $p/$DEPLOY_1 ]] && fail "deployment 1 still there after its undeploy"
+  run_host status "$UL_UNLOCK" --sysroot "$p" --status
+  expect_output "pristine boot link .*$DEPLOY_1_NAME names a deployment that is gone" "--status notes the stale link"
+  [[ -L $link ]] || fail "--status removed the link (it only reports)"
+  run_host discard "$UL_UNLOCK" --sysroot "$p" --discard
+  expect_success "--discard of deployment 2 (nothing to discard)"
+  expect_output "Removed the pristine boot link" "the run says it removed the stale link"
+  [[ -L $link ]] && fail "the stale pristine link is still there after the next run"
+  true
+}
 
 # --- security ----------------------------------------------------------------
 
@@ -1103,7 +1511,7 @@ main() {
     return 1
   fi
   "$HERE/fixture.sh" >/dev/null
-  pass=(--unlock "$UL_UNLOCK" --prepare "$UL_PREPARE")
+  pass=(--unlock "$UL_UNLOCK" --unlock-crash "$UL_UNLOCK_CRASH" --prepare "$UL_PREPARE")
   tap_common_args pass "$keep" "$filter"
   tap_reexec UL_INNER unlock-mountns "$HERE/unlock.sh" "${pass[@]}"
 }

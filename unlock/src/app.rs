@@ -2,6 +2,7 @@
 //! Each hotfix and discard step is ordered so that a power cut between any
 //! two leaves a boot that is pristine or fully hotfixed, and safe to rerun.
 
+use core::ffi::CStr;
 #[cfg(feature = "crash-hook")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -12,6 +13,7 @@ use otcore::{contract, json};
 use otcore::{say, sys, warn};
 
 use crate::args::{self, Args, Command, USAGE};
+use crate::clone;
 use crate::deployment::{self, Target, Unlocked, SMALL_FILE_MAX};
 use crate::develop;
 use crate::entries::{self, ENTRY_MAX};
@@ -246,26 +248,105 @@ fn pristine_entry(t: &Target, add: bool) {
     }
 }
 
-fn set_origin_unlocked(view: &WritableView, t: &Target, value: Option<&str>) -> Result<()> {
+/// An origin file's text, edited.
+type OriginText = heapless::String<{ SMALL_FILE_MAX + 64 }>;
+
+/// `t`'s origin file (read through `view`) with `unlocked=` set to `value`
+/// (or removed), into `out`; whether that changes it.
+fn origin_with(
+    view: &WritableView,
+    t: &Target,
+    value: Option<&str>,
+    out: &mut OriginText,
+) -> Result<bool> {
     let path = view.join(t.origin_rel.as_bytes())?;
     let p = path.as_bytes();
     let mut buf = [0u8; SMALL_FILE_MAX];
     let text = fsutil::read_small(p, &mut buf).map_err(|e| read_error(p, e, SMALL_FILE_MAX))?;
     let text = core::str::from_utf8(text)
         .map_err(|_| err!("read {path}: stream did not contain valid UTF-8"))?;
-    let mut new: heapless::String<{ SMALL_FILE_MAX + 64 }> = heapless::String::new();
-    crate::origin::set(text, contract::ORIGIN_UNLOCKED_KEY, value, &mut new)
+    crate::origin::set(text, contract::ORIGIN_UNLOCKED_KEY, value, out)
         .map_err(|_| err!("{path}: would grow beyond {SMALL_FILE_MAX} bytes, refusing"))?;
-    if new.as_str() != text {
-        write_atomic(p, new.as_bytes(), 0o644)?;
+    Ok(out.as_str() != text)
+}
+
+fn set_origin_unlocked(view: &WritableView, t: &Target, value: Option<&str>) -> Result<()> {
+    let mut new = OriginText::new();
+    if origin_with(view, t, value, &mut new)? {
+        let path = view.join(t.origin_rel.as_bytes())?;
+        write_atomic(path.as_bytes(), new.as_bytes(), 0o644)?;
     }
     Ok(())
 }
 
+/// `OS/CSUM.SERIAL (index N ...)` of `t`'s pristine clone, for messages.
+struct CloneName<'a>(&'a Target, &'a clone::Clone);
+
+impl core::fmt::Display for CloneName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}/{} (index {} in ostree admin status)",
+            self.0.stateroot, self.1.name, self.1.index
+        )
+    }
+}
+
+/// Make sure `t` has a pristine clone (see [`clone`]): keep one that is
+/// there (a rerun never makes a second), else run `ostree admin deploy`.
+/// The origin it gets, `t`'s without `unlocked=`, is a file of ours in the
+/// stateroot's directory while ostree runs.
+fn ensure_clone(t: &Target, ostree: &PathBuf, envp: &[&CStr]) -> Result<()> {
+    let boot = boot_dir(t)?;
+    if let Some(c) = clone::find(t, boot.as_bytes())? {
+        say!(
+            "Pristine clone of {t}: {}, already there.",
+            CloneName(t, &c)
+        );
+        return Ok(());
+    }
+    let mut options: heapless::String<ENTRY_MAX> = heapless::String::new();
+    clone::entry_options(t, boot.as_bytes(), &mut options)?;
+    let view = deploy_view(t)?;
+    let mut origin = OriginText::new();
+    origin_with(&view, t, None, &mut origin)?;
+    let mut tmp = view.join(t.stateroot.as_bytes())?;
+    tmp.push(b".ostree-unlock-clone.origin")?;
+    write_atomic(tmp.as_bytes(), origin.as_bytes(), 0o600)?;
+    let r = clone::command(t, &options, &tmp).and_then(|cmd| {
+        say!("Deploying a pristine clone of {t} (its commit, origin and kernel arguments, no hotfix): ostree admin deploy --not-as-default --retain");
+        let start = sys::clock_us(false);
+        let r = clone::run(ostree, &cmd, envp);
+        if r.is_ok() {
+            say!("ostree admin deploy took {} ms", (sys::clock_us(false) - start) / 1000);
+        }
+        r
+    });
+    if let Err(e) = sys::unlink(tmp.as_bytes()) {
+        warn!("ostree-unlock: note: remove {tmp}: {e}");
+    }
+    r?;
+    match clone::find(t, boot.as_bytes())? {
+        Some(c) => {
+            say!("Pristine clone of {t}: {}.", CloneName(t, &c));
+            Ok(())
+        }
+        None => Err(err!(
+            "ostree admin deploy succeeded, yet no boot entry in {boot}/loader/entries lists a pristine deployment of {t}'s commit; nothing else was done"
+        )),
+    }
+}
+
 /// Hotfix: markers first (a boot sees both or falls back to pristine), then
 /// the origin key, then the boot entry; each step is safe to repeat.
-fn unlock_hotfix(t: &Target) -> Result<()> {
+fn unlock_hotfix(t: &Target, ostree: Option<&PathBuf>, envp: &[&CStr]) -> Result<()> {
     let mode = usr_mode(t)?;
+    // The clone first, as upstream: until the markers exist every boot of
+    // `t` is pristine anyway, and from then on the clone is a way back.
+    if let Some(ostree) = ostree {
+        ensure_clone(t, ostree, envp)?;
+    }
+    step(1, "pristine clone deployed");
     let view = deploy_view(t)?;
     let dir = view.join(t.rel_in_deploy.as_bytes())?;
     let upper = dir.join(contract::USR_OVL_UPPER)?;
@@ -275,9 +356,16 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
     let fresh = !fsutil::is_real_dir(upper.as_bytes()) && !fsutil::is_real_dir(work.as_bytes());
     let origin_before = deployment::state(t)? == Unlocked::Hotfix;
     let r = hotfix_steps(t, &view, &dir, &upper, &work, mode);
+    let made = boot_dir(t)
+        .and_then(|b| clone::find(t, b.as_bytes()))
+        .ok()
+        .flatten();
     if let Err(e) = r {
         if fresh {
             undo_hotfix(t, &view, &dir, &upper, &work, origin_before);
+        }
+        if let (Some(c), Some(_)) = (&made, ostree) {
+            warn!("ostree-unlock: note: the pristine clone {} stays: a deployment of the same commit without hotfix (ostree admin undeploy {} removes it)", CloneName(t, c), c.index);
         }
         return Err(e);
     }
@@ -285,15 +373,30 @@ fn unlock_hotfix(t: &Target) -> Result<()> {
         say!(
             "Hotfix mode enabled. A writable overlayfs is now mounted on /usr for this deployment."
         );
-        say!("It will remain at every boot of {}. The way back: the \"(pristine)\" boot entry or the kernel argument {}=0 (one boot), or ostree-unlock --discard.", t.name, Lossy(contract::HOTFIX_KARG));
+        say!("It will remain at every boot of {}. The ways back:", t.name);
+        if let Some(c) = &made {
+            say!(
+                "  - the pristine clone {}, in every boot menu",
+                CloneName(t, c)
+            );
+        }
+        say!(
+            "  - the \"(pristine)\" boot entry, or the kernel argument {}=0, for one boot",
+            Lossy(contract::HOTFIX_KARG)
+        );
+        say!("  - ostree-unlock --discard");
     } else {
         say!("Hotfix markers written for {t}; /usr will be a persistent overlay at its next boot.");
+    }
+    if ostree.is_none() && made.is_none() {
+        say!("Without a pristine clone (--no-clone), the listed way back is the pristine boot entry: only boot loaders reading /boot/loader/entries show it (not menus built by grub2-generate, syslinux or U-Boot), and it is gone once libostree writes a new set of boot entries. The kernel argument {}=0 always works.", Lossy(contract::HOTFIX_KARG));
     }
     Ok(())
 }
 
-/// The steps of a hotfix, in the order that keeps every boot pristine or
-/// fully hotfixed: markers, origin key, pristine entry, the overlay now.
+/// The steps of a hotfix after the clone, in the order that keeps every
+/// boot pristine or fully hotfixed: markers, origin key, pristine entry,
+/// the overlay now.
 fn hotfix_steps(
     t: &Target,
     view: &WritableView,
@@ -303,31 +406,31 @@ fn hotfix_steps(
     mode: u32,
 ) -> Result<()> {
     set_immutable(dir.as_bytes(), false)?;
-    step(1, "immutable attribute cleared");
+    step(2, "immutable attribute cleared");
     // The overlay's directories get /usr's SELinux label: the merged /usr
     // takes the label of its upper directory.
     let label = fsutil::selinux_label(t.in_dir(b"usr")?.as_bytes())?;
     let made = (|| -> Result<()> {
         // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
         fsutil::ensure_dir_labelled(work.as_bytes(), mode, label.as_ref())?;
-        step(2, ".usr-ovl-work created");
+        step(3, ".usr-ovl-work created");
         fsutil::ensure_dir_labelled(upper.as_bytes(), mode, label.as_ref())?;
         fsutil::fsync_dir(dir.as_bytes())?;
-        step(3, ".usr-ovl-upper created");
+        step(4, ".usr-ovl-upper created");
         Ok(())
     })();
     // Whatever happened, the deployment is immutable again.
     set_immutable(dir.as_bytes(), true)?;
     made?;
-    step(4, "immutable attribute restored");
+    step(5, "immutable attribute restored");
     set_origin_unlocked(view, t, Some("hotfix"))?;
-    step(5, "origin written");
+    step(6, "origin written");
     // The link first: an entry always has its link.
     match write_pristine_bootlink(view, t) {
         Ok(()) => pristine_entry(t, true),
         Err(e) => warn!("ostree-unlock: warning: no pristine boot entry: {e}"),
     }
-    step(6, "pristine boot entry written");
+    step(7, "pristine boot entry written");
     fsutil::touch(view.path.as_bytes())?;
     if t.live && !mounts::usr_is_overlay() {
         mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), false)?;
@@ -415,12 +518,21 @@ fn discard(t: &Target) -> Result<()> {
     } else {
         say!("Hotfix discarded: {t} is pristine.");
     }
+    if let Ok(Some(c)) = boot_dir(t).and_then(|b| clone::find(t, b.as_bytes())) {
+        say!(
+            "The pristine clone {} stays, a deployment like any other (ostree admin undeploy {} removes it).",
+            CloneName(t, &c),
+            c.index
+        );
+    }
     Ok(())
 }
 
 fn status(t: &Target, json: bool) -> Result<()> {
     let state = deployment::state(t)?;
     let markers = deployment::hotfix_markers(t);
+    let clone = clone::find(t, boot_dir(t)?.as_bytes()).ok().flatten();
+    let entry = pristine_entry_now(t);
     if json {
         // Shaped like `ostree admin status --json` (a `deployments` array,
         // its field names for what both say), with our own fields after.
@@ -430,21 +542,31 @@ fn status(t: &Target, json: bool) -> Result<()> {
             None => (name, None),
         };
         say!(
-            "{{\"deployments\":[{{\"checksum\":{},\"stateroot\":{},\"serial\":{},\"booted\":{},\"unlocked\":{},\"hotfix-markers\":{}}}]}}",
+            "{{\"deployments\":[{{\"checksum\":{},\"stateroot\":{},\"serial\":{},\"booted\":{},\"unlocked\":{},\"hotfix-markers\":{},\"pristine-clone\":{},\"pristine-entry\":{}}}]}}",
             json::Str(checksum),
             json::Str(t.stateroot.as_bytes()),
             serial.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0),
             t.live,
             json::Str(state.name().as_bytes()),
-            markers
+            markers,
+            JsonClone(clone.as_ref()),
+            JsonName(entry.as_ref().map(|p| p.file_name())),
         );
     } else {
         say!("{t}{}", if t.live { " (booted)" } else { "" });
         say!("    Unlocked: {}", state.name());
         hotfix_off_notes(t);
         if state == Unlocked::Hotfix || markers {
-            ways_back(t);
+            ways_back(clone.as_ref(), entry.as_ref());
         }
+        stale_pristine_links(t, |name| {
+            say!(
+                "    Note: the pristine boot link {}/{}/{} names a deployment that is gone; the next ostree-unlock run removes it",
+                t.stateroot,
+                Lossy(contract::PRISTINE_LINKS),
+                Lossy(name)
+            );
+        });
         if markers != (state == Unlocked::Hotfix)
             && state != Unlocked::Development
             && state != Unlocked::Transient
@@ -462,9 +584,64 @@ fn status(t: &Target, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// List the ways back from a hotfix that exist now: the pristine entry only
-/// if it is listed and boots this very deployment.
-fn ways_back(t: &Target) {
+/// `{"name": "CSUM.SERIAL", "index": N}` or `null`.
+struct JsonClone<'a>(Option<&'a clone::Clone>);
+
+impl core::fmt::Display for JsonClone<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(c) => write!(
+                f,
+                "{{\"name\":{},\"index\":{}}}",
+                json::Str(c.name.as_bytes()),
+                c.index
+            ),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+/// A JSON string, or `null`.
+struct JsonName<'a>(Option<&'a [u8]>);
+
+impl core::fmt::Display for JsonName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{}", json::Str(n)),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+/// The ways back from a hotfix that exist now: the pristine clone, the
+/// pristine entry (see [`pristine_entry_now`]), the kernel argument.
+fn ways_back(clone: Option<&clone::Clone>, entry: Option<&PathBuf>) {
+    say!("    Ways back:");
+    match clone {
+        Some(c) => say!(
+            "      - the deployment {} (index {}): a pristine clone of this commit, in every boot menu",
+            c.name,
+            c.index
+        ),
+        None => say!("      - (no pristine clone of this commit is deployed; ostree-unlock --hotfix makes one)"),
+    }
+    match entry {
+        Some(path) => say!(
+            "      - the boot entry {} (pristine, without hotfix)",
+            Lossy(path.file_name())
+        ),
+        None => say!("      - (no pristine boot entry lists this deployment now)"),
+    }
+    say!(
+        "      - the kernel argument {}=0, for one boot",
+        Lossy(contract::HOTFIX_KARG)
+    );
+    say!("      - ostree-unlock --discard: pristine from the next boot on");
+}
+
+/// The pristine entry of `t`, only if libostree lists `t` and the entry
+/// boots this very deployment.
+fn pristine_entry_now(t: &Target) -> Option<PathBuf> {
     let mut entry: Option<PathBuf> = None;
     if let Ok(entries) = boot_dir(t).and_then(|d| entries::list(d.as_bytes())) {
         let mut buf = [0u8; ENTRY_MAX];
@@ -490,19 +667,60 @@ fn ways_back(t: &Target) {
             },
         );
     }
-    say!("    Ways back:");
-    match entry {
-        Some(path) => say!(
-            "      - the boot entry {} (pristine, without hotfix)",
-            Lossy(path.file_name())
-        ),
-        None => say!("      - (no pristine boot entry lists this deployment now)"),
+    entry
+}
+
+/// Call `f` with the name of each pristine boot link of `t`'s stateroot
+/// whose deployment is gone (`ostree admin undeploy` removes deployments,
+/// not our links), and of each leftover of an interrupted link update.
+fn stale_pristine_links(t: &Target, mut f: impl FnMut(&[u8])) {
+    let Ok(os) = t.deploy.join(t.stateroot.as_bytes()) else {
+        return;
+    };
+    let (Ok(links), Ok(deployments)) = (os.join(contract::PRISTINE_LINKS), os.join(b"deploy"))
+    else {
+        return;
+    };
+    let _ = sys::for_each_dir_entry(links.as_bytes(), |name| {
+        let gone = !deployments
+            .join(name)
+            .is_ok_and(|d| fsutil::is_real_dir(d.as_bytes()));
+        if gone {
+            f(name);
+        }
+    });
+}
+
+/// Remove [`stale_pristine_links`] (best effort: a failure is said, and
+/// changes nothing else).
+fn remove_stale_pristine_links(t: &Target) {
+    let mut any = false;
+    stale_pristine_links(t, |_| any = true);
+    if !any {
+        return;
     }
-    say!(
-        "      - the kernel argument {}=0, for one boot",
-        Lossy(contract::HOTFIX_KARG)
-    );
-    say!("      - ostree-unlock --discard: pristine from the next boot on");
+    let view = match deploy_view(t) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!("ostree-unlock: warning: cannot remove stale pristine boot links: {e}");
+            return;
+        }
+    };
+    stale_pristine_links(t, |name| {
+        let link = view
+            .join(t.stateroot.as_bytes())
+            .and_then(|p| Ok(p.join(contract::PRISTINE_LINKS)?.join(name)?));
+        match link.map(|l| (sys::unlink(l.as_bytes()), l)) {
+            Ok((Ok(()), _)) => say!(
+                "Removed the pristine boot link {}/{}/{}: its deployment is gone.",
+                t.stateroot,
+                Lossy(contract::PRISTINE_LINKS),
+                Lossy(name)
+            ),
+            Ok((Err(e), l)) => warn!("ostree-unlock: warning: remove {l}: {e}"),
+            Err(e) => warn!("ostree-unlock: warning: {e}"),
+        }
+    });
 }
 
 /// Say where `ostree.prepare-root.hotfix=0` keeps a hotfix from taking
@@ -551,7 +769,7 @@ fn has_hotfix(t: &Target) -> Result<bool> {
         || leftover_data)
 }
 
-fn run(args: &Args<'_>) -> Result<()> {
+fn run(args: &Args<'_>, envp: &[&CStr]) -> Result<()> {
     let is_status = matches!(args.command, Command::Status { .. });
     if !is_status && sys::geteuid() != 0 {
         return Err(if args.sysroot.is_some() {
@@ -571,6 +789,9 @@ fn run(args: &Args<'_>) -> Result<()> {
         }
     };
     target.check_confined()?;
+    if !is_status {
+        remove_stale_pristine_links(&target);
+    }
     match args.command {
         Command::Status { json } => status(&target, json),
         Command::Discard => {
@@ -580,19 +801,22 @@ fn run(args: &Args<'_>) -> Result<()> {
             }
             discard(&target)
         }
-        Command::Unlock(mode) => unlock(&target, mode),
+        Command::Unlock(mode) => unlock(&target, mode, args, envp),
     }
 }
 
-fn unlock(target: &Target, mode: Unlocked) -> Result<()> {
+fn unlock(target: &Target, mode: Unlocked, args: &Args<'_>, envp: &[&CStr]) -> Result<()> {
     let current = deployment::state(target)?;
+    let want_clone = mode == Unlocked::Hotfix && !args.no_clone;
     let overlay = target.live && mounts::usr_is_overlay();
     // "Already unlocked" only when it really took effect: the overlay is
     // mounted (upstream can record a state whose mount never reached PID 1,
     // ostree#2653) and a hotfix is complete; otherwise finish the job.
     let complete = (!target.live || overlay)
         && (mode != Unlocked::Hotfix
-            || (deployment::hotfix_markers(target) && has_pristine_entry(target)?));
+            || (deployment::hotfix_markers(target)
+                && has_pristine_entry(target)?
+                && (!want_clone || clone::find(target, boot_dir(target)?.as_bytes())?.is_some())));
     if current == mode && complete {
         say!(
             "{target} is already unlocked ({}); nothing to do.",
@@ -623,7 +847,14 @@ fn unlock(target: &Target, mode: Unlocked) -> Result<()> {
         ));
     }
     match mode {
-        Unlocked::Hotfix => unlock_hotfix(target),
+        Unlocked::Hotfix => {
+            // Found before anything changes: without it, nothing is done.
+            let ostree = match want_clone {
+                true => Some(clone::find_ostree(args.ostree, envp)?),
+                false => None,
+            };
+            unlock_hotfix(target, ostree.as_ref(), envp)
+        }
         Unlocked::Transient => unlock_development(target, true),
         _ => unlock_development(target, false),
     }
@@ -631,7 +862,7 @@ fn unlock(target: &Target, mode: Unlocked) -> Result<()> {
 
 /// The whole program: parse `argv` (without the program name), run, and
 /// return the exit status (0, 1 on failure, 2 for a bad command line).
-pub fn main(argv: &[&[u8]]) -> i32 {
+pub fn main(argv: &[&[u8]], envp: &[&CStr]) -> i32 {
     let args = match args::parse(argv) {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -643,7 +874,7 @@ pub fn main(argv: &[&[u8]]) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = run(&args) {
+    if let Err(e) = run(&args, envp) {
         warn!("ostree-unlock: error: {e}");
         return 1;
     }

@@ -78,6 +78,11 @@ impl Errno {
         Errno(unsafe { *libc::__errno_location() })
     }
 
+    /// An error number a call returned rather than set (`posix_spawn`).
+    pub(super) fn from_raw(n: i32) -> Errno {
+        Errno(n)
+    }
+
     /// The number itself (for exit codes and tests).
     pub fn raw(self) -> i32 {
         self.0

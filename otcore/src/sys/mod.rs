@@ -31,6 +31,7 @@ mod inode;
 mod kernel;
 mod mount;
 mod process;
+mod spawn;
 mod stat;
 
 pub use dir::{for_each_dir_entry, for_each_entry, DirEntry, EntryType};
@@ -54,6 +55,7 @@ pub use process::{
     c_strings, chdir, clock_us, execve, exit, finishes_within, geteuid, getpid, kill_child,
     pause_forever, reboot, sleep_ms, spawn, umask, wait_child, Power,
 };
+pub use spawn::{spawn_wait, ExitStatus, SPAWN_MAX_ARGS, SPAWN_MAX_ARG_BYTES};
 pub use stat::{
     fs_magic, fstat, is_mount_root_at, is_readonly_fs, lstat, lstat_at, stat, FsMagic, Stat,
 };
