@@ -86,6 +86,9 @@ pub fn plan(args: &Args) -> Vec<Check> {
     v.push(check("root-is-ostree-target", move || {
         root_is_target(ostree.as_deref())
     }));
+    if let Some(rel) = args.root.clone() {
+        v.push(check("root-is-named-directory", move || root_is(&rel)));
+    }
     v.push(check("sysroot-is-physical-root", sysroot_is_physical));
     if let Some(rw) = args.sysroot_rw {
         let name = if rw {
@@ -197,6 +200,18 @@ fn root_is_target(ostree: Option<&str>) -> Outcome {
         Ok(o)
     };
     run().unwrap_or_else(Outcome::fail)
+}
+
+/// `/` is the directory `rel` of the physical root (`/sysroot/rel`).
+fn root_is(rel: &str) -> Outcome {
+    let dir = Path::new("/sysroot").join(rel.trim_start_matches('/'));
+    match (dev_ino(&dir, false), dev_ino(Path::new("/"), true)) {
+        (Ok(want), Ok(got)) => Outcome::check(
+            got == want,
+            format!("/ is /sysroot/{rel}: got {got:?} want {want:?}"),
+        ),
+        (Err(e), _) | (_, Err(e)) => Outcome::fail(e),
+    }
 }
 
 fn sysroot_is_physical() -> Outcome {

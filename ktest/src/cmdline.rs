@@ -38,6 +38,9 @@ pub struct Args {
     pub step: String,
     /// `ktest.deployment=A|B`: which tree `/` must be.
     pub deployment: Option<String>,
+    /// `ktest.root=PATH`: the directory of the physical root `/` must be
+    /// (`ostree/deploy/OS/deploy/CSUM.SERIAL`), whatever `ostree=` says.
+    pub root: Option<String>,
     /// `ktest.usr=ro|rw`: expected state of `/usr` (default `ro`).
     pub usr_rw: bool,
     /// `ktest.etc=ro|rw`, `ktest.var=ro|rw`: expected writability (default `rw`;
@@ -80,6 +83,7 @@ impl Args {
                 "ostree" if a.ostree.is_none() => a.ostree = v,
                 "ktest.step" => a.step = val,
                 "ktest.deployment" => a.deployment = Some(val),
+                "ktest.root" => a.root = Some(val),
                 "ktest.usr" => a.usr_rw = is_rw(&val),
                 "ktest.etc" => a.etc_rw = is_rw(&val),
                 "ktest.var" => a.var_rw = is_rw(&val),

@@ -73,12 +73,12 @@ pub fn run() -> Result<bool> {
     boot(&lab, &d, "B", "ktest.exists=/run/ostree", "first-boot")?;
     println!("    -> / is deployment B, /usr is read-only, /etc and /var writable, /run/ostree-booted valid");
 
-    say("Boot 2: in the guest, `ostree-unlock --hotfix`; /usr is now a writable overlay and the guest writes /usr/share/demo-hotfix");
+    say("Boot 2: in the guest, `ostree-unlock --hotfix --no-clone` (the guest has no ostree CLI to deploy a clone); /usr is now a writable overlay and the guest writes /usr/share/demo-hotfix");
     boot(
         &lab,
         &d,
         "B",
-        "ktest.exists=/usr/bin/ostree-unlock ktest.run=\"ostree-unlock --hotfix\" \
+        "ktest.exists=/usr/bin/ostree-unlock ktest.run=\"ostree-unlock --hotfix --no-clone\" \
          ktest.usr=rw ktest.write=/usr/share/demo-hotfix",
         "hotfix-write",
     )?;

@@ -154,6 +154,46 @@ fn make_tree(
 
 /// Build (or reuse) the disk `name`.
 pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
+    build(name, gpt, kernel, None)
+}
+
+/// The disks of the way-back scenario, built as a user would go: the usual
+/// sysroot, then `ostree-unlock --hotfix` of deployment B offline (which
+/// deploys B's pristine clone with the host's `ostree`) and a file in the
+/// hotfix overlay ([`WAY_BACK_FILE`]); for [`WayBack::Redeployed`], then a
+/// third commit C with the same kernel, deployed with `ostree admin deploy
+/// --retain`. The meta lists every boot entry then on the disk (`WB_COUNT`,
+/// `WB{i}_*`), and `grub2.cfg` beside the image is what libostree's GRUB
+/// generator prints for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WayBack {
+    Hotfixed,
+    Redeployed,
+}
+
+impl WayBack {
+    fn arg(self) -> &'static str {
+        match self {
+            WayBack::Hotfixed => "way-back",
+            WayBack::Redeployed => "way-back-redeployed",
+        }
+    }
+    pub fn from_arg(a: &str) -> Option<WayBack> {
+        [WayBack::Hotfixed, WayBack::Redeployed]
+            .into_iter()
+            .find(|w| w.arg() == a)
+    }
+}
+
+/// Build (or reuse) a disk of the way-back scenario (see [`WayBack`]).
+pub fn ensure_way_back(kernel: &Kernel, stage: WayBack) -> Result<Disk> {
+    build(stage.arg(), false, kernel, Some(stage))
+}
+
+/// The file the way-back disks' hotfix adds to `/usr`.
+pub const WAY_BACK_FILE: &str = "/usr/share/ktest-way-back";
+
+fn build(name: &str, gpt: bool, kernel: &Kernel, way_back: Option<WayBack>) -> Result<Disk> {
     let ktest = fs::read(util::ktest_bin()).context("ktest binary missing: run `make ktest`")?;
     let prep = fs::read(util::prepare_root_bin())
         .context("ostree-prepare-root missing: run `make build`")?;
@@ -163,6 +203,7 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
         &prep,
         &unlock,
         &[u8::from(gpt)],
+        way_back.map_or("", WayBack::arg).as_bytes(),
         kernel.version.as_bytes(),
         b"disk-v3",
     ]);
@@ -203,6 +244,15 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
         (&ktest, &prep, &unlock),
         kernel,
     )?;
+    if way_back == Some(WayBack::Redeployed) {
+        make_tree(
+            &build.join("tree-C"),
+            "C",
+            3,
+            (&ktest, &prep, &unlock),
+            kernel,
+        )?;
+    }
     let fs_uuid = util::new_uuid()?;
     let exe = std::env::current_exe()?;
     run(Command::new("unshare")
@@ -212,6 +262,7 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
         .arg(&build)
         .arg(&fs_image)
         .arg(&fs_uuid)
+        .args(way_back.map(WayBack::arg))
         // Keep libmount's utab out of the host's /run/mount.
         .env("LIBMOUNT_UTAB", build.join("utab")))
     .context("building the OSTree sysroot")?;
@@ -229,6 +280,9 @@ pub fn ensure(name: &str, gpt: bool, kernel: &Kernel) -> Result<Disk> {
     }
     let text: String = meta.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
     fs::write(&env_file, text)?;
+    if way_back.is_some() {
+        fs::rename(build.join("grub2.cfg"), dir.join("grub2.cfg"))?;
+    }
     fs::remove_dir_all(&build)?;
     Ok(Disk {
         image,
@@ -275,18 +329,29 @@ fn write_gpt(fs_image: &Path, out: &Path, disk_guid: &str, part_uuid: &str) -> R
 
 /// Inside the private mount namespace: build the sysroot on a tmpfs, record
 /// its boot entries, write the ext4 image. Arguments: BUILD FS_IMAGE FS_UUID.
-pub fn build_sysroot_in_namespace(build: &Path, fs_image: &Path, fs_uuid: &str) -> Result<()> {
+pub fn build_sysroot_in_namespace(
+    build: &Path,
+    fs_image: &Path,
+    fs_uuid: &str,
+    way_back: Option<WayBack>,
+) -> Result<()> {
     let ns = build.join("ns");
     fs::create_dir_all(&ns)?;
     run(Command::new("mount")
         .args(["-t", "tmpfs", "-o", "mode=0755", "ktest-disk"])
         .arg(&ns))?;
-    let r = build_sysroot(build, &ns, fs_image, fs_uuid);
+    let r = build_sysroot(build, &ns, fs_image, fs_uuid, way_back);
     let _ = run(Command::new("umount").arg(&ns));
     r
 }
 
-fn build_sysroot(build: &Path, ns: &Path, fs_image: &Path, fs_uuid: &str) -> Result<()> {
+fn build_sysroot(
+    build: &Path,
+    ns: &Path,
+    fs_image: &Path,
+    fs_uuid: &str,
+    way_back: Option<WayBack>,
+) -> Result<()> {
     let s = ns.join("sysroot");
     let sysroot_arg = format!("--sysroot={}", s.display());
     let repo_arg = format!("--repo={}", s.join("ostree/repo").display());
@@ -321,6 +386,9 @@ fn build_sysroot(build: &Path, ns: &Path, fs_image: &Path, fs_uuid: &str) -> Res
         s.join(format!("ostree/deploy/{OSNAME}/var/{VAR_MARKER}")),
         "stateroot var\n",
     )?;
+    if let Some(stage) = way_back {
+        return way_back_sysroot(build, &s, fs_image, fs_uuid, stage);
+    }
     let mut env = String::new();
     for entry in fs::read_dir(s.join("boot/loader/entries"))? {
         let path = entry?.path();
@@ -363,6 +431,122 @@ fn build_sysroot(build: &Path, ns: &Path, fs_image: &Path, fs_uuid: &str) -> Res
         .arg(&s)
         .arg(fs_image)
         .arg(format!("{FS_MB}M")))?;
+    Ok(())
+}
+
+/// The way-back steps of [`ensure_way_back`] on sysroot `s` (A and B
+/// deployed), then its entries and GRUB menu recorded, and the image made.
+fn way_back_sysroot(
+    build: &Path,
+    s: &Path,
+    fs_image: &Path,
+    fs_uuid: &str,
+    stage: WayBack,
+) -> Result<()> {
+    // The hotfix of the default deployment (B), offline, with its clone.
+    run(Command::new(util::unlock_bin())
+        .arg("--hotfix")
+        .arg("--sysroot")
+        .arg(s))
+    .context("ostree-unlock --hotfix --sysroot")?;
+    let deploy_root = s.join(format!("ostree/deploy/{OSNAME}/deploy"));
+    let hotfixed = fs::read_dir(&deploy_root)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join(".usr-ovl-upper").is_dir())
+        .context("no deployment with .usr-ovl-upper after ostree-unlock --hotfix")?;
+    let upper_share = hotfixed.join(".usr-ovl-upper/share");
+    fs::create_dir_all(&upper_share)?;
+    let file = Path::new(WAY_BACK_FILE)
+        .file_name()
+        .context("way-back file name")?;
+    fs::write(upper_share.join(file), "written by the hotfix\n")?;
+    if stage == WayBack::Redeployed {
+        deploy_c(build, s)?;
+    }
+    record_way_back(build, s)?;
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", FS_LABEL, "-U", fs_uuid, "-d"])
+        .arg(s)
+        .arg(fs_image)
+        .arg(format!("{FS_MB}M")))?;
+    Ok(())
+}
+
+/// A new commit with the same kernel, deployed keeping every deployment.
+fn deploy_c(build: &Path, s: &Path) -> Result<()> {
+    let sysroot_arg = format!("--sysroot={}", s.display());
+    let repo_arg = format!("--repo={}", s.join("ostree/repo").display());
+    let tree = format!("--tree=dir={}", build.join("tree-C").display());
+    run(Command::new("ostree").args([
+        &repo_arg,
+        "commit",
+        "-b",
+        &format!("{OSNAME}/stable"),
+        &tree,
+        "--no-xattrs",
+        "--subject=ktest deployment C",
+    ]))?;
+    run(Command::new("ostree").args([
+        "admin",
+        &sysroot_arg,
+        "deploy",
+        "--retain",
+        &format!("--os={OSNAME}"),
+        &format!("{OSNAME}/stable"),
+    ]))?;
+    Ok(())
+}
+
+/// Every entry now on the disk with what it boots (`build/entries.env`),
+/// and the GRUB menu libostree generates (`build/grub2.cfg`).
+fn record_way_back(build: &Path, s: &Path) -> Result<()> {
+    let sysroot_arg = format!("--sysroot={}", s.display());
+    let mut env = String::new();
+    let mut entries: Vec<PathBuf> = fs::read_dir(s.join("boot/loader/entries"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for (i, path) in entries.iter().enumerate() {
+        let text = fs::read_to_string(path)?;
+        let options = text
+            .lines()
+            .find_map(|l| l.strip_prefix("options "))
+            .with_context(|| format!("no options line in {}", path.display()))?
+            .trim()
+            .to_string();
+        let target = options
+            .split_whitespace()
+            .find_map(|a| a.strip_prefix("ostree="))
+            .with_context(|| format!("no ostree= in {}", path.display()))?;
+        let deploy = fs::canonicalize(s.join(target.trim_start_matches('/')))?;
+        let which = fs::read_to_string(deploy.join("usr/share/which-deployment"))?;
+        let hotfix = deploy.join(".usr-ovl-upper").is_dir();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        env += &format!(
+            "WB{i}_FILE='{name}'\nWB{i}_OPTIONS='{options}'\nWB{i}_DEPLOY='{}'\nWB{i}_WHICH='{}'\nWB{i}_HOTFIXED='{}'\n",
+            deploy.strip_prefix(s)?.display(),
+            which.trim(),
+            if hotfix { "yes" } else { "no" },
+        );
+        let _ = Command::new("chattr").arg("-i").arg(&deploy).status();
+    }
+    env += &format!("WB_COUNT='{}'\n", entries.len());
+    fs::write(build.join("entries.env"), env)?;
+    // What a GRUB menu built by libostree lists (Debian's 15_ostree runs this).
+    let grub = Command::new("ostree")
+        .args(["admin", "instutil", &sysroot_arg, "grub2-generate"])
+        .env("GRUB2_BOOT_DEVICE_ID", "ktest")
+        .env("GRUB2_PREPARE_ROOT_CACHE", "")
+        .output()
+        .context("ostree admin instutil grub2-generate")?;
+    if !grub.status.success() {
+        bail!(
+            "ostree admin instutil grub2-generate: {}: {}",
+            grub.status,
+            String::from_utf8_lossy(&grub.stderr)
+        );
+    }
+    fs::write(build.join("grub2.cfg"), &grub.stdout)?;
     Ok(())
 }
 

@@ -168,10 +168,11 @@ fn real_main() -> Result<bool> {
         "demo" => return demo::run(),
         "__build-sysroot" => {
             let a = &o.0;
-            if a.len() != 3 {
-                bail!("__build-sysroot BUILD FS_IMAGE FS_UUID");
+            let way_back = a.get(3).and_then(|w| disk::WayBack::from_arg(w));
+            if !(a.len() == 3 || a.len() == 4 && way_back.is_some()) {
+                bail!("__build-sysroot BUILD FS_IMAGE FS_UUID [way-back|way-back-redeployed]");
             }
-            disk::build_sysroot_in_namespace(a[0].as_ref(), a[1].as_ref(), &a[2])?;
+            disk::build_sysroot_in_namespace(a[0].as_ref(), a[1].as_ref(), &a[2], way_back)?;
         }
         "help" | "--help" | "-h" => print!("{USAGE}"),
         other => bail!("unknown command {other}\n{USAGE}"),

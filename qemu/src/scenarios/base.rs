@@ -227,8 +227,9 @@ pub fn base() -> Vec<(&'static str, ScenarioFn)> {
         ("8b ostree-unlock: hotfix persists, way back", |r| {
             let d = r.disk(&r.lab.disk)?;
             let file = "/usr/share/ktest-unlock-hotfix";
+            // The guest has no ostree CLI: no clone (scenario 9 boots one).
             let run = format!(
-                "{UNLOCK} ktest.run=\"ostree-unlock --hotfix\" ktest.usr=rw ktest.write={file}"
+                "{UNLOCK} ktest.run=\"ostree-unlock --hotfix --no-clone\" ktest.usr=rw ktest.write={file}"
             );
             r.expect_ok(&d, Mode::Ours, "B", &run, "unlock-hotfix")?;
             let kept = format!("ktest.usr=rw ktest.exists={file}");

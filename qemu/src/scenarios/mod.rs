@@ -1,12 +1,13 @@
 //! The boot scenarios, each one boot or a sequence of boots on its own copy
 //! of a test disk, and the summary table.
 //!
-//! `run` holds what every scenario uses; `base`, `distro` and `xz` the
-//! scenarios themselves, by the images they boot.
+//! `run` holds what every scenario uses; `base`, `distro`, `xz` and
+//! `way_back` the scenarios themselves, by the images they boot.
 
 mod base;
 mod distro;
 mod run;
+mod way_back;
 mod xz;
 
 use std::time::Instant;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
     let mut v = base::base();
     v.extend(distro::scenarios());
     v.extend(xz::scenarios());
+    v.extend(way_back::scenarios());
     v
 }
 

@@ -122,8 +122,21 @@ impl<'a> Run<'a> {
         let append = self
             .lab
             .cmdline(disk, mode, which, &format!("ktest.step={step} {extra}"));
+        self.expect_ok_append(disk, mode, &append, step, hotplug)
+    }
+
+    /// Boot with exactly the command line `append` and require every ktest
+    /// check to pass.
+    pub fn expect_ok_append(
+        &mut self,
+        disk: &Disk,
+        mode: Mode,
+        append: &str,
+        step: &str,
+        hotplug: Option<Hotplug>,
+    ) -> Result<Outcome> {
         let log = self.log_name(step);
-        let o = self.lab.boot(disk, mode, &append, &log, hotplug)?;
+        let o = self.lab.boot(disk, mode, append, &log, hotplug)?;
         self.record(step, &o);
         for p in o.problems() {
             self.note(format!(
