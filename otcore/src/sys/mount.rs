@@ -37,6 +37,19 @@ flags! {
     }
 }
 
+/// Bind-mount the directory open as `dir` at `target` (through its
+/// `/proc/self/fd/N`, which names that very directory whatever its path
+/// has become; `/proc` must be mounted).
+pub fn bind_mount_fd(dir: impl AsFd, target: &[u8]) -> SysResult<()> {
+    let mut src: heapless::String<32> = heapless::String::new();
+    core::fmt::Write::write_fmt(
+        &mut src,
+        format_args!("/proc/self/fd/{}", dir.as_fd().raw()),
+    )
+    .map_err(|_| super::Errno::NAMETOOLONG)?;
+    mount(Some(src.as_bytes()), target, None, MountFlags::BIND, None)
+}
+
 /// `mount(2)`.
 pub fn mount(
     source: Option<&[u8]>,
