@@ -54,7 +54,12 @@ fn usr_mode(t: &Target) -> Result<u32> {
         .lstat(b"usr")
         .map_err(|e| dir.fail("lstat", b"usr", e))?;
     if !st.is_dir() {
-        return Err(dir.fail("lstat", b"usr", Errno::NOTDIR));
+        let e = if st.is_symlink() {
+            Errno::LOOP
+        } else {
+            Errno::NOTDIR
+        };
+        return Err(dir.fail("lstat", b"usr", e));
     }
     Ok(st.mode & 0o7777)
 }
