@@ -363,13 +363,12 @@ fn unlock_hotfix(t: &Target, ostree: Option<&PathBuf>, envp: &[&CStr]) -> Result
     let dir = view.tree.sub(t.rel_in_deploy.as_bytes())?;
     let shown = view.join(t.rel_in_deploy.as_bytes())?;
     let upper = shown.join(contract::USR_OVL_UPPER)?;
-    let work = shown.join(contract::USR_OVL_WORK)?;
     // What was there before, so that a failure can put it back (a rerun that
     // finishes an interrupted hotfix keeps what the first run made).
     let fresh =
         !dir.is_real_dir(contract::USR_OVL_UPPER) && !dir.is_real_dir(contract::USR_OVL_WORK);
     let origin_before = deployment::state(t)? == Unlocked::Hotfix;
-    let r = hotfix_steps(t, &view, &dir, &upper, &work, mode);
+    let r = hotfix_steps(t, &view, &dir, &upper, mode);
     let made = clone::find(t).ok().flatten();
     if let Err(e) = r {
         if fresh {
@@ -413,7 +412,6 @@ fn hotfix_steps(
     view: &WritableView,
     dir: &Tree,
     upper: &PathBuf,
-    work: &PathBuf,
     mode: u32,
 ) -> Result<()> {
     dir.set_immutable(false)?;
@@ -421,18 +419,18 @@ fn hotfix_steps(
     // The overlay's directories get /usr's SELinux label: the merged /usr
     // takes the label of its upper directory.
     let label = dir.selinux_label(b"usr")?;
-    let made = (|| -> Result<()> {
+    let made = (|| -> Result<(sys::Fd, sys::Fd)> {
         // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
-        dir.ensure_dir(contract::USR_OVL_WORK, mode, label.as_ref())?;
+        let (work, _) = dir.ensure_dir(contract::USR_OVL_WORK, mode, label.as_ref())?;
         step(3, ".usr-ovl-work created");
-        dir.ensure_dir(contract::USR_OVL_UPPER, mode, label.as_ref())?;
+        let (upper, _) = dir.ensure_dir(contract::USR_OVL_UPPER, mode, label.as_ref())?;
         dir.fsync()?;
         step(4, ".usr-ovl-upper created");
-        Ok(())
+        Ok((upper, work))
     })();
     // Whatever happened, the deployment is immutable again.
     dir.set_immutable(true)?;
-    made?;
+    let (upper_fd, work_fd) = made?;
     step(5, "immutable attribute restored");
     set_origin_unlocked(view, t, Some("hotfix"))?;
     step(6, "origin written");
@@ -444,7 +442,7 @@ fn hotfix_steps(
     step(7, "pristine boot entry written");
     view.tree.touch()?;
     if t.live && !mounts::usr_is_overlay() {
-        mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), false)?;
+        mounts::mount_usr_overlay(&upper_fd, &work_fd, upper.as_bytes(), false)?;
     }
     Ok(())
 }

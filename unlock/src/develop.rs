@@ -194,6 +194,20 @@ impl RealSystem<'_> {
     }
 }
 
+impl RealSystem<'_> {
+    /// Open directory `path`: walked from the view when under it, else
+    /// with `O_NOFOLLOW` on its last component (the scratch tmpfs in `/run`).
+    fn open_dir(&self, path: &[u8]) -> Result<sys::Fd> {
+        let dir = sys::OFlags::RDONLY | sys::OFlags::DIRECTORY;
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree
+                .open_raw(rel, dir, 0)
+                .map_err(|e| tree.fail("open directory", rel, e));
+        }
+        sys::open(path, dir | sys::OFlags::NOFOLLOW, 0).ctx("open directory", path)
+    }
+}
+
 impl Effects for RealSystem<'_> {
     fn make_dir(&mut self, path: &[u8], mode: u32, label: bool) -> Result<bool> {
         let label = if label { self.usr_label.as_ref() } else { None };
@@ -240,7 +254,8 @@ impl Effects for RealSystem<'_> {
         .ctx("mount tmpfs on", path)
     }
     fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
-        mounts::mount_usr_overlay(b"/usr", upper, work, readonly)
+        let (up, wk) = (self.open_dir(upper)?, self.open_dir(work)?);
+        mounts::mount_usr_overlay(&up, &wk, upper, readonly)
     }
     fn detach(&mut self, path: &[u8]) -> Result<()> {
         sys::umount2(path, UnmountFlags::DETACH).ctx("detach", path)

@@ -5,7 +5,7 @@
 use otcore::contract;
 use otcore::overlay::OverlayData;
 use otcore::path::{Lossy, PathBuf};
-use otcore::sys::{self, Errno, MountFlags, Namespace, OFlags, UnmountFlags};
+use otcore::sys::{self, Errno, Fd, MountFlags, Namespace, OFlags, UnmountFlags};
 
 use crate::err;
 use crate::error::{Context, Error, Result};
@@ -119,14 +119,15 @@ impl Drop for WritableView {
     }
 }
 
-/// Mount an overlay over `/usr` (read-only if `readonly`).
-pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
-    let data = OverlayData::new(lower, upper, work).map_err(|_| {
-        err!(
-            "mount overlay on /usr: the options for {} are longer than a page",
-            Lossy(upper)
-        )
-    })?;
+/// Mount an overlay over `/usr` (read-only if `readonly`) with the
+/// directories open as `upper` and `work` (named `shown` in messages):
+/// overlayfs gets their `/proc/self/fd/N`, so the layers are exactly the
+/// directories opened (walked without following symlinks), whatever their
+/// paths lead to by now.
+pub fn mount_usr_overlay(upper: &Fd, work: &Fd, shown: &[u8], readonly: bool) -> Result<()> {
+    let (up, wk) = (sys::fd_proc_path(upper), sys::fd_proc_path(work));
+    let data = OverlayData::new(b"/usr", up.as_bytes(), wk.as_bytes())
+        .map_err(|_| err!("mount overlay on /usr: the options are longer than a page"))?;
     let flags = if readonly {
         MountFlags::RDONLY
     } else {
@@ -139,7 +140,13 @@ pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool
         flags,
         Some(data.as_bytes()),
     )
-    .map_err(|e| err!("mount overlay ({data}) on /usr: {}", e))
+    .map_err(|e| {
+        err!(
+            "mount overlay ({data}; upper {}) on /usr: {}",
+            Lossy(shown),
+            e
+        )
+    })
 }
 
 /// Longest `/proc/self/mountinfo` line looked at in full (longer ones are

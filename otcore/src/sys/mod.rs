@@ -53,7 +53,8 @@ pub use kernel::{
     ModuleFlags,
 };
 pub use mount::{
-    bind_mount_fd, chroot, mount, pivot_root, setns, umount2, MountFlags, Namespace, UnmountFlags,
+    bind_mount_fd, chroot, fd_proc_path, mount, pivot_root, setns, umount2, MountFlags, Namespace,
+    UnmountFlags,
 };
 pub use process::{
     c_strings, chdir, clock_us, execve, exit, finishes_within, geteuid, getpid, kill_child,
