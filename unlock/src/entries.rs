@@ -286,6 +286,45 @@ fn pristine_options(o: &str, out: &mut impl Write) -> core::result::Result<(), P
 mod tests {
     use super::*;
 
+    /// `boot/loader` as libostree makes it is resolved; any other link is refused.
+    #[test]
+    fn only_loader_0_or_1_is_followed() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::symlink;
+        let d = std::env::temp_dir().join(format!("unlock-loader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("boot/loader.1/entries")).unwrap();
+        std::fs::create_dir_all(d.join("boot/loader.2/entries")).unwrap();
+        std::fs::create_dir_all(d.join("out/entries")).unwrap();
+        let boot = Tree::open(d.join("boot").as_os_str().as_bytes()).unwrap();
+        let link = d.join("boot/loader");
+        let entries = |target: &std::path::Path| {
+            let _ = std::fs::remove_file(&link);
+            symlink(target, &link).unwrap();
+            list(Some(&boot))
+        };
+        let ok = entries("loader.1".as_ref()).unwrap();
+        assert!(ok.tree().is_some());
+        assert!(ok.dir.as_bytes().ends_with(b"boot/loader.1/entries"));
+        // loader.0 is missing: no entries, no error.
+        assert!(entries("loader.0".as_ref()).unwrap().tree().is_none());
+        for bad in [
+            d.join("out"),
+            "loader.2".into(),
+            "../out".into(),
+            "./loader.1".into(),
+        ] {
+            let e = entries(&bad).err().unwrap().to_string();
+            assert!(e.contains("not to loader.0 or loader.1"), "{e}");
+        }
+        // loader.1/entries itself a link: refused, named.
+        std::fs::remove_dir(d.join("boot/loader.1/entries")).unwrap();
+        symlink(d.join("out/entries"), d.join("boot/loader.1/entries")).unwrap();
+        let e = entries("loader.1".as_ref()).err().unwrap().to_string();
+        assert!(e.contains("loader.1/entries: a symlink, refused"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     const ENTRY: &str = "title Test OS 1 (ostree:0)\nversion 2\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0\n";
 
     #[test]

@@ -437,6 +437,67 @@ pub fn for_each_file_line<const N: usize>(path: &[u8], f: impl FnMut(&[u8])) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+
+    /// A fresh tree `root/` with a directory outside it, `out/`.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("unlock-tree-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("root/a/b")).unwrap();
+        std::fs::create_dir_all(d.join("out")).unwrap();
+        std::fs::write(d.join("out/f"), b"outside").unwrap();
+        d
+    }
+
+    fn open(d: &std::path::Path) -> Tree {
+        Tree::open(d.join("root").as_os_str().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_tree_changes_nothing_through_a_symlink() {
+        let d = scratch("links");
+        symlink(d.join("out"), d.join("root/a/abs")).unwrap();
+        symlink("../../out", d.join("root/a/rel")).unwrap();
+        let t = open(&d);
+        for link in ["a/abs", "a/rel"] {
+            let e = t.ensure_dir(format!("{link}/new").as_bytes(), 0o700, None);
+            let msg = e.err().unwrap().to_string();
+            assert!(
+                msg.contains(&format!("root/{link}: a symlink, refused")),
+                "{msg}"
+            );
+            assert!(msg.ends_with("(ELOOP)"), "{msg}");
+            let e = t.ensure_dir(link.as_bytes(), 0o700, None).err().unwrap();
+            assert!(e.to_string().contains("a symlink, refused"), "{e}");
+            let e = t.write_atomic(format!("{link}/f").as_bytes(), b"x", 0o644);
+            assert!(e.is_err());
+            assert!(t.remove_tree(format!("{link}/f").as_bytes()).is_err());
+            let mut buf = [0u8; 64];
+            let r = t.read_small(format!("{link}/f").as_bytes(), &mut buf);
+            assert_eq!(r.err(), Some(Errno::LOOP));
+            assert!(t.sub(link.as_bytes()).is_err());
+            assert!(!t.is_real_dir(format!("{link}/f").as_bytes()));
+        }
+        // The links themselves are files of the tree: removed, not followed.
+        t.remove_tree(b"a/abs").unwrap();
+        assert!(!d.join("root/a/abs").exists());
+        assert_eq!(std::fs::read(d.join("out/f")).unwrap(), b"outside");
+        assert_eq!(std::fs::read_dir(d.join("out")).unwrap().count(), 1);
+        // Through real directories, all of it works.
+        let (_, made) = t.ensure_dir(b"a/b/c", 0o750, None).unwrap();
+        assert!(made);
+        t.write_atomic(b"a/b/c/f", b"data", 0o600).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(t.read_small(b"a/b/c/f", &mut buf).unwrap(), b"data");
+        t.rename(b"a/b/c/f", b"a/g").unwrap();
+        assert!(t.exists(b"a/g") && !t.exists(b"a/b/c/f"));
+        t.remove(b"a/g", RemoveKind::NonDir).unwrap();
+        t.remove(b"a/g", RemoveKind::NonDir).unwrap();
+        t.remove_tree(b"a/b").unwrap();
+        assert!(!d.join("root/a/b").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     fn lines<const N: usize>(input: &[u8], chunk: usize) -> Vec<Vec<u8>> {
         let mut pos = 0;
