@@ -870,6 +870,12 @@ EOF
 swap_loop() {
   local d=$1 target=$2 stop=$3 n=0
   while [[ ! -e $stop ]]; do
+    # Left aside by a put-back that raced with the tool: back first.
+    if [[ -e $d.real ]]; then
+      rm -rf "$d" 2>/dev/null
+      mv -T "$d.real" "$d" 2>/dev/null
+      continue
+    fi
     if mv -T "$d" "$d.real" 2>/dev/null; then
       ln -sT "$target" "$d" 2>/dev/null && n=$((n + 1))
       if [[ -L $d ]]; then rm -f "$d"; fi
