@@ -277,13 +277,14 @@ impl ModTree {
     }
 
     /// Module names close to `name` (for an error message): the same
-    /// letters but a few, or containing it.
+    /// letters but a few, or containing it; built-in modules included.
     pub fn close_names(&self, name: &str) -> Vec<String> {
         let n = modname_normalize(name);
         let limit = (n.len() / 4).clamp(1, 3);
         let mut scored: Vec<(usize, &str)> = self
             .by_name
             .keys()
+            .chain(self.builtin.iter())
             .filter_map(|m| {
                 let d = distance(&n, m);
                 let contains = n.len() >= 3 && (m.contains(n.as_str()) || n.contains(m.as_str()));

@@ -101,7 +101,7 @@ impl Lab {
         let out = util::work_dir()
             .join("initramfs")
             .join(format!("{name}.cpio.gz"));
-        let mut a = crate::cpio::Archive::new();
+        let mut a = mkinitramfs::cpio::Archive::new();
         a.dir("/dev", 0o755);
         a.char_dev("/dev/console", 0o600, 5, 1);
         for d in ["/proc", "/sys", "/run", "/sysroot"] {

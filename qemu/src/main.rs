@@ -9,7 +9,6 @@
 //!   demo        the README's story, on the terminal
 
 mod boot;
-mod cpio;
 mod demo;
 mod disk;
 mod distro;
