@@ -76,7 +76,8 @@ fn step(pat: &[u8], p: usize, c: u8) -> Option<usize> {
             Some((false, _)) => None,
             None => (c == b'[').then_some(p + 1),
         },
-        b'\\' if p + 1 < pat.len() => (pat[p + 1] == c).then_some(p + 2),
+        // A trailing `\` matches nothing (glibc's fnmatch fails on it).
+        b'\\' => (pat.get(p + 1) == Some(&c)).then_some(p + 2),
         b => (b == c).then_some(p + 1),
     }
 }
@@ -114,6 +115,7 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Module alias shapes; [`fnmatch_agrees_with_the_c_library`] covers the rest.
     #[test]
     fn fnmatch_like_libc() {
         let cases: &[(&str, &str, bool)] = &[
@@ -154,9 +156,41 @@ mod tests {
             ),
             // No FNM_PATHNAME: `*` crosses `/`.
             ("a*z", "a/b/z", true),
+            ("a\\", "a\\", false),
         ];
         for &(p, t, want) in cases {
             assert_eq!(fnmatch(p, t), want, "fnmatch({p:?}, {t:?})");
+        }
+    }
+
+    /// The C library's `fnmatch(pattern, text, 0) == 0`.
+    fn libc_fnmatch(pattern: &str, text: &str) -> bool {
+        let p = std::ffi::CString::new(pattern).unwrap();
+        let t = std::ffi::CString::new(text).unwrap();
+        // SAFETY: both are NUL-terminated strings that outlive the call.
+        unsafe { libc::fnmatch(p.as_ptr(), t.as_ptr(), 0) == 0 }
+    }
+
+    #[test]
+    fn fnmatch_agrees_with_the_c_library() {
+        // A fixed pseudo-random sequence (xorshift), so failures repeat.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n) as usize
+        };
+        let pat_chars = b"ab-_*?[]!^\\";
+        let text_chars = b"ab-_[]!^*?\\";
+        for _ in 0..20_000 {
+            let p: String = (0..next(8)).map(|_| pat_chars[next(11)] as char).collect();
+            let t: String = (0..next(7)).map(|_| text_chars[next(11)] as char).collect();
+            assert_eq!(
+                fnmatch(&p, &t),
+                libc_fnmatch(&p, &t),
+                "fnmatch({p:?}, {t:?})"
+            );
         }
     }
 
