@@ -23,10 +23,13 @@ fn run(a: cli::Args) -> Result<(), String> {
             (Some(d), v) => {
                 let version = match v {
                     Some(v) => v.clone(),
+                    // The name as given (a symbolic link named for the
+                    // version counts), else the real directory's (`.`).
                     None => d
-                        .canonicalize()
-                        .ok()
-                        .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .file_name()
+                        .map(PathBuf::from)
+                        .or_else(|| d.canonicalize().ok()?.file_name().map(PathBuf::from))
+                        .map(|n| n.to_string_lossy().into_owned())
                         .ok_or_else(|| format!("{}: cannot tell the kernel version from its name: give --kernel-version", d.display()))?,
                 };
                 (d.clone(), version)
