@@ -32,7 +32,7 @@ pub struct Spec {
     pub modules: Vec<String>,
     /// Extra files: (source on the host, destination in the image).
     pub extras: Vec<(PathBuf, String)>,
-    pub gzip: bool,
+    pub compress: Compress,
 }
 
 /// The `modules.dep` lines of `names` and of everything they depend on,
@@ -111,7 +111,7 @@ pub fn command(spec: &Spec, out: &Path) -> Command {
         .arg("--prepare-root")
         .arg(&spec.init)
         .arg("--compress")
-        .arg(if spec.gzip { "gzip" } else { "none" });
+        .arg(spec.compress.name());
     for m in &spec.modules {
         cmd.arg("--module").arg(m);
     }

@@ -82,7 +82,11 @@ fn cmd_initramfs(o: &Opts) -> Result<()> {
             modules_dir,
             modules,
             extras,
-            gzip: o.flag("--gzip"),
+            compress: if o.flag("--gzip") {
+                mkinitramfs::compress::Compress::Gzip
+            } else {
+                mkinitramfs::compress::Compress::None
+            },
         };
         initramfs::build(&spec, &out)?
     };

@@ -1,8 +1,10 @@
 //! Modules compressed with xz, as distributions ship them: handed over as is
 //! to a kernel that decompresses them (Debian's 6.12), refused with a clear
-//! message by one that cannot (the lab's 6.1).
+//! message by one that cannot (the lab's 6.1). And images compressed with
+//! xz and zstd by ostree-mkinitramfs, unpacked by the kernel.
 
 use anyhow::Result;
+use mkinitramfs::compress::Compress;
 
 use super::run::{hotfix_markers, ScenarioFn, OURS};
 use crate::disk;
@@ -54,6 +56,40 @@ pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
                 "xz-module-unsupported",
                 &["overlay.ko.xz", "could not decompress"],
             )?;
+            Ok(())
+        }),
+        ("11c image compressed with xz, zstd", |r| {
+            // `ostree-mkinitramfs --compress xz|zstd`: the kernel's own
+            // decoders must unpack the image (xz wants a CRC32 check).
+            for (how, magic) in [
+                (Compress::Xz, &b"\xfd7zXZ\0"[..]),
+                (Compress::Zstd, &b"\x28\xb5\x2f\xfd"[..]),
+            ] {
+                let img = util::work_dir()
+                    .join("initramfs")
+                    .join(format!("ours.cpio.{}", how.name()));
+                crate::lab::build_ours_compressed(&r.lab.kernel.modules, &img, how)?;
+                let head = std::fs::read(&img)?;
+                r.check(
+                    head.starts_with(magic),
+                    format!(
+                        "{} does not start with the {} magic",
+                        img.display(),
+                        how.name()
+                    ),
+                );
+                let d = r.disk(&r.lab.disk)?;
+                let k = r.lab.kernel.clone();
+                r.expect_ok_initrd_on(
+                    &k,
+                    &d,
+                    &img,
+                    "B",
+                    OURS,
+                    &format!("image-{}", how.name()),
+                    &[],
+                )?;
+            }
             Ok(())
         }),
     ]
