@@ -91,7 +91,9 @@ fn parse_aliases(text: &str) -> Vec<(String, String, String)> {
 /// What a name resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
-    /// Module files (indexes into [`ModTree::lines`]), sorted by name.
+    /// Module files (indexes into [`ModTree::lines`]), in the order of
+    /// `modules.dep` (which is `modules.order`'s: the priority depmod gives
+    /// each module in the alias index modprobe searches).
     Modules(Vec<usize>),
     /// Built into the kernel (`modules.builtin`, `modules.builtin.alias`):
     /// nothing to load.
@@ -252,20 +254,20 @@ impl ModTree {
         if let Some(&i) = self.by_name.get(&n) {
             return Found::Modules(vec![i]);
         }
-        let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut hits: BTreeSet<usize> = BTreeSet::new();
         let mut builtin = false;
         for (pat, module, _) in &self.aliases {
             if fnmatch(pat, &n) {
                 match self.by_name.get(module) {
                     Some(&i) => {
-                        hits.insert(module, i);
+                        hits.insert(i);
                     }
                     None => builtin |= self.builtin.contains(module),
                 }
             }
         }
         if !hits.is_empty() {
-            return Found::Modules(hits.into_values().collect());
+            return Found::Modules(hits.into_iter().collect());
         }
         if builtin
             || self.builtin.contains(&n)
@@ -576,10 +578,11 @@ softdep virtio_blk post: no-such-module\n";
             Found::Modules(vec![idx("virtio_blk")])
         );
         assert_eq!(t.lookup("fs-overlay"), Found::Modules(vec![idx("overlay")]));
-        // Both modules an alias names, sorted by name, as modprobe loads all.
+        // Both modules an alias names, as modprobe loads all, in the order
+        // of modules.dep (modules.order), as modprobe's alias index has them.
         assert_eq!(
             t.lookup("crypto-crc32c"),
-            Found::Modules(vec![idx("crc32c_arm64"), idx("crc32c_generic")])
+            Found::Modules(vec![idx("crc32c_generic"), idx("crc32c_arm64")])
         );
         assert_eq!(
             t.lookup("virtio:d00000002v00001AF4"),
@@ -608,8 +611,8 @@ softdep virtio_blk post: no-such-module\n";
                 "jbd2",
                 "crc16",
                 "mbcache",
-                "crc32c_arm64",
                 "crc32c_generic",
+                "crc32c_arm64",
                 "ext4",
                 "virtio",
                 "virtio_ring",
