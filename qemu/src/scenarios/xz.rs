@@ -133,7 +133,7 @@ fn modprobe_agrees(r: &mut Run, kernel: &Kernel) -> Result<()> {
     }
     let (mut same, mut superset, mut bad) = (0, 0, vec![]);
     for line in &tree.lines {
-        let plan = tree.plan(&[line.name.clone()])?;
+        let plan = tree.plan(std::slice::from_ref(&line.name))?;
         let ours: Vec<&str> = plan
             .order
             .iter()
