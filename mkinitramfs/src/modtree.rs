@@ -174,6 +174,10 @@ pub struct Texts<'a> {
     pub softdep: &'a str,
     pub builtin: &'a str,
     pub builtin_alias: &'a str,
+    /// `modules.builtin.modinfo`: `MODULE.KEY=VALUE` strings, NUL-separated;
+    /// its `alias=` keys are the aliases of built-in modules (depmod does
+    /// not always write `modules.builtin.alias` as text).
+    pub builtin_modinfo: &'a str,
 }
 
 /// A file of the tree, or "" when it does not exist (only `modules.dep` is required).
@@ -189,7 +193,7 @@ fn read_optional(dir: &Path, name: &str) -> Result<String, Error> {
 impl ModTree {
     /// Read the depmod files of `dir`: `modules.dep` (required),
     /// `modules.alias`, `modules.softdep`, `modules.builtin`,
-    /// `modules.builtin.alias` (when present).
+    /// `modules.builtin.alias`, `modules.builtin.modinfo` (when present).
     pub fn open(dir: &Path) -> Result<ModTree, Error> {
         let dep_path = dir.join("modules.dep");
         let dep = fs::read(&dep_path).map_err(|e| Error::Io(dep_path.clone(), e))?;
@@ -199,6 +203,7 @@ impl ModTree {
             "modules.softdep",
             "modules.builtin",
             "modules.builtin.alias",
+            "modules.builtin.modinfo",
         ]
         .iter()
         .map(|n| read_optional(dir, n))
@@ -209,6 +214,7 @@ impl ModTree {
             softdep: &others[1],
             builtin: &others[2],
             builtin_alias: &others[3],
+            builtin_modinfo: &others[4],
         });
         t.dir = dir.to_path_buf();
         Ok(t)
@@ -243,6 +249,18 @@ impl ModTree {
             .map(name_of_path)
             .collect();
         tree.builtin_aliases = parse_aliases(t.builtin_alias);
+        for entry in t.builtin_modinfo.split('\0') {
+            let Some((key, value)) = entry.split_once('=') else {
+                continue;
+            };
+            if let Some(module) = key.strip_suffix(".alias") {
+                tree.builtin_aliases.push((
+                    alias_normalize(value),
+                    modname_normalize(module),
+                    format!("alias {value} {module}"),
+                ));
+            }
+        }
         tree
     }
 
@@ -525,8 +543,10 @@ softdep virtio_blk post: no-such-module\n";
             dep: DEP,
             alias: ALIAS,
             softdep: SOFTDEP,
-            builtin: "kernel/fs/vfat.ko\n",
+            builtin: "kernel/fs/vfat.ko\nkernel/crypto/md5.ko\n",
             builtin_alias: "alias fs-vfat vfat\n",
+            builtin_modinfo:
+                "md5.file=crypto/md5\0md5.alias=crypto-md5\0md5.alias=md5\0md5.license=GPL\0",
         })
     }
 
@@ -590,6 +610,7 @@ softdep virtio_blk post: no-such-module\n";
         );
         assert_eq!(t.lookup("vfat"), Found::Builtin);
         assert_eq!(t.lookup("fs-vfat"), Found::Builtin);
+        assert_eq!(t.lookup("crypto-md5"), Found::Builtin);
         assert_eq!(t.lookup("nope"), Found::Missing);
     }
 
