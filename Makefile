@@ -164,8 +164,18 @@ demo: deps qemu-prep
 bench: build
 	bench/run.sh $(PREPARE_ROOT)
 
+# ostree-mkinitramfs, the initramfs builder: a tool of the build host (std,
+# the host's own target, not musl). `make install` installs it; the QEMU
+# harness builds every image of ours with it (qemu-prep builds it).
+MKINITRAMFS := target/release/ostree-mkinitramfs
+.PHONY: mkinitramfs
+mkinitramfs:
+	cargo build --release --locked -p ostree-mkinitramfs
+qemu-prep: mkinitramfs
+install: mkinitramfs
+
 install: build
-	scripts/install.sh "$(DESTDIR)" "$(PREFIX)" $(PREPARE_ROOT) $(UNLOCK)
+	scripts/install.sh "$(DESTDIR)" "$(PREFIX)" $(PREPARE_ROOT) $(UNLOCK) $(MKINITRAMFS)
 
 clean:
 	cargo clean
