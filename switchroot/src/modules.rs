@@ -362,6 +362,16 @@ fn load_file(base: &PathBuf, cmdline: &Cmdline, rel: &[u8]) -> Result<bool, Erro
     match sys::finit_module(&fd, &params, flags) {
         Ok(()) => Ok(true),
         Err(Errno::EXIST) => Ok(false),
+        // The module has nothing to drive here (no such device, a CPU
+        // without the instructions it needs: crc32c_intel without SSE4.2),
+        // as modprobe reports it for modules loaded on the off chance.
+        Err(Errno::NODEV) => {
+            warn!(
+                "ostree-prepare-root: warning: module {}: nothing for it on this machine (ENODEV), skipped",
+                Lossy(&name_of_path(rel))
+            );
+            Ok(false)
+        }
         // EOPNOTSUPP: built without CONFIG_MODULE_DECOMPRESS (or without this
         // format); EINVAL: a kernel older than 5.17, which lacks the flag.
         Err(errno @ (Errno::OPNOTSUPP | Errno::INVAL)) if compressed => {

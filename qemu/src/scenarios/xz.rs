@@ -96,6 +96,64 @@ pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
             }
             Ok(())
         }),
+        ("11e soft dependencies and aliases resolved by /init", |r| {
+            // An image holding btrfs and what it needs, whose module list
+            // names only overlay: `rd.modules-load=btrfs` makes /init load
+            // btrfs, and its soft dependencies (`softdep btrfs pre:
+            // blake2b-256 xxhash64 ...`), aliases of blake2b_generic and
+            // xxhash_generic in modules.alias, must come with it.
+            let img = util::work_dir().join("initramfs").join("softdep.cpio");
+            let spec = initramfs::Spec {
+                init: util::prepare_root_bin(),
+                modules_dir: r.lab.kernel.modules.clone(),
+                modules: vec!["overlay".into(), "btrfs".into()],
+                extras: vec![],
+                compress: Compress::Gzip,
+            };
+            initramfs::build(&spec, &img)?;
+            // A second archive after it replaces the module list (the kernel
+            // unpacks concatenated archives in order).
+            let mut list = mkinitramfs::cpio::Archive::new();
+            list.file(initramfs::MODULE_LIST, 0o644, b"overlay\n");
+            let mut bytes = std::fs::read(&img)?;
+            // An uncompressed archive must start 4-byte aligned; the kernel
+            // skips the zeros before it.
+            bytes.resize(bytes.len().next_multiple_of(512), 0);
+            bytes.extend(list.finish());
+            std::fs::write(&img, bytes)?;
+            let d = r.disk(&r.lab.disk)?;
+            let k = r.lab.kernel.clone();
+            let o = r.expect_ok_initrd_on(
+                &k,
+                &d,
+                &img,
+                "B",
+                &format!(
+                    "{OURS} rd.modules-load=btrfs ktest.exists=/sys/module/btrfs \
+                     ktest.exists=/sys/module/blake2b_generic ktest.exists=/sys/module/xxhash_generic"
+                ),
+                "softdep-alias",
+                &[],
+            )?;
+            // A soft dependency the CPU cannot take (crc32c_intel without
+            // SSE4.2 under TCG's CPU) is a warning that names it, never fatal.
+            let ours: Vec<&str> = o
+                .console
+                .lines()
+                .filter(|l| l.starts_with("ostree-prepare-root:"))
+                .collect();
+            let nodev = ours.iter().any(|l| {
+                l.contains("module crc32c_intel: nothing for it on this machine (ENODEV), skipped")
+            });
+            let has_sse42 = o.console.contains("sse4_2");
+            r.check(
+                nodev || has_sse42,
+                format!(
+                    "no warning for crc32c_intel, a soft dependency this CPU cannot take: {ours:?}"
+                ),
+            );
+            Ok(())
+        }),
         ("11d module order as modprobe's", |r| {
             // No boot: for every module of the lab's tree and of 11a's
             // (.ko.xz), ostree-mkinitramfs's modules and load order must be
