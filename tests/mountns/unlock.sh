@@ -1360,6 +1360,69 @@ EOF
   true
 }
 
+# unlocked_vs_ostree MODE: a development or transient unlock, then the real
+# ostree's ordinary operations in the same boot: a deploy of a commit with
+# the same kernel and no version, a pin, a deploy of a new version, a
+# cleanup, an undeploy of deployment 2; /usr stays as the unlock left it and
+# both statuses say so; then a reorder through libostree's write_deployments
+# (offline); after them, every boot entry boots a deployment that exists,
+# none a clone, and the next boot of deployment 1 is pristine.
+unlocked_vs_ostree() {
+  local mode=$1 p flag=""
+  [[ $mode == transient ]] && flag=--transient
+  p=$(phys "ostree-ops-$mode")
+  commit_on "$p" ""
+  boot "$p" --tag "$mode-ostree-ops" <<EOF
+run unlock \$U $flag
+expect_success "$mode unlock"
+expect_usr_overlay "after the $mode unlock"
+run deploy-same ostree admin deploy --retain --os=$OSNAME $OSNAME/stable
+expect_success "ostree admin deploy (same kernel, no version)"
+run pin ostree admin pin 1
+expect_success "ostree admin pin 1 (the booted deployment)"
+EOF
+  commit_on "$p" 7
+  boot "$p" --tag "$mode-ostree-ops-2" <<EOF
+run unlock \$U $flag
+expect_success "$mode unlock"
+run deploy-version ostree admin deploy --os=$OSNAME $OSNAME/stable
+expect_success "ostree admin deploy (version 7)"
+run cleanup ostree admin cleanup
+expect_success "ostree admin cleanup"
+d2=\$(ostree admin status | sed -n "s/^[* ] $OSNAME \\([0-9a-f]*\\.[0-9]*\\).*/\\1/p" | grep -n "^$DEPLOY_2_NAME\\\$" | cut -d: -f1)
+if [ -n "\$d2" ]; then
+  run undeploy ostree admin undeploy \$((d2 - 1))
+  expect_success "ostree admin undeploy of deployment 2"
+fi
+expect_usr_overlay "after the ostree operations"
+status_says $mode
+EOF
+  # A reorder by libostree itself (offline: the booted systems have no python).
+  /usr/bin/python3 - "$p" <<'PYEOF2' || fail "write_deployments through python3-gi failed"
+import sys
+import gi
+gi.require_version("OSTree", "1.0")
+from gi.repository import Gio, OSTree
+s = OSTree.Sysroot.new(Gio.File.new_for_path(sys.argv[1]))
+s.load(None)
+d = s.get_deployments()
+d.reverse()
+s.write_deployments(d, None)
+PYEOF2
+  check_entries "$p" 0
+  status_agree "$p"
+  boot "$p" --tag "$mode-after" <<'EOF'
+expect_usr_pristine "the boot after the $mode unlock and the ostree operations"
+status_says none
+EOF
+}
+
+scenario unlocked_vs_ostree_development "development unlock, then real ostree deploy (same kernel; a version), pin, cleanup, undeploy, write_deployments: /usr and statuses as the unlock left them, every entry boots, next boot pristine"
+t_unlocked_vs_ostree_development() { unlocked_vs_ostree development; }
+
+scenario unlocked_vs_ostree_transient "transient unlock, then the same real ostree operations: /usr and statuses as the unlock left them, every entry boots, next boot pristine"
+t_unlocked_vs_ostree_transient() { unlocked_vs_ostree transient; }
+
 scenario clone_no_clone "--no-clone: no new deployment, the pristine entry as before; --status says there is no clone"
 t_clone_no_clone() {
   local p before
