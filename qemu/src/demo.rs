@@ -46,7 +46,7 @@ fn boot(lab: &Lab, d: &disk::Disk, which: &str, extra: &str, step: &str) -> Resu
 pub fn run() -> Result<bool> {
     let t0 = Instant::now();
     say("Preparing: Debian's cloud kernel, our initramfs, an OSTree disk made by the real ostree CLI");
-    let lab = Lab::prepare(Echo::Story)?;
+    let lab = Lab::prepare(Echo::Story, None)?;
     let d = disk::scratch_copy(&lab.disk, "demo")?;
     println!(
         "    kernel {} ({}), disk {}",

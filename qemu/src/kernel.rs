@@ -1,10 +1,17 @@
-//! The test kernel: Debian's cloud kernel, fetched with `apt-get download`
+//! The test kernels: Debian's cloud kernels, fetched with `apt-get download`
 //! and unpacked with `dpkg -x`, never installed.
 //!
-//! The cloud flavour has ext4 and NVMe built in and overlayfs as an
-//! uncompressed module without dependencies, which is exactly the situation
-//! an embedded initramfs faces: one module to load, the root device on a bus
-//! that needs no module.
+//! The cloud flavour has ext4 and NVMe built in and overlayfs as a module
+//! without dependencies, which is exactly the situation an embedded
+//! initramfs faces: one module to load, the root device on a bus that needs
+//! no module.
+//!
+//! The lab's kernel is the machine's own suite's (6.1 on bookworm). The
+//! kernel matrix adds others ([`Source`]): bullseye's 5.10 (modules under
+//! `lib/modules`, plain `.ko`) and trixie's 6.12 (modules under
+//! `usr/lib/modules`, `.ko.xz`), fetched through a private apt state under
+//! `.cache/qemu/apt/<suite>-amd64/`: the machine's apt sources are never
+//! changed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,38 +24,301 @@ use crate::util::{self, output, run};
 /// The meta package that always depends on the current cloud kernel.
 pub const META_PACKAGE: &str = "linux-image-cloud-amd64";
 
+/// The kernel a run uses when none is chosen.
+pub const DEFAULT: &str = "6.1";
+
+/// The kernels of the matrix, by label: the suite whose cloud kernel it is
+/// (`None`: the machine's own apt, the lab's kernel).
+pub const KNOWN: &[(&str, Option<&str>)] = &[
+    ("5.10", Some("bullseye")),
+    ("6.1", None),
+    ("6.12", Some("trixie")),
+];
+
 /// An unpacked kernel.
 #[derive(Debug, Clone)]
 pub struct Kernel {
+    /// How runs name it: `5.10`, `6.1`, `6.12`, or the package name.
+    pub label: String,
     /// e.g. `6.1.0-56-cloud-amd64`
     pub version: String,
     pub vmlinuz: PathBuf,
-    /// `lib/modules/<version>` of the unpacked package.
+    /// `ROOT/lib/modules/<version>` of the unpacked package (for the merged
+    /// layout, `ROOT/lib` is a link to `usr/lib`).
     pub modules: PathBuf,
+    /// Where the package was unpacked (`boot/`, `lib/` or `usr/lib/`).
+    pub root: PathBuf,
 }
 
-/// The versioned package the meta package depends on (its candidate version).
-fn resolve_package() -> Result<String> {
-    if let Ok(p) = std::env::var("KTEST_KERNEL_PACKAGE") {
-        return Ok(p);
+/// Where the package puts its modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `lib/modules/<version>` (bookworm and before).
+    Lib,
+    /// `usr/lib/modules/<version>` (merged /usr, trixie).
+    UsrLib,
+}
+
+impl Layout {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Layout::Lib => "lib/modules",
+            Layout::UsrLib => "usr/lib/modules",
+        }
     }
-    let mut text =
-        output(Command::new("apt-cache").args(["depends", META_PACKAGE])).unwrap_or_default();
-    if !text.contains("Depends:") {
-        // A fresh machine has no package lists yet.
-        run(Command::new("apt-get").args(["update", "-qq"]))?;
-        text = output(Command::new("apt-cache").args(["depends", META_PACKAGE]))?;
+}
+
+impl Kernel {
+    /// The package's modules layout (before our `lib` link).
+    pub fn layout(&self) -> Layout {
+        if fs::symlink_metadata(self.root.join("lib")).is_ok_and(|m| m.file_type().is_symlink())
+            || !self.root.join("lib/modules").exists()
+        {
+            Layout::UsrLib
+        } else {
+            Layout::Lib
+        }
     }
+
+    /// How its modules are stored, from `modules.dep`: `.ko`, `.ko.xz`, ...
+    pub fn module_suffix(&self) -> String {
+        let dep = fs::read_to_string(self.modules.join("modules.dep")).unwrap_or_default();
+        module_suffix(&dep)
+    }
+
+    /// `CONFIG_MODULE_DECOMPRESS=y` in the package's `boot/config-<version>`.
+    pub fn decompresses_modules(&self) -> bool {
+        fs::read_to_string(
+            self.root
+                .join("boot")
+                .join(format!("config-{}", self.version)),
+        )
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l == "CONFIG_MODULE_DECOMPRESS=y")
+    }
+
+    /// One line for logs and tables: `6.12 (6.12.117+deb13-cloud-amd64,
+    /// usr/lib/modules, .ko.xz, kernel decompresses)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {}, {}{})",
+            self.label,
+            self.version,
+            self.layout().dir(),
+            self.module_suffix(),
+            if self.decompresses_modules() {
+                ", kernel decompresses"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The suffix most module lines of a `modules.dep` have (`.ko`, `.ko.xz`, `.ko.zst`).
+pub fn module_suffix(dep: &str) -> String {
+    let mut counts: Vec<(String, usize)> = vec![];
+    for l in dep.lines() {
+        let Some(path) = l.split(':').next().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let Some(i) = name.find(".ko") else { continue };
+        let suffix = &name[i..];
+        match counts.iter_mut().find(|(s, _)| s == suffix) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((suffix.to_string(), 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(|| "no modules".to_string(), |(s, _)| s)
+}
+
+/// Which kernel package to fetch, through which apt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// How runs and directories name it (`5.10`, or the package).
+    pub label: String,
+    /// Another Debian suite, fetched through a private apt state; `None`:
+    /// the machine's apt.
+    pub suite: Option<String>,
+    /// The versioned package; `None`: the one [`META_PACKAGE`] depends on.
+    pub package: Option<String>,
+}
+
+impl Source {
+    /// `5.10`, `6.1`, `6.12` ([`KNOWN`]), a package name
+    /// (`linux-image-6.1.0-57-cloud-amd64`, from the machine's apt) or
+    /// `SUITE:PACKAGE` (`bullseye:linux-image-5.10.0-32-cloud-amd64`).
+    pub fn parse(text: &str) -> Result<Source> {
+        if let Some((label, suite)) = KNOWN.iter().find(|(l, _)| *l == text) {
+            return Ok(Source {
+                label: label.to_string(),
+                suite: suite.map(str::to_string),
+                package: None,
+            });
+        }
+        let (suite, pkg) = match text.split_once(':') {
+            Some((s, p)) => (Some(s.to_string()), p),
+            None => (None, text),
+        };
+        if !pkg.starts_with("linux-image-") || pkg.contains('/') || suite.as_deref() == Some("") {
+            bail!(
+                "unknown kernel {text:?}: say {}, a linux-image-* package or SUITE:PACKAGE",
+                KNOWN.iter().map(|(l, _)| *l).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(Source {
+            label: pkg.to_string(),
+            suite,
+            package: Some(pkg.to_string()),
+        })
+    }
+
+    /// The lab's kernel: the machine's suite, [`DEFAULT`].
+    pub fn is_default(&self) -> bool {
+        self.label == DEFAULT
+    }
+
+    /// Where it is unpacked: `.cache/qemu/kernel/` for the lab's (as
+    /// before the matrix), `.cache/qemu/kernel-<label>/` for the others.
+    fn cache(&self) -> PathBuf {
+        if self.is_default() {
+            util::cache_dir().join("kernel")
+        } else {
+            util::cache_dir().join(format!("kernel-{}", self.label))
+        }
+    }
+}
+
+/// The apt to ask: the machine's, or a private state for another suite.
+struct Apt {
+    args: Vec<String>,
+}
+
+impl Apt {
+    fn machine() -> Apt {
+        Apt { args: vec![] }
+    }
+
+    /// apt pointed at `.cache/qemu/apt/<suite>-amd64/` (its own sources,
+    /// lists, archives; no preferences, no dpkg status): nothing of the
+    /// machine's apt configuration changes.
+    fn private(suite: &str) -> Result<Apt> {
+        let d = util::cache_dir().join("apt").join(format!("{suite}-amd64"));
+        for sub in ["lists/partial", "cache/archives/partial", "prefs.d"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let d = fs::canonicalize(&d)?;
+        let sources = d.join("sources.list");
+        let line = format!("deb [trusted=yes] {} {suite} main\n", mirror());
+        if fs::read_to_string(&sources).ok().as_deref() != Some(&line) {
+            fs::write(&sources, &line)?;
+        }
+        let p = |sub: &str| d.join(sub).display().to_string();
+        let args = [
+            format!("Dir::Etc::SourceList={}", sources.display()),
+            "Dir::Etc::SourceParts=/dev/null".into(),
+            "Dir::Etc::Preferences=/dev/null".into(),
+            format!("Dir::Etc::PreferencesParts={}", p("prefs.d")),
+            format!("Dir::State::Lists={}", p("lists")),
+            format!("Dir::Cache={}", p("cache")),
+            "Dir::State::status=/dev/null".into(),
+            "APT::Architecture=amd64".into(),
+            "APT::Architectures=amd64".into(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect();
+        Ok(Apt { args })
+    }
+
+    fn cmd(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        c.args(&self.args);
+        c
+    }
+
+    /// The versioned package [`META_PACKAGE`] depends on (its candidate).
+    fn resolve_meta(&self) -> Result<String> {
+        let ask =
+            || output(self.cmd("apt-cache").args(["depends", META_PACKAGE])).unwrap_or_default();
+        let mut text = ask();
+        if !text.contains("Depends:") {
+            // A fresh machine (or private state) has no package lists yet.
+            run(self.cmd("apt-get").args(["update", "-qq"]))?;
+            text = ask();
+        }
+        depends_on_image(&text).with_context(|| {
+            format!("no linux-image dependency in `apt-cache depends {META_PACKAGE}`")
+        })
+    }
+
+    fn download(&self, pkg: &str, dir: &Path) -> Result<()> {
+        if !self.args.is_empty()
+            && fs::read_dir(self.args_lists()?).map_or(true, |d| d.count() <= 2)
+        {
+            run(self.cmd("apt-get").args(["update", "-qq"]))?;
+        }
+        run(self
+            .cmd("apt-get")
+            .arg("download")
+            .arg(pkg)
+            .current_dir(dir))
+    }
+
+    fn args_lists(&self) -> Result<PathBuf> {
+        self.args
+            .iter()
+            .find_map(|a| a.strip_prefix("Dir::State::Lists="))
+            .map(PathBuf::from)
+            .context("private apt without lists")
+    }
+}
+
+/// The Debian mirror of the machine's own sources (deb822 or one-line),
+/// `KTEST_DEBIAN_MIRROR` overrides.
+fn mirror() -> String {
+    if let Ok(m) = std::env::var("KTEST_DEBIAN_MIRROR") {
+        return m;
+    }
+    let deb822 = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let one_line = fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    mirror_from(&deb822, &one_line).unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+/// The first main archive URI (not `debian-security`) of apt's sources.
+fn mirror_from(deb822: &str, one_line: &str) -> Option<String> {
+    let main = |u: &&str| !u.contains("security");
+    deb822
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("URIs:"))
+        .flat_map(str::split_whitespace)
+        .find(main)
+        .or_else(|| {
+            one_line
+                .lines()
+                .filter(|l| l.trim_start().starts_with("deb "))
+                .filter_map(|l| l.split_whitespace().find(|w| w.contains("://")))
+                .find(main)
+        })
+        .map(|u| u.trim_end_matches('/').to_string())
+}
+
+/// The `linux-image-*` package in `apt-cache depends` output.
+fn depends_on_image(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
         .map(str::trim)
         .find(|p| p.starts_with("linux-image-"))
         .map(str::to_string)
-        .with_context(|| format!("no linux-image dependency in `apt-cache depends {META_PACKAGE}`"))
 }
 
 /// Find an already unpacked kernel in `dir`.
-fn find_unpacked(dir: &Path) -> Option<Kernel> {
+fn find_unpacked(dir: &Path, label: &str) -> Option<Kernel> {
     let modules_root = dir.join("lib/modules");
     let version = fs::read_dir(&modules_root)
         .ok()?
@@ -57,14 +327,51 @@ fn find_unpacked(dir: &Path) -> Option<Kernel> {
         .next()?;
     let vmlinuz = dir.join(format!("boot/vmlinuz-{version}"));
     let modules = modules_root.join(&version);
-    (vmlinuz.is_file() && modules.join("modules.dep").is_file()).then_some(Kernel {
+    (vmlinuz.is_file() && modules.join("modules.dep").is_file()).then(|| Kernel {
+        label: label.to_string(),
         version,
         vmlinuz,
         modules,
+        root: dir.to_path_buf(),
     })
 }
 
-/// Fetch and unpack the kernel (cached under `.cache/qemu/kernel/<package>`).
+/// Make a freshly unpacked package's modules reachable as
+/// `ROOT/lib/modules/<version>` whatever its layout (merged /usr: a `lib ->
+/// usr/lib` link, which is also what bookworm's `depmod -b` needs), and
+/// return the version and the package's layout.
+pub fn prepare_tree(root: &Path) -> Result<(String, Layout)> {
+    let layout = if root.join("lib/modules").is_dir() {
+        Layout::Lib
+    } else if root.join("usr/lib/modules").is_dir() {
+        if fs::symlink_metadata(root.join("lib")).is_ok() {
+            // A real lib/ without modules: link only the modules directory.
+            std::os::unix::fs::symlink("../usr/lib/modules", root.join("lib/modules"))?;
+        } else {
+            std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
+        }
+        Layout::UsrLib
+    } else {
+        bail!(
+            "{}: the package has neither lib/modules nor usr/lib/modules",
+            root.display()
+        );
+    };
+    let mut versions: Vec<String> = fs::read_dir(root.join("lib/modules"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort();
+    match versions.as_slice() {
+        [v] => Ok((v.clone(), layout)),
+        [] => bail!("{}: no {}/<version>", root.display(), layout.dir()),
+        _ => bail!("{}: several kernel versions: {versions:?}", root.display()),
+    }
+}
+
+/// The lab's kernel (6.1): the machine's cloud kernel, cached under
+/// `.cache/qemu/kernel/<package>`.
 pub fn ensure() -> Result<Kernel> {
     let base = util::cache_dir().join("kernel");
     // Reuse any unpacked kernel without asking apt (offline reruns, speed).
@@ -73,13 +380,46 @@ pub fn ensure() -> Result<Kernel> {
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
-            .filter_map(|e| find_unpacked(&e.path()))
+            .filter_map(|e| find_unpacked(&e.path(), DEFAULT))
             .max_by(|a, b| a.version.cmp(&b.version))
         {
             return Ok(k);
         }
     }
-    unpack(&base, &resolve_package()?)
+    let pkg = match std::env::var("KTEST_KERNEL_PACKAGE") {
+        Ok(p) => p,
+        Err(_) => Apt::machine().resolve_meta()?,
+    };
+    unpack(&Apt::machine(), &base, &pkg, DEFAULT)
+}
+
+/// The kernel `source` names, fetched and unpacked once (reused offline).
+pub fn fetch(source: &Source) -> Result<Kernel> {
+    if source.is_default() {
+        return ensure();
+    }
+    let base = source.cache();
+    let apt = match &source.suite {
+        Some(s) => Apt::private(s)?,
+        None => Apt::machine(),
+    };
+    let pkg = match &source.package {
+        Some(p) => p.clone(),
+        None => match cached_package(&base) {
+            Some(p) => p,
+            None => apt.resolve_meta()?,
+        },
+    };
+    unpack(&apt, &base, &pkg, &source.label)
+}
+
+/// The kernel of this run: `--kernel`, else `KTEST_KERNEL`, else the lab's.
+pub fn select(choice: Option<&str>) -> Result<Kernel> {
+    let env = std::env::var("KTEST_KERNEL").ok();
+    match choice.or(env.as_deref()).filter(|c| !c.is_empty()) {
+        None => ensure(),
+        Some(c) => fetch(&Source::parse(c)?),
+    }
 }
 
 /// A kernel whose modules are xz-compressed and which decompresses them
@@ -96,16 +436,12 @@ pub fn ensure_compressed_modules() -> Result<Kernel> {
             None => newest_cloud_package()?,
         },
     };
-    let k = unpack(&base, &pkg)?;
-    let config = k
-        .modules
-        .join("../../../boot")
-        .join(format!("config-{}", k.version));
-    let text = fs::read_to_string(&config).unwrap_or_default();
-    if !text.lines().any(|l| l == "CONFIG_MODULE_DECOMPRESS=y") {
+    let k = unpack(&Apt::machine(), &base, &pkg, "6.12 (11a)")?;
+    if !k.decompresses_modules() {
         bail!(
-            "{pkg}: {} does not say CONFIG_MODULE_DECOMPRESS=y (set KTEST_KERNEL_XZ_PACKAGE)",
-            config.display()
+            "{pkg}: {}/boot/config-{} does not say CONFIG_MODULE_DECOMPRESS=y (set KTEST_KERNEL_XZ_PACKAGE)",
+            k.root.display(),
+            k.version
         );
     }
     Ok(k)
@@ -116,7 +452,7 @@ fn cached_package(base: &Path) -> Option<String> {
     fs::read_dir(base)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| find_unpacked(&e.path()).is_some())
+        .filter(|e| find_unpacked(&e.path(), "").is_some())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .max()
 }
@@ -151,18 +487,15 @@ fn newest_cloud_package() -> Result<String> {
 
 /// Fetch `pkg` with apt-get download and unpack it under `base/<pkg>` (reused
 /// when already there).
-fn unpack(base: &Path, pkg: &str) -> Result<Kernel> {
+fn unpack(apt: &Apt, base: &Path, pkg: &str, label: &str) -> Result<Kernel> {
     let dir = base.join(pkg);
-    if let Some(k) = find_unpacked(&dir) {
+    if let Some(k) = find_unpacked(&dir, label) {
         return Ok(k);
     }
     let dl = base.join("download");
     fs::create_dir_all(&dl)?;
     eprintln!("qemu-harness: apt-get download {pkg}");
-    run(Command::new("apt-get")
-        .arg("download")
-        .arg(pkg)
-        .current_dir(&dl))?;
+    apt.download(pkg, &dl)?;
     let deb = fs::read_dir(&dl)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -174,12 +507,8 @@ fn unpack(base: &Path, pkg: &str) -> Result<Kernel> {
     let tmp = base.join(format!("{pkg}.tmp"));
     let _ = fs::remove_dir_all(&tmp);
     run(Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp))?;
+    let (version, _) = prepare_tree(&tmp)?;
     // The package does not ship modules.dep (its postinst runs depmod).
-    let version = fs::read_dir(tmp.join("lib/modules"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .context("package has no lib/modules/<version>")?;
     if !tmp
         .join("lib/modules")
         .join(&version)
@@ -191,11 +520,200 @@ fn unpack(base: &Path, pkg: &str) -> Result<Kernel> {
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&tmp, &dir)?;
     let _ = fs::remove_file(&deb);
-    match find_unpacked(&dir) {
+    match find_unpacked(&dir, label) {
         Some(k) => Ok(k),
         None => bail!(
             "unpacked {pkg} into {} but found no vmlinuz/modules.dep",
             dir.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("qemu-harness-kernel-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A package tree as `dpkg -x` leaves it: `boot/vmlinuz-V`, the config,
+    /// modules under `modules_dir`, and (as depmod would) a `modules.dep`.
+    fn package(name: &str, modules_dir: &str, suffix: &str, config: &str) -> (PathBuf, String) {
+        let root = scratch(name);
+        let v = "6.99.0-1-cloud-amd64".to_string();
+        fs::create_dir_all(root.join("boot")).unwrap();
+        fs::write(root.join(format!("boot/vmlinuz-{v}")), b"kernel").unwrap();
+        fs::write(root.join(format!("boot/config-{v}")), config).unwrap();
+        let m = root.join(modules_dir).join(&v);
+        fs::create_dir_all(m.join("kernel/fs/overlayfs")).unwrap();
+        fs::write(m.join(format!("kernel/fs/overlayfs/overlay{suffix}")), b"m").unwrap();
+        (root, v)
+    }
+
+    fn add_dep(root: &Path, v: &str, suffix: &str) {
+        fs::write(
+            root.join("lib/modules").join(v).join("modules.dep"),
+            format!("kernel/fs/overlayfs/overlay{suffix}:\nkernel/fs/a{suffix}: kernel/fs/b{suffix}\nkernel/fs/b{suffix}:\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn lib_modules_layout_plain_ko() {
+        let (root, v) = package(
+            "lib",
+            "lib/modules",
+            ".ko",
+            "# CONFIG_MODULE_DECOMPRESS is not set\n",
+        );
+        assert_eq!(prepare_tree(&root).unwrap(), (v.clone(), Layout::Lib));
+        assert!(!fs::symlink_metadata(root.join("lib"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(find_unpacked(&root, "5.10").is_none(), "no modules.dep yet");
+        add_dep(&root, &v, ".ko");
+        let k = find_unpacked(&root, "5.10").unwrap();
+        assert_eq!(k.modules, root.join("lib/modules").join(&v));
+        assert_eq!(k.layout(), Layout::Lib);
+        assert_eq!(k.module_suffix(), ".ko");
+        assert!(!k.decompresses_modules());
+        assert_eq!(k.describe(), format!("5.10 ({v}, lib/modules, .ko)"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn usr_lib_modules_layout_xz() {
+        let (root, v) = package(
+            "usr",
+            "usr/lib/modules",
+            ".ko.xz",
+            "CONFIG_MODULE_DECOMPRESS=y\n",
+        );
+        assert_eq!(prepare_tree(&root).unwrap(), (v.clone(), Layout::UsrLib));
+        // lib -> usr/lib, as depmod -b of bookworm's kmod needs it.
+        assert_eq!(
+            fs::read_link(root.join("lib")).unwrap(),
+            Path::new("usr/lib")
+        );
+        add_dep(&root, &v, ".ko.xz");
+        assert!(root
+            .join("usr/lib/modules")
+            .join(&v)
+            .join("modules.dep")
+            .is_file());
+        let k = find_unpacked(&root, "6.12").unwrap();
+        assert!(k
+            .modules
+            .join("kernel/fs/overlayfs/overlay.ko.xz")
+            .is_file());
+        assert_eq!(k.layout(), Layout::UsrLib);
+        assert_eq!(k.module_suffix(), ".ko.xz");
+        assert!(k.decompresses_modules());
+        assert_eq!(
+            k.describe(),
+            format!("6.12 ({v}, usr/lib/modules, .ko.xz, kernel decompresses)")
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn usr_lib_modules_with_a_real_lib() {
+        let (root, v) = package("usrlib", "usr/lib/modules", ".ko.zst", "");
+        fs::create_dir_all(root.join("lib/firmware")).unwrap();
+        assert_eq!(prepare_tree(&root).unwrap(), (v.clone(), Layout::UsrLib));
+        assert!(root.join("lib/modules").join(&v).is_dir());
+        add_dep(&root, &v, ".ko.zst");
+        let k = find_unpacked(&root, "x").unwrap();
+        assert_eq!(k.module_suffix(), ".ko.zst");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn no_modules_at_all_is_an_error() {
+        let root = scratch("none");
+        fs::create_dir_all(root.join("boot")).unwrap();
+        let e = prepare_tree(&root).unwrap_err().to_string();
+        assert!(e.contains("neither lib/modules nor usr/lib/modules"), "{e}");
+        fs::create_dir_all(root.join("lib/modules/1.0")).unwrap();
+        fs::create_dir_all(root.join("lib/modules/2.0")).unwrap();
+        let e = prepare_tree(&root).unwrap_err().to_string();
+        assert!(e.contains("several kernel versions"), "{e}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn sources_by_label_package_or_suite() {
+        let s = Source::parse("5.10").unwrap();
+        assert_eq!((s.suite.as_deref(), s.package), (Some("bullseye"), None));
+        assert_eq!(
+            Source::parse("6.12").unwrap().suite.as_deref(),
+            Some("trixie")
+        );
+        let d = Source::parse("6.1").unwrap();
+        assert!(d.is_default() && d.suite.is_none());
+        let p = Source::parse("bullseye:linux-image-5.10.0-32-cloud-amd64").unwrap();
+        assert_eq!(p.suite.as_deref(), Some("bullseye"));
+        assert_eq!(
+            p.package.as_deref(),
+            Some("linux-image-5.10.0-32-cloud-amd64")
+        );
+        assert_eq!(p.label, "linux-image-5.10.0-32-cloud-amd64");
+        let m = Source::parse("linux-image-6.1.0-57-cloud-amd64").unwrap();
+        assert!(m.suite.is_none() && !m.is_default());
+        for bad in [
+            "4.19",
+            "",
+            "trixie:",
+            ":linux-image-x",
+            "trixie:bash",
+            "linux-image-../x/y",
+        ] {
+            assert!(Source::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn meta_package_dependency() {
+        let t = "linux-image-cloud-amd64\n  Depends: linux-image-5.10.0-32-cloud-amd64\n";
+        assert_eq!(
+            depends_on_image(t).as_deref(),
+            Some("linux-image-5.10.0-32-cloud-amd64")
+        );
+        assert_eq!(depends_on_image("linux-image-cloud-amd64\n"), None);
+    }
+
+    #[test]
+    fn mirror_of_the_machines_sources() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\n\
+                      Types: deb\nURIs: http://deb.debian.org/debian-security\n";
+        assert_eq!(
+            mirror_from(deb822, "").as_deref(),
+            Some("http://deb.debian.org/debian")
+        );
+        let sec_first =
+            "URIs: http://security.debian.org/debian-security\nURIs: http://m.example/debian/\n";
+        assert_eq!(
+            mirror_from(sec_first, "").as_deref(),
+            Some("http://m.example/debian")
+        );
+        let list = "# c\ndeb [arch=amd64] http://ftp.de.debian.org/debian bookworm main\n";
+        assert_eq!(
+            mirror_from("", list).as_deref(),
+            Some("http://ftp.de.debian.org/debian")
+        );
+        assert_eq!(mirror_from("", ""), None);
+    }
+
+    #[test]
+    fn suffix_of_most_modules() {
+        assert_eq!(module_suffix("a/x.ko:\nb/y.ko: a/x.ko\n"), ".ko");
+        assert_eq!(module_suffix("a/x.ko.xz:\nb/y.ko.xz:\nc/z.ko:\n"), ".ko.xz");
+        assert_eq!(module_suffix(""), "no modules");
     }
 }

@@ -83,9 +83,15 @@ pub fn build_ours_compressed(
 }
 
 impl Lab {
-    /// Build (or reuse) every artefact.
-    pub fn prepare(echo: Echo) -> Result<Lab> {
-        let kernel = kernel::ensure()?;
+    /// Build (or reuse) every artefact, for the kernel `choice` names
+    /// ([`kernel::select`]: `--kernel`, `KTEST_KERNEL`, else the lab's 6.1).
+    /// Another kernel's images, disks and logs go to
+    /// `target/qemu/kernel-<label>/`.
+    pub fn prepare(echo: Echo, choice: Option<&str>) -> Result<Lab> {
+        let kernel = kernel::select(choice)?;
+        if kernel.label != kernel::DEFAULT {
+            util::set_kernel_dir(&kernel.label);
+        }
         let accel = boot::accel(&kernel.vmlinuz);
         let dir = util::work_dir().join("initramfs");
         let modules: Vec<String> = initramfs::MODULES.iter().map(|s| s.to_string()).collect();

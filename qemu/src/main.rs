@@ -26,15 +26,24 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "\
 usage: qemu-harness COMMAND [OPTIONS]
 
-  kernel                      fetch + unpack linux-image-cloud-amd64, print paths
+  kernel [--kernel K]         fetch + unpack a Debian kernel package, print paths
   initramfs -o OUT [--init BIN] [--modules-dir DIR] [--module NAME]... [--no-modules]
             [--add SRC:DST]... [--gzip] [--reference]
                               write a newc cpio initramfs (see qemu/README.md)
-  disk [--name NAME] [--gpt]  build an OSTree test disk, print its facts
+  disk [--name NAME] [--gpt] [--kernel K]
+                              build an OSTree test disk, print its facts
   boot [--mode initramfs|reference|init=] [--deployment A|B] [--append ARGS]
-       [--gpt] [--verbose]    boot the test disk once, print ktest's report
-  test [--only SUBSTRING] [--verbose]
-                              run every boot scenario; ends with `N passed, M failed`
+       [--gpt] [--kernel K] [--verbose]
+                              boot the test disk once, print ktest's report
+  test [--only TEXT[,TEXT...]] [--subset] [--kernel K] [--verbose]
+                              run every boot scenario (--only: those whose name
+                              contains one TEXT; --subset: the representative
+                              subset 1, 2, 5a, 7a); ends with `N passed, M failed`
+
+  K (or KTEST_KERNEL): 5.10 (bullseye), 6.1 (the lab's, default), 6.12 (trixie),
+  a linux-image-* package of the machine's apt, or SUITE:PACKAGE. Other suites
+  are fetched through a private apt state in .cache/qemu/apt/SUITE-amd64/;
+  a kernel other than 6.1 builds and logs under target/qemu/kernel-K/.
   demo                        the README's story: build, boot, hotfix, reboot
 ";
 
@@ -61,7 +70,7 @@ fn cmd_initramfs(o: &Opts) -> Result<()> {
     let out = PathBuf::from(o.get("-o").context("initramfs: -o OUT is required")?);
     let modules_dir = match o.get("--modules-dir") {
         Some(d) => PathBuf::from(d),
-        None => kernel::ensure()?.modules,
+        None => kernel::select(o.get("--kernel").as_deref())?.modules,
     };
     let mut modules = o.all("--module");
     if modules.is_empty() && !o.flag("--no-modules") {
@@ -107,7 +116,7 @@ fn cmd_boot(o: &Opts) -> Result<bool> {
     } else {
         boot::Echo::Interesting
     };
-    let lab = lab::Lab::prepare(echo)?;
+    let lab = lab::Lab::prepare(echo, o.get("--kernel").as_deref())?;
     let mode = match o.get("--mode").as_deref() {
         None | Some("initramfs") => lab::Mode::Ours,
         Some("reference") => lab::Mode::Reference,
@@ -123,8 +132,9 @@ fn cmd_boot(o: &Opts) -> Result<bool> {
     let disk = disk::scratch_copy(base, "boot")?;
     let append = lab.cmdline(&disk, mode, &which, &o.get("--append").unwrap_or_default());
     println!(
-        "qemu-harness: booting ({}, {}): {append}",
+        "qemu-harness: booting ({}, kernel {}, {}): {append}",
         mode.label(),
+        lab.kernel.describe(),
         lab.accel
     );
     let out = lab.boot(&disk, mode, &append, "boot", None)?;
@@ -132,9 +142,10 @@ fn cmd_boot(o: &Opts) -> Result<bool> {
         println!("problem: {p}");
     }
     println!(
-        "result: {} in {:.1}s (log: target/qemu/logs/boot.log)",
+        "result: {} in {:.1}s (log: {}/boot.log)",
         if out.all_ok() { "ok" } else { "FAILED" },
-        out.wall.as_secs_f64()
+        out.wall.as_secs_f64(),
+        util::logs_rel()
     );
     Ok(out.all_ok())
 }
@@ -149,25 +160,39 @@ fn real_main() -> Result<bool> {
     let o = Opts(args);
     match cmd.as_str() {
         "kernel" => {
-            let k = kernel::ensure()?;
+            let k = kernel::select(o.get("--kernel").as_deref())?;
             println!(
-                "version={}\nvmlinuz={}\nmodules={}",
+                "label={}\nversion={}\nvmlinuz={}\nmodules={}\nlayout={}\nmodule-suffix={}\ndecompresses-modules={}",
+                k.label,
                 k.version,
                 k.vmlinuz.display(),
-                k.modules.display()
+                k.modules.display(),
+                k.layout().dir(),
+                k.module_suffix(),
+                k.decompresses_modules()
             );
         }
         "initramfs" => cmd_initramfs(&o)?,
         "disk" => {
             let name = o.get("--name").unwrap_or_else(|| "plain".into());
-            let d = disk::ensure(&name, o.flag("--gpt"), &kernel::ensure()?)?;
+            let k = kernel::select(o.get("--kernel").as_deref())?;
+            if k.label != kernel::DEFAULT {
+                util::set_kernel_dir(&k.label);
+            }
+            let d = disk::ensure(&name, o.flag("--gpt"), &k)?;
             println!("image={}", d.image.display());
             for (k, v) in &d.meta {
                 println!("{k}={v}");
             }
         }
         "boot" => return cmd_boot(&o),
-        "test" => return scenarios::run_all(o.get("--only").as_deref(), o.flag("--verbose")),
+        "test" => {
+            return scenarios::run_all(
+                &scenarios::Filter::from_opts(o.get("--only").as_deref(), o.flag("--subset")),
+                o.get("--kernel").as_deref(),
+                o.flag("--verbose"),
+            )
+        }
         "demo" => return demo::run(),
         "__build-sysroot" => {
             let a = &o.0;

@@ -18,9 +18,32 @@ pub fn cache_dir() -> PathBuf {
     repo_root().join(".cache/qemu")
 }
 
-/// Build products of the harness (initramfs images, disks, logs): `<repo>/target/qemu`.
+/// The kernel whose products [`work_dir`] holds, when not the lab's own.
+static KERNEL_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Keep this run's products apart: `target/qemu/kernel-<label>/` for a kernel
+/// of the matrix other than the lab's (set once, before anything is built).
+pub fn set_kernel_dir(label: &str) {
+    let _ = KERNEL_DIR.set(format!("kernel-{label}"));
+}
+
+/// Build products of the harness (initramfs images, disks, logs):
+/// `<repo>/target/qemu`, or `<repo>/target/qemu/kernel-<label>` for another
+/// kernel than the lab's (see [`set_kernel_dir`]).
 pub fn work_dir() -> PathBuf {
-    repo_root().join("target/qemu")
+    let d = repo_root().join("target/qemu");
+    match KERNEL_DIR.get() {
+        Some(k) => d.join(k),
+        None => d,
+    }
+}
+
+/// The console logs, as the messages name them (relative to the repository).
+pub fn logs_rel() -> String {
+    work_dir()
+        .join("logs")
+        .strip_prefix(repo_root())
+        .map_or_else(|_| "target/qemu/logs".into(), |p| p.display().to_string())
 }
 
 /// Our `ostree-prepare-root`, as `make build` leaves it.

@@ -136,11 +136,12 @@ impl<'a> Run<'a> {
         hotplug: Option<Hotplug>,
     ) -> Result<Outcome> {
         let log = self.log_name(step);
+        let logs = crate::util::logs_rel();
         let o = self.lab.boot(disk, mode, append, &log, hotplug)?;
         self.record(step, &o);
         for p in o.problems() {
             self.note(format!(
-                "boot {} ({step}): {p} [target/qemu/logs/{log}.log]",
+                "boot {} ({step}): {p} [{logs}/{log}.log]",
                 self.r.boots
             ));
         }
@@ -183,6 +184,7 @@ impl<'a> Run<'a> {
             &format!("ktest.step={step} {extra}"),
         );
         let log = self.log_name(step);
+        let logs = crate::util::logs_rel();
         let o = self.lab.boot_kernel(
             kernel,
             disk,
@@ -202,13 +204,13 @@ impl<'a> Run<'a> {
         };
         for p in o.problems() {
             if !expected(&p) {
-                self.note(format!("{at}: {p} [target/qemu/logs/{log}.log]"));
+                self.note(format!("{at}: {p} [{logs}/{log}.log]"));
             }
         }
         for name in expect_not_ok {
             self.check(
                 o.tests.iter().any(|t| t.name == *name && !t.ok),
-                format!("{at}: ktest did not report {name} as not ok [target/qemu/logs/{log}.log]"),
+                format!("{at}: ktest did not report {name} as not ok [{logs}/{log}.log]"),
             );
         }
         Ok(o)
@@ -225,6 +227,7 @@ impl<'a> Run<'a> {
         needles: &[&str],
     ) -> Result<Outcome> {
         let log = self.log_name(step);
+        let logs = crate::util::logs_rel();
         let o = self
             .lab
             .boot_kernel(&self.lab.kernel, disk, initrd, append, &log, None)?;
@@ -238,7 +241,7 @@ impl<'a> Run<'a> {
         for n in needles {
             self.check(
                 ours.iter().any(|l| l.contains(n)),
-                format!("{at}: no ostree-prepare-root message mentioning {n:?} [target/qemu/logs/{log}.log]"),
+                format!("{at}: no ostree-prepare-root message mentioning {n:?} [{logs}/{log}.log]"),
             );
         }
         self.check(!o.kernel_panic, format!("{at}: kernel panic"));
