@@ -276,3 +276,79 @@ pub fn run_all(filter: &Filter, choice: Option<&str>, verbose: bool) -> Result<b
     );
     Ok(failed.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subset_names_existing_scenarios() {
+        let names: Vec<&str> = all().iter().map(|(n, _)| *n).collect();
+        for s in SUBSET {
+            assert!(names.contains(s), "{s:?} is no scenario");
+        }
+        let taken: Vec<&&str> = names.iter().filter(|n| Filter::Subset.takes(n)).collect();
+        assert_eq!(taken.len(), SUBSET.len());
+    }
+
+    #[test]
+    fn only_takes_any_of_several_texts() {
+        let f = Filter::from_opts(Some("5a hotfix,7a failure"), false);
+        let names: Vec<&str> = all()
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| f.takes(n))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "5a hotfix /usr persists, initramfs",
+                "7a failure: wrong ostree="
+            ]
+        );
+        assert!(matches!(Filter::from_opts(None, false), Filter::All));
+        assert!(matches!(Filter::from_opts(Some("x"), true), Filter::Subset));
+    }
+
+    fn kernel(label: &str, decompress: bool) -> Kernel {
+        let root = std::env::temp_dir().join(format!(
+            "qemu-harness-skip-{label}-{decompress}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(root.join("boot")).unwrap();
+        let config = if decompress {
+            "CONFIG_MODULE_DECOMPRESS=y\n"
+        } else {
+            ""
+        };
+        std::fs::write(root.join("boot/config-v"), config).unwrap();
+        Kernel {
+            label: label.into(),
+            version: "v".into(),
+            vmlinuz: root.join("boot/vmlinuz-v"),
+            modules: root.join("lib/modules/v"),
+            root,
+        }
+    }
+
+    #[test]
+    fn kernel_specific_scenarios() {
+        let k510 = kernel("5.10", false);
+        let k61 = kernel("6.1", false);
+        let k612 = kernel("6.12", true);
+        let a = "11a xz module, kernel 6.12 decompresses";
+        let b = "11b xz module, kernel cannot decompress";
+        assert!(skip_reason(a, &k61).is_none());
+        assert!(skip_reason(a, &k510).is_some() && skip_reason(a, &k612).is_some());
+        assert!(skip_reason(b, &k61).is_none() && skip_reason(b, &k510).is_none());
+        assert!(skip_reason(b, &k612).is_some());
+        for (n, _) in all() {
+            if !n.starts_with("11a ") && !n.starts_with("11b ") {
+                assert!(skip_reason(n, &k510).is_none() && skip_reason(n, &k612).is_none());
+            }
+        }
+        for k in [k510, k61, k612] {
+            let _ = std::fs::remove_dir_all(&k.root);
+        }
+    }
+}
