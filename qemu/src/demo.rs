@@ -63,7 +63,7 @@ pub fn run() -> Result<bool> {
     for (name, size) in &listing {
         println!("      {:>10}  {name}", util::human(*size));
     }
-    let reference = std::fs::metadata(&lab.reference)?.len();
+    let reference = std::fs::metadata(lab.reference()?)?.len();
     println!(
         "    (a busybox initramfs running ostree's C tool is {})",
         util::human(reference)

@@ -26,10 +26,12 @@ pub struct Lab {
     pub accel: String,
     /// Our initramfs: `/init` = ostree-prepare-root, plus overlay.ko.
     pub ours: PathBuf,
-    /// busybox + ostree's C ostree-prepare-root.
-    pub reference: PathBuf,
+    /// busybox + ostree's C ostree-prepare-root, built on first use ([`Lab::reference`]).
+    reference: std::cell::OnceCell<PathBuf>,
     pub disk: Disk,
-    pub gpt_disk: Disk,
+    /// The GPT disk, built on first use ([`Lab::gpt_disk`]): a run of the
+    /// subset needs neither it nor the reference image.
+    gpt_disk: std::cell::OnceCell<Disk>,
     pub echo: Echo,
 }
 
@@ -94,22 +96,38 @@ impl Lab {
         }
         let accel = boot::accel(&kernel.vmlinuz);
         let dir = util::work_dir().join("initramfs");
-        let modules: Vec<String> = initramfs::MODULES.iter().map(|s| s.to_string()).collect();
         let ours = dir.join("ours.cpio.gz");
         build_ours(&kernel.modules, &ours)?;
-        let reference = dir.join("reference.cpio.gz");
-        initramfs::build_reference(&kernel.modules, &modules, true, &reference)?;
         let disk = disk::ensure("plain", false, &kernel)?;
-        let gpt_disk = disk::ensure("gpt", true, &kernel)?;
         Ok(Lab {
             kernel,
             accel,
             ours,
-            reference,
+            reference: std::cell::OnceCell::new(),
             disk,
-            gpt_disk,
+            gpt_disk: std::cell::OnceCell::new(),
             echo,
         })
+    }
+
+    /// The reference image (busybox + the C tool), built once.
+    pub fn reference(&self) -> Result<PathBuf> {
+        if let Some(p) = self.reference.get() {
+            return Ok(p.clone());
+        }
+        let modules: Vec<String> = initramfs::MODULES.iter().map(|s| s.to_string()).collect();
+        let out = util::work_dir().join("initramfs").join("reference.cpio.gz");
+        initramfs::build_reference(&self.kernel.modules, &modules, true, &out)?;
+        Ok(self.reference.get_or_init(|| out).clone())
+    }
+
+    /// The GPT test disk, built (or reused) once.
+    pub fn gpt_disk(&self) -> Result<&Disk> {
+        if let Some(d) = self.gpt_disk.get() {
+            return Ok(d);
+        }
+        let d = disk::ensure("gpt", true, &self.kernel)?;
+        Ok(self.gpt_disk.get_or_init(|| d))
     }
 
     /// A broken initramfs of ours (scenario: missing module): its module
@@ -201,7 +219,7 @@ impl Lab {
     ) -> Result<Outcome> {
         let initrd = match mode {
             Mode::Ours => Some(self.ours.clone()),
-            Mode::Reference => Some(self.reference.clone()),
+            Mode::Reference => Some(self.reference()?),
             Mode::NoInitramfs => None,
         };
         self.boot_kernel(&self.kernel, disk, initrd, append, log, hotplug)

@@ -125,7 +125,7 @@ fn cmd_boot(o: &Opts) -> Result<bool> {
     };
     let which = o.get("--deployment").unwrap_or_else(|| "B".into());
     let base = if o.flag("--gpt") {
-        &lab.gpt_disk
+        lab.gpt_disk()?
     } else {
         &lab.disk
     };

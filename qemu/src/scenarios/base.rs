@@ -87,7 +87,7 @@ pub fn base() -> Vec<(&'static str, ScenarioFn)> {
             Ok(())
         }),
         ("4b root=PARTUUID= (GPT)", |r| {
-            let d = r.disk(&r.lab.gpt_disk)?;
+            let d = r.disk(r.lab.gpt_disk()?)?;
             let extra = format!("root=PARTUUID={} {OURS}", d.get("PARTUUID"));
             r.expect_ok(&d, Mode::Ours, "B", &extra, "partuuid")?;
             Ok(())

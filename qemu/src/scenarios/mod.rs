@@ -100,7 +100,10 @@ fn median(mut v: Vec<u64>) -> Option<u64> {
 fn comparison(lab: &Lab, rounds: usize) -> Result<Vec<String>> {
     let d = disk::scratch_copy(&lab.disk, "compare")?;
     let mut rows = vec![];
-    for (mode, image) in [(Mode::Ours, &lab.ours), (Mode::Reference, &lab.reference)] {
+    for (mode, image) in [
+        (Mode::Ours, lab.ours.clone()),
+        (Mode::Reference, lab.reference()?),
+    ] {
         let (mut init, mut total) = (vec![], vec![]);
         for i in 0..rounds {
             let append = lab.cmdline(&d, mode, "B", "ktest.step=compare");
@@ -114,7 +117,7 @@ fn comparison(lab: &Lab, rounds: usize) -> Result<Vec<String>> {
             init.extend(o.initramfs_ms);
             total.extend(o.kernel_to_init_ms);
         }
-        let gz = std::fs::metadata(image)?.len();
+        let gz = std::fs::metadata(&image)?.len();
         rows.push(format!(
             "{:<34} {:>12} {:>14} {:>16}",
             format!(
