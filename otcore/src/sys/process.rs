@@ -80,10 +80,12 @@ pub fn clock_us(realtime: bool) -> u64 {
     // The bare system call with the kernel's 64-bit timespec (clock_gettime64
     // on 32-bit architectures: no year-2038 overflow). Not libc's, which
     // looks up the vDSO: that costs more code than a few calls save.
+    // The number from linux-raw-sys: the libc crate has no
+    // SYS_clock_gettime64 on every 32-bit architecture (armv7 musl).
     #[cfg(target_pointer_width = "64")]
-    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime;
+    const CLOCK_GETTIME: libc::c_long = g::__NR_clock_gettime as libc::c_long;
     #[cfg(target_pointer_width = "32")]
-    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime64;
+    const CLOCK_GETTIME: libc::c_long = g::__NR_clock_gettime64 as libc::c_long;
     let mut ts = g::__kernel_timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -173,11 +175,14 @@ pub fn finishes_within(timeout_ms: i32, f: impl FnOnce()) -> bool {
 }
 
 /// Sleep for `ms` milliseconds (an interrupted sleep just returns early).
+///
+/// On 32-bit musl targets the libc crate is built for musl 1.2's 64-bit
+/// `time_t` (`libc_unstable_musl_v1_2`, .cargo/config.toml), where its
+/// `timespec` has padding fields: hence `default()` and field stores.
 pub fn sleep_ms(ms: u64) {
-    let ts = libc::timespec {
-        tv_sec: (ms / 1000) as _,
-        tv_nsec: ((ms % 1000) * 1_000_000) as _,
-    };
+    let mut ts = libc::timespec::default();
+    ts.tv_sec = (ms / 1000) as _;
+    ts.tv_nsec = ((ms % 1000) * 1_000_000) as _;
     // SAFETY: `ts` is valid for the duration of the call.
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }

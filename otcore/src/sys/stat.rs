@@ -144,7 +144,7 @@ fn statfs(path: &[u8]) -> SysResult<(u64, u64)> {
 /// Whether the filesystem holding `path` is mounted read-only (`ST_RDONLY`
 /// in `statfs(2)`'s mount flags).
 pub fn is_readonly_fs(path: &[u8]) -> SysResult<bool> {
-    Ok(statfs(path)?.1 & libc::ST_RDONLY != 0)
+    Ok(statfs(path)?.1 & libc::ST_RDONLY as u64 != 0)
 }
 
 /// A filesystem type, as `statfs(2)` reports it in `f_type`.
