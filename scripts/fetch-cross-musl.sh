@@ -52,7 +52,9 @@ fetch() {
     read -r arch libdir < <(debian_arch "$target") || return 0
     dir=$CACHE/$target
     [ ! -f "$dir/musl.specs" ] || return 0
-    command -v apt-get >/dev/null && command -v dpkg >/dev/null || die "needs apt-get and dpkg (Debian)"
+    if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
+        die "needs apt-get and dpkg (Debian)"
+    fi
     [ -r "$KEYRING" ] || die "no $KEYRING (package debian-archive-keyring)"
     mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/cache/archives/partial"
     # The machine's mirror (deb.debian.org unless it names another).
@@ -70,8 +72,9 @@ fetch() {
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs"
     say "apt-get download musl-dev:$arch musl:$arch"
     # shellcheck disable=SC2086
-    (cd "$dir.tmp/debs" && apt-get $opts download -qq "musl-dev:$arch" "musl:$arch" 2>&1 |
-        grep -v 'unsandboxed' || true)
+    # (As root, apt says it downloads "unsandboxed": true, and harmless.)
+    (cd "$dir.tmp/debs"; apt-get $opts download -qq "musl-dev:$arch" "musl:$arch") 2>&1 |
+        { grep -v 'unsandboxed' || true; }
     ls "$dir.tmp/debs"/musl-dev_*.deb >/dev/null 2>&1 || die "musl-dev:$arch could not be downloaded"
     for deb in "$dir.tmp/debs"/*.deb; do dpkg -x "$deb" "$dir.tmp/root"; done
     local lib=$dir/root/usr/lib/$libdir
