@@ -53,9 +53,12 @@ FETCH_MUSL = $(if $(BUILD_STD),scripts/fetch-cross-musl.sh $(TARGET))
 # After linking: check time64 where it applies, then strip and drop the
 # unwind tables (.eh_frame, padded to whole pages by .cargo/eh-frame-pages.ld,
 # never read by a panic=abort binary; the C start files and libc bring them).
+# Into a new file: cargo's copy is a hard link of its own output in deps/,
+# which objcopy would change in place, and which cargo links again on every
+# build (so the check sees the binary as linked, every time).
 define finish_binaries
 $(if $(TIME64_LIBC_$(TARGET)),NM=$(CROSS_$(TARGET))nm scripts/check-time64.sh $(TIME64_LIBC_$(TARGET)) $(1))
-for b in $(1); do $(OBJCOPY) --strip-all --remove-section=.eh_frame $$b || exit 1; done
+for b in $(1); do $(OBJCOPY) --strip-all --remove-section=.eh_frame $$b $$b.tmp && mv -f $$b.tmp $$b || exit 1; done
 endef
 
 # Crates: BIN_CRATES are built as the static release binaries (the library
