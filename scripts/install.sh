@@ -3,9 +3,9 @@
 # hooks and man pages. The list of installed files is dist/INSTALLED_FILES
 # (checked by tests/install-list.sh).
 #
-#   scripts/install.sh DESTDIR PREFIX PREPARE_ROOT_BINARY UNLOCK_BINARY
+#   scripts/install.sh DESTDIR PREFIX PREPARE_ROOT_BINARY UNLOCK_BINARY MKINITRAMFS_BINARY
 set -euo pipefail
-destdir=$1 prefix=$2 prepare_root=$3 unlock=$4
+destdir=$1 prefix=$2 prepare_root=$3 unlock=$4 mkinitramfs=$5
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 root=$destdir$prefix
 libdir=$prefix/lib
@@ -22,6 +22,9 @@ render() { # SRC DST MODE
 install -D -m 0755 "$prepare_root" "$root/lib/ostree/ostree-prepare-root"
 # An administrator's command, beside the ostree CLI.
 install -D -m 0755 "$unlock" "$root/bin/ostree-unlock"
+# The initramfs builder (a build-host tool; finds ostree-prepare-root at
+# ../lib/ostree/ from its own directory).
+install -D -m 0755 "$mkinitramfs" "$root/bin/ostree-mkinitramfs"
 
 render "$here/dist/systemd/ostree-prepare-root.service.in" "$root/lib/systemd/system/ostree-prepare-root.service" 0644
 

@@ -28,11 +28,11 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cpio::Archive;
 use crate::disk;
 use crate::initramfs;
 use crate::kernel::Kernel;
 use crate::util::{self, output, run};
+use mkinitramfs::cpio::Archive;
 
 /// dracut modules of the image (with their dependencies: `systemd`,
 /// `udev-rules`); ours is added with `--add`, the way a user asks for it.
@@ -494,9 +494,7 @@ fn build_mkinitcpio(kernel: &Kernel) -> Result<PathBuf> {
     a.char_dev("/dev/console", 0o600, 5, 1);
     add_tree(&mut a, &root, &root)?;
     let out = util::work_dir().join("initramfs/mkinitcpio-busybox.img");
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut enc, &a.finish())?;
-    fs::write(&out, enc.finish()?)?;
+    fs::write(&out, initramfs::gzip(&a.finish())?)?;
     Ok(out)
 }
 

@@ -1,17 +1,18 @@
-//! Initramfs images: ours (one static `/init` plus the kernel modules it
-//! loads) and the reference one (busybox, a shell script and ostree's C
+//! Initramfs images: ours, made by `ostree-mkinitramfs` (the tool users
+//! get from `make install`: one static `/init` plus the kernel modules it
+//! loads), and the reference one (busybox, a shell script and ostree's C
 //! `ostree-prepare-root` with its shared libraries) that ours is compared to.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use mkinitramfs::compress::{self, Compress};
+use mkinitramfs::cpio::Archive;
+use mkinitramfs::modtree::{ModTree, Texts};
 
-use crate::cpio::Archive;
-use crate::util::output;
+use crate::util::{self, output};
 
 /// The file our `/init` reads: module names to load, one per line.
 pub const MODULE_LIST: &str = "/etc/initramfs-modules";
@@ -31,49 +32,28 @@ pub struct Spec {
     pub modules: Vec<String>,
     /// Extra files: (source on the host, destination in the image).
     pub extras: Vec<(PathBuf, String)>,
-    pub gzip: bool,
-}
-
-/// `overlay.ko`, `overlay.ko.xz` → `overlay`; `-` and `_` are the same to the kernel.
-fn module_name(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let stem = base.find(".ko").map_or(base, |i| &base[..i]);
-    stem.replace('-', "_")
+    pub compress: Compress,
 }
 
 /// The `modules.dep` lines of `names` and of everything they depend on,
-/// in the file's order. Errors name every module that is not in the tree.
+/// in the file's order (resolved by ostree-mkinitramfs's library, as the
+/// tool resolves them). Errors name every module that is not in the tree.
 pub fn dep_closure(modules_dep: &str, names: &[String]) -> Result<Vec<String>> {
-    let lines: Vec<(&str, &str)> = modules_dep
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .collect();
-    let mut want: BTreeSet<String> = BTreeSet::new();
-    let mut missing = vec![];
-    for n in names {
-        let n = module_name(n);
-        match lines.iter().find(|(p, _)| module_name(p) == n) {
-            Some((path, deps)) => {
-                want.insert(path.to_string());
-                want.extend(deps.split_whitespace().map(str::to_string));
-            }
-            None => missing.push(n),
-        }
-    }
-    if !missing.is_empty() {
-        bail!("module(s) not in modules.dep: {}", missing.join(", "));
-    }
-    Ok(lines
-        .iter()
-        .filter(|(p, _)| want.contains(*p))
-        .map(|(p, d)| format!("{p}:{d}"))
+    let tree = ModTree::from_texts(&Texts {
+        dep: modules_dep,
+        ..Texts::default()
+    });
+    let plan = tree.plan(names).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(tree
+        .dep_subset(&plan)
+        .into_iter()
+        .map(str::to_string)
         .collect())
 }
 
-fn gzip(data: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(data)?;
-    Ok(enc.finish()?)
+/// gzip, as the tool compresses (the system's `gzip -n -9`).
+pub fn gzip(data: &[u8]) -> Result<Vec<u8>> {
+    Ok(compress::compress(data, Compress::Gzip)?)
 }
 
 /// Add the modules (with their dependencies) and their `modules.dep` lines
@@ -123,26 +103,70 @@ fn write_image(mut a: Archive, gz: bool, out: &Path) -> Result<Vec<(String, u64)
     Ok(files)
 }
 
-/// Build an initramfs: `/init`, `/dev/console`, modules, module list, extras.
-/// Returns the regular files it holds, with their sizes.
-pub fn build(spec: &Spec, out: &Path) -> Result<Vec<(String, u64)>> {
-    let mut a = Archive::new();
-    skeleton(&mut a);
-    let init = fs::read(&spec.init).with_context(|| format!("reading {}", spec.init.display()))?;
-    a.file("/init", 0o755, &init);
-    if !spec.modules.is_empty() {
-        add_modules(&mut a, &spec.modules_dir, &spec.modules)?;
-        a.file(
-            MODULE_LIST,
-            0o644,
-            (spec.modules.join("\n") + "\n").as_bytes(),
-        );
+/// The command that builds our image: `ostree-mkinitramfs` as a user runs it.
+pub fn command(spec: &Spec, out: &Path) -> Command {
+    let mut cmd = Command::new(util::mkinitramfs_bin());
+    cmd.arg("--modules-dir")
+        .arg(&spec.modules_dir)
+        .arg("--prepare-root")
+        .arg(&spec.init)
+        .arg("--compress")
+        .arg(spec.compress.name());
+    for m in &spec.modules {
+        cmd.arg("--module").arg(m);
     }
     for (src, dst) in &spec.extras {
-        let data = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-        a.file(dst, 0o755, &data);
+        cmd.arg("--add").arg(format!("{}:{dst}", src.display()));
     }
-    write_image(a, spec.gzip, out)
+    cmd.arg("-o").arg(out).arg("--list");
+    cmd
+}
+
+/// The regular files of `ostree-mkinitramfs --list` (`f MODE SIZE PATH`).
+fn listed_files(listing: &str) -> Vec<(String, u64)> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "f").then_some(())?;
+            let size = w.nth(1)?.parse().ok()?;
+            Some((w.next()?.to_string(), size))
+        })
+        .collect()
+}
+
+/// Build our initramfs with `ostree-mkinitramfs`: `/init`, `/dev/console`,
+/// the modules with their dependencies, the module list, extras. Returns
+/// the regular files it holds, with their sizes (from its `--list`).
+pub fn build(spec: &Spec, out: &Path) -> Result<Vec<(String, u64)>> {
+    let tool = util::mkinitramfs_bin();
+    if !tool.is_file() {
+        bail!(
+            "{} is missing: `make mkinitramfs` (part of `make qemu-prep`) builds it",
+            tool.display()
+        );
+    }
+    if let Some(d) = out.parent() {
+        fs::create_dir_all(d)?;
+    }
+    let mut cmd = command(spec, out);
+    let res = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    if !res.status.success() {
+        bail!(
+            "ostree-mkinitramfs failed ({}) for {}:\n{}",
+            res.status,
+            out.display(),
+            stderr.trim_end()
+        );
+    }
+    // Warnings (a soft dependency left out, a built-in module) are worth seeing.
+    for l in stderr.lines() {
+        eprintln!("{l}");
+    }
+    Ok(listed_files(&String::from_utf8_lossy(&res.stdout)))
 }
 
 /// The reference `/init`: what a hand-written busybox initramfs does to boot
@@ -292,9 +316,27 @@ mod tests {
     }
 
     #[test]
+    fn listing_gives_the_files() {
+        let l = "d 0755         0 /dev\nc 0600         0 /dev/console\nf 0755     97096 /init\n\
+                 f 0644       123 /lib/modules/6.1/kernel/fs/overlayfs/overlay.ko\n# load order: overlay\n";
+        assert_eq!(
+            listed_files(l),
+            [
+                ("/init".to_string(), 97096),
+                (
+                    "/lib/modules/6.1/kernel/fs/overlayfs/overlay.ko".to_string(),
+                    123
+                )
+            ]
+        );
+    }
+
+    #[test]
     fn closure_names_missing_modules() {
         let e = dep_closure(DEP, &["overlay".into(), "nope".into(), "zram".into()]).unwrap_err();
-        assert_eq!(e.to_string(), "module(s) not in modules.dep: nope, zram");
+        let e = e.to_string();
+        assert!(e.contains("module nope not found"), "{e}");
+        assert!(e.contains("module zram not found"), "{e}");
         assert_eq!(
             dep_closure(DEP, &["other".into()]).unwrap(),
             ["kernel/fs/other.ko.xz:"]

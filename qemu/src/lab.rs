@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use mkinitramfs::compress::Compress;
 
 use crate::boot::{self, Echo, Hotplug, Outcome, Spec};
 use crate::disk::{self, Disk};
@@ -54,10 +55,20 @@ impl Mode {
 }
 
 /// Our initramfs for the kernel whose module tree is `modules_dir`: `/init`
-/// and the [`initramfs::MODULES`] with their dependencies. Returns the files it holds.
+/// and the [`initramfs::MODULES`] with their dependencies, gzip'd. Returns
+/// the files it holds.
 pub fn build_ours(
     modules_dir: &std::path::Path,
     out: &std::path::Path,
+) -> Result<Vec<(String, u64)>> {
+    build_ours_compressed(modules_dir, out, Compress::Gzip)
+}
+
+/// [`build_ours`], compressed another way.
+pub fn build_ours_compressed(
+    modules_dir: &std::path::Path,
+    out: &std::path::Path,
+    compress: Compress,
 ) -> Result<Vec<(String, u64)>> {
     initramfs::build(
         &initramfs::Spec {
@@ -65,7 +76,7 @@ pub fn build_ours(
             modules_dir: modules_dir.to_path_buf(),
             modules: initramfs::MODULES.iter().map(|s| s.to_string()).collect(),
             extras: vec![],
-            gzip: true,
+            compress,
         },
         out,
     )
@@ -101,7 +112,7 @@ impl Lab {
         let out = util::work_dir()
             .join("initramfs")
             .join(format!("{name}.cpio.gz"));
-        let mut a = crate::cpio::Archive::new();
+        let mut a = mkinitramfs::cpio::Archive::new();
         a.dir("/dev", 0o755);
         a.char_dev("/dev/console", 0o600, 5, 1);
         for d in ["/proc", "/sys", "/run", "/sysroot"] {

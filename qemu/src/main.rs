@@ -9,7 +9,6 @@
 //!   demo        the README's story, on the terminal
 
 mod boot;
-mod cpio;
 mod demo;
 mod disk;
 mod distro;
@@ -83,7 +82,11 @@ fn cmd_initramfs(o: &Opts) -> Result<()> {
             modules_dir,
             modules,
             extras,
-            gzip: o.flag("--gzip"),
+            compress: if o.flag("--gzip") {
+                mkinitramfs::compress::Compress::Gzip
+            } else {
+                mkinitramfs::compress::Compress::None
+            },
         };
         initramfs::build(&spec, &out)?
     };

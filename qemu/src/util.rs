@@ -28,6 +28,11 @@ pub fn prepare_root_bin() -> PathBuf {
     repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-prepare-root")
 }
 
+/// The initramfs builder, as `make mkinitramfs` (part of `make qemu-prep`) leaves it.
+pub fn mkinitramfs_bin() -> PathBuf {
+    repo_root().join("target/release/ostree-mkinitramfs")
+}
+
 /// `ostree-unlock`, as `make build` leaves it (installed into the test disks).
 pub fn unlock_bin() -> PathBuf {
     repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-unlock")

@@ -1,12 +1,15 @@
 //! Loading kernel modules without modprobe: the names come from the
 //! initramfs's module list and the kernel command line, the files and their
-//! dependencies from `modules.dep`, and `finit_module(2)` loads them.
+//! dependencies from `modules.dep`, soft dependencies from `modules.softdep`
+//! (`softdep ext4 pre: crc32c`), names that are aliases through
+//! `modules.alias` (`alias crypto-crc32c crc32c_generic`), as modprobe does;
+//! `finit_module(2)` loads them.
 
 use crate::error::Error;
 use otcore::cmdline::Cmdline;
-use otcore::path::PathBuf;
-use otcore::sys;
+use otcore::path::{Lossy, PathBuf};
 use otcore::sys::{Errno, ModuleFlags, OFlags};
+use otcore::{sys, warn};
 
 /// The initramfs's list of modules to load at boot: one name per line, `#`
 /// starts a comment. Written by `qemu initramfs` (and by integrators).
@@ -79,6 +82,90 @@ pub fn find<'a>(modules_dep: &'a [u8], name: &[u8]) -> Option<DepLine<'a>> {
     })
 }
 
+/// Whether `a` and `b` name the same module or alias (`-` and `_` alike).
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let norm = |c: u8| if c == b'-' { b'_' } else { c };
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| norm(x) == norm(y))
+}
+
+/// Whether `name` matches the glob `pattern` of `modules.alias` (`*` and
+/// `?`, as modprobe's fnmatch; `-` and `_` alike). Iterative, with one
+/// backtracking point: linear in practice, never recursive.
+pub fn alias_matches(pattern: &[u8], name: &[u8]) -> bool {
+    let norm = |c: u8| if c == b'-' { b'_' } else { c };
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || norm(c) == norm(name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// The words of each line of `text`, for the line-oriented module tables.
+fn lines_of_words<'a>(text: &'a [u8], mut f: impl FnMut(&mut dyn Iterator<Item = &'a [u8]>)) {
+    for line in text.split(|&b| b == b'\n') {
+        f(&mut line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty()));
+    }
+}
+
+/// Call `f` with each module `name` is an alias of, from the text of
+/// `modules.alias` (lines `alias PATTERN MODULE`).
+pub fn alias_targets<'a>(aliases: &'a [u8], name: &[u8], mut f: impl FnMut(&'a [u8])) {
+    lines_of_words(aliases, |w| {
+        if let (Some(b"alias"), Some(pattern), Some(module)) = (w.next(), w.next(), w.next()) {
+            if alias_matches(pattern, name) {
+                f(module);
+            }
+        }
+    });
+}
+
+/// Which soft dependencies: loaded before the module, or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Soft {
+    Pre,
+    Post,
+}
+
+/// Call `f` with each soft dependency of module `name` of kind `kind`, from
+/// the text of `modules.softdep` (lines `softdep MODULE pre: A B post: C`;
+/// names before any `pre:` or `post:` mean nothing, as for modprobe).
+pub fn softdeps<'a>(softdep: &'a [u8], name: &[u8], kind: Soft, mut f: impl FnMut(&'a [u8])) {
+    lines_of_words(softdep, |w| {
+        if w.next() != Some(b"softdep") || !w.next().is_some_and(|m| same_name(m, name)) {
+            return;
+        }
+        let mut mode = None;
+        for word in w {
+            match word {
+                b"pre:" => mode = Some(Soft::Pre),
+                b"post:" => mode = Some(Soft::Post),
+                _ if mode == Some(kind) => f(word),
+                _ => {}
+            }
+        }
+    });
+}
+
 fn trim(s: &[u8]) -> &[u8] {
     let start = s
         .iter()
@@ -133,12 +220,34 @@ pub fn params_for(cmdline: &Cmdline, name: &[u8], out: &mut heapless::Vec<u8, 25
     }
 }
 
+/// How deep soft dependencies and aliases are followed (a soft dependency
+/// of a soft dependency...): enough for real kernels, and no loop can run away.
+const MAX_DEPTH: u32 = 4;
+
 /// Loads modules from `/lib/modules/$(uname -r)`.
 pub struct Loader<'c> {
     base: PathBuf,
     dep: Option<sys::Mapping>,
+    softdep: Option<sys::Mapping>,
+    alias: Option<sys::Mapping>,
     cmdline: &'c Cmdline<'c>,
-    pub loaded: u32,
+    /// How many module files were loaded (a Cell: the tables are borrowed
+    /// while modules load).
+    loaded: core::cell::Cell<u32>,
+}
+
+/// `base/name` mapped, or `None` when there is no such file.
+fn map_optional(base: &PathBuf, name: &[u8]) -> Result<Option<sys::Mapping>, Error> {
+    let path = base.join(name)?;
+    match sys::map_file(path.as_bytes()) {
+        Ok(m) => Ok(Some(m)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::sys("read", path.as_bytes(), e)),
+    }
+}
+
+fn text(m: &Option<sys::Mapping>) -> &[u8] {
+    m.as_ref().map_or(&[][..], |m| m.bytes())
 }
 
 impl<'c> Loader<'c> {
@@ -150,37 +259,90 @@ impl<'c> Loader<'c> {
         let mut base = PathBuf::from(root)?;
         base.push(b"lib/modules")?;
         base.push(release)?;
-        let dep_path = base.join(b"modules.dep")?;
-        let dep = match sys::map_file(dep_path.as_bytes()) {
-            Ok(m) => Some(m),
-            Err(Errno::NOENT) => None,
-            Err(e) => return Err(Error::sys("read", dep_path.as_bytes(), e)),
-        };
         Ok(Loader {
+            dep: map_optional(&base, b"modules.dep")?,
+            softdep: map_optional(&base, b"modules.softdep")?,
+            alias: map_optional(&base, b"modules.alias")?,
             base,
-            dep,
             cmdline,
-            loaded: 0,
+            loaded: core::cell::Cell::new(0),
         })
     }
 
-    /// Load `name` and its dependencies. A module that is built in or
-    /// already loaded (`/sys/module/NAME` exists) is fine.
-    pub fn load(&mut self, name: &[u8]) -> Result<(), Error> {
-        let text = self.dep.as_ref().map_or(&[][..], |m| m.bytes());
-        let Some(line) = find(text, name) else {
-            let mut sysfs = PathBuf::from(b"/sys/module")?;
-            sysfs.push(&normalize(name))?;
-            if sys::lstat(sysfs.as_bytes()).is_ok() {
-                return Ok(());
-            }
-            return Err(Error::module_missing(name, &self.base));
-        };
-        for dep in line.deps_in_load_order() {
-            self.loaded += load_file(&self.base, self.cmdline, dep)? as u32;
+    /// How many module files were loaded.
+    pub fn loaded(&self) -> u32 {
+        self.loaded.get()
+    }
+
+    /// Load `name` (a module or an alias of modules) with its dependencies
+    /// and soft dependencies. A module that is built in or already loaded
+    /// (`/sys/module/NAME` exists) is fine.
+    pub fn load(&self, name: &[u8]) -> Result<(), Error> {
+        self.load_name(name, 0)
+    }
+
+    fn load_name(&self, name: &[u8], depth: u32) -> Result<(), Error> {
+        match find(text(&self.dep), name) {
+            Some(line) => self.load_line(line, depth),
+            None => self.load_builtin_or_alias(name, depth),
         }
-        self.loaded += load_file(&self.base, self.cmdline, line.path)? as u32;
+    }
+
+    fn load_builtin_or_alias(&self, name: &[u8], depth: u32) -> Result<(), Error> {
+        let mut sysfs = PathBuf::from(b"/sys/module")?;
+        sysfs.push(&normalize(name))?;
+        if sys::lstat(sysfs.as_bytes()).is_ok() {
+            return Ok(());
+        }
+        // An alias: every module it names, as modprobe loads them.
+        let mut found = false;
+        let mut r = Ok(());
+        if depth < MAX_DEPTH {
+            alias_targets(text(&self.alias), name, |target| {
+                found = true;
+                r = core::mem::replace(&mut r, Ok(())).and(self.load_name(target, depth + 1));
+            });
+        }
+        if found {
+            r
+        } else {
+            Err(Error::module_missing(name, &self.base))
+        }
+    }
+
+    /// A module of `modules.dep` and its dependencies, in load order.
+    fn load_line(&self, line: DepLine, depth: u32) -> Result<(), Error> {
+        for dep in line.deps_in_load_order() {
+            self.load_file(dep, depth)?;
+        }
+        self.load_file(line.path, depth)
+    }
+
+    /// One module file, between its soft dependencies (`pre:` first). A soft
+    /// dependency that cannot be loaded is a warning that names it.
+    fn load_file(&self, rel: &[u8], depth: u32) -> Result<(), Error> {
+        let name = name_of_path(rel);
+        self.load_soft(&name, Soft::Pre, depth);
+        let new = load_file(&self.base, self.cmdline, rel)?;
+        self.loaded.set(self.loaded.get() + new as u32);
+        self.load_soft(&name, Soft::Post, depth);
         Ok(())
+    }
+
+    fn load_soft(&self, name: &[u8], kind: Soft, depth: u32) {
+        if depth >= MAX_DEPTH {
+            return;
+        }
+        softdeps(text(&self.softdep), name, kind, |soft| {
+            if let Err(e) = self.load_name(soft, depth + 1) {
+                warn!(
+                    "ostree-prepare-root: warning: soft dependency {} of {}: {}",
+                    Lossy(soft),
+                    Lossy(name),
+                    e
+                );
+            }
+        });
     }
 }
 
@@ -200,6 +362,16 @@ fn load_file(base: &PathBuf, cmdline: &Cmdline, rel: &[u8]) -> Result<bool, Erro
     match sys::finit_module(&fd, &params, flags) {
         Ok(()) => Ok(true),
         Err(Errno::EXIST) => Ok(false),
+        // The module has nothing to drive here (no such device, a CPU
+        // without the instructions it needs: crc32c_intel without SSE4.2),
+        // as modprobe reports it for modules loaded on the off chance.
+        Err(Errno::NODEV) => {
+            warn!(
+                "ostree-prepare-root: warning: module {}: nothing for it on this machine (ENODEV), skipped",
+                Lossy(&name_of_path(rel))
+            );
+            Ok(false)
+        }
         // EOPNOTSUPP: built without CONFIG_MODULE_DECOMPRESS (or without this
         // format); EINVAL: a kernel older than 5.17, which lacks the flag.
         Err(errno @ (Errno::OPNOTSUPP | Errno::INVAL)) if compressed => {
@@ -240,6 +412,66 @@ mod tests {
         assert!(find(DEP, b"fat_x").is_none());
         assert!(find(DEP, b"ring").is_none());
         assert!(find(b"", b"overlay").is_none());
+    }
+
+    const ALIAS: &[u8] = b"# Aliases extracted from modules themselves.\n\
+        alias crypto-crc32c crc32c_generic\n\
+        alias crypto-crc32c crc32c_intel\n\
+        alias fs-ext4 ext4\n\
+        alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n";
+    const SOFTDEP: &[u8] = b"# Soft dependencies extracted from modules themselves.\n\
+        softdep ext4 pre: crypto-crc32c\n\
+        softdep cifs gcm\n\
+        softdep nfsd pre: crypto-md5 crypto-sha256 post: nfs_acl\n\
+        softdep virtio-blk post: crypto-crc32c\n";
+
+    #[test]
+    fn aliases() {
+        let targets = |name: &[u8]| {
+            let mut v = Vec::new();
+            alias_targets(ALIAS, name, |t| v.push(t));
+            v
+        };
+        assert_eq!(
+            targets(b"crypto_crc32c"),
+            vec![&b"crc32c_generic"[..], b"crc32c_intel"]
+        );
+        assert_eq!(targets(b"fs-ext4"), vec![&b"ext4"[..]]);
+        assert!(targets(b"crypto-crc32").is_empty());
+        assert!(targets(b"ext4").is_empty());
+        let pci = b"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00";
+        assert_eq!(targets(pci), vec![&b"virtio_blk"[..]]);
+        for (pattern, name, want) in [
+            (&b"a*b"[..], &b"ab"[..], true),
+            (b"a*b", b"axxbxb", true),
+            (b"a*b", b"axxbx", false),
+            (b"a?c", b"abc", true),
+            (b"*", b"", true),
+            (b"", b"x", false),
+            (b"x-y", b"x_y", true),
+            (b"**a", b"ba", true),
+        ] {
+            assert_eq!(alias_matches(pattern, name), want, "{pattern:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn soft_dependencies() {
+        let get = |m: &[u8], kind| {
+            let mut v = Vec::new();
+            softdeps(SOFTDEP, m, kind, |d| v.push(d));
+            v
+        };
+        let pre = |m: &[u8]| get(m, Soft::Pre);
+        let post = |m: &[u8]| get(m, Soft::Post);
+        assert_eq!(pre(b"ext4"), vec![&b"crypto-crc32c"[..]]);
+        assert!(post(b"ext4").is_empty());
+        assert_eq!(pre(b"nfsd"), vec![&b"crypto-md5"[..], b"crypto-sha256"]);
+        assert_eq!(post(b"nfsd"), vec![&b"nfs_acl"[..]]);
+        // Names before pre:/post: mean nothing; - and _ are alike.
+        assert!(pre(b"cifs").is_empty() && post(b"cifs").is_empty());
+        assert_eq!(post(b"virtio_blk"), vec![&b"crypto-crc32c"[..]]);
+        assert!(pre(b"ext").is_empty());
     }
 
     #[test]

@@ -290,11 +290,23 @@ pub fn mount_root(
     let candidates = fstypes.or(probed).ok_or(Error::UnknownFs {
         device: dev.path.clone(),
     })?;
+    let mut unknown = None;
     for fstype in candidates.split(|&b| b == b',').filter(|t| !t.is_empty()) {
         match sys::mount(Some(dev.path.as_bytes()), target, Some(fstype), flags, data) {
             Ok(()) => return Ok(()),
             Err(e) => last = e,
         }
+        if !crate::modules::filesystem_known(fstype) {
+            unknown = Some(fstype);
+        }
+    }
+    if let Some(fstype) = unknown {
+        // The usual cause on modular kernels: say it, not just ENODEV.
+        warn!(
+            "ostree-prepare-root: the kernel does not know the filesystem type {}: its module is not loaded (list it in {} or rd.modules-load=)",
+            Lossy(fstype),
+            Lossy(crate::modules::MODULE_LIST)
+        );
     }
     Err(Error::sys2("mount root", dev.path.as_bytes(), target, last))
 }

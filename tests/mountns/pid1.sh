@@ -583,6 +583,18 @@ t_initramfs_boot_deadline_stuck() {
   show_boot "$BOOT_DIR"
 }
 
+scenario initramfs_fstype_not_in_kernel "initramfs: rootfstype= the kernel does not know (its module not loaded): said, with where to list the module"
+t_initramfs_fstype_not_in_kernel() {
+  local img dev
+  img=$(pid1_copy base nofs)
+  dev=$(pid1_attach "$img")
+  boot main --cmdline "root=LABEL=osroot rootfstype=nosuchfs ostree=$T1 rd.emergency=poweroff" --dev "$dev"
+  expect_status "signal INT"
+  expect_output 'the kernel does not know the filesystem type nosuchfs: its module is not loaded \(list it in /etc/initramfs-modules or rd.modules-load=\)' "the missing filesystem module, said"
+  expect_output 'boot failed while mounting the root' "the failed mount"
+  show_boot "$BOOT_DIR"
+}
+
 scenario initramfs_many_devices "initramfs: 200 more block devices than the root's (no limit: none is skipped)"
 t_initramfs_many_devices() {
   local img dev uuid i blank

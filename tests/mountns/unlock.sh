@@ -765,6 +765,169 @@ t_offline_planted_links() {
   true
 }
 
+# --- no symlink followed -----------------------------------------------------
+
+# canary_state DIR: every entry of DIR (type, mode, owner, size, mtime,
+# link target) and every file's checksum: what must not change outside a
+# sysroot.
+canary_state() {
+  (cd "$1" && find . -printf '%p %y %m %u %g %s %T@ %l\n' | sort && find . -type f -exec md5sum {} + | sort)
+}
+
+# make_canary DIR PHYS: a directory outside the sysroot PHYS holding what a
+# followed link would find: a copy of deployment 1's origin, of the boot
+# entries, and an empty directory.
+make_canary() {
+  local c=$1 p=$2
+  rm -rf "$c"
+  mkdir -p "$c/dir" "$c/entries"
+  cp "$p/$DEPLOY_1.origin" "$c/origin"
+  cp -a "$p/boot/loader/entries/." "$c/entries/"
+}
+
+# plant_link WHERE KIND PHYS CANARY: replace WHERE (origin, upper, backing,
+# entries, pristine) in PHYS by a symlink into CANARY, absolute or relative
+# (KIND abs|rel: ln -s or ln -sr; both lead out of the sysroot). Prints the
+# planted path relative to PHYS.
+plant_link() {
+  local where=$1 kind=$2 p=$3 c=$4 rel target opt=-s
+  [[ $kind == rel ]] && opt=-sr
+  case $where in
+    origin) rel=$DEPLOY_1.origin target=$c/origin ;;
+    upper) rel=$DEPLOY_1/.usr-ovl-upper target=$c/dir ;;
+    backing) rel=ostree/deploy/$OSNAME/backing target=$c/dir ;;
+    entries) rel=boot/$(readlink "$p/boot/loader")/entries target=$c/entries ;;
+    pristine) rel=ostree/deploy/$OSNAME/pristine target=$c/dir ;;
+  esac
+  if [[ $where == upper ]]; then chattr -i "$p/$DEPLOY_1"; fi
+  rm -rf "${p:?}/$rel"
+  ln "$opt" "$target" "$p/$rel"
+  if [[ $where == upper ]]; then chattr +i "$p/$DEPLOY_1"; fi
+  echo "$rel"
+}
+
+scenario nofollow_offline_links "offline: a symlink (absolute or relative, out of the sysroot) at the origin, .usr-ovl-upper, the stateroot's backing, boot/loader/entries or pristine: --hotfix and --discard refused naming it; nothing outside changes"
+t_nofollow_offline_links() {
+  local p c where kind rel re before
+  for where in origin upper backing entries pristine; do
+    for kind in abs rel; do
+      p=$(phys "nofollow-$where-$kind")
+      c=$UL_SCRATCH/canary-$where-$kind
+      make_canary "$c" "$p"
+      rel=$(plant_link "$where" "$kind" "$p" "$c")
+      re=${rel//./\\.}
+      echo "=== $where: $rel -> $(readlink "$p/$rel")"
+      before=$(canary_state "$c")
+      run_host "hotfix-$where-$kind" "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix --no-clone
+      expect_failure "--hotfix with $rel a symlink ($kind)"
+      expect_output "$re.*symlink" "the error names $rel as a symlink"
+      [[ -e $p/$DEPLOY_1/.usr-ovl-work ]] && fail "--hotfix with $rel a symlink made .usr-ovl-work"
+      grep -qs '^unlocked=' "$p/$DEPLOY_1.origin" && fail "--hotfix with $rel a symlink wrote the origin"
+      has_immutable "$p/$DEPLOY_1" || fail "deployment 1 left mutable"
+      run_host "discard-$where-$kind" "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --discard
+      expect_failure "--discard with $rel a symlink ($kind)"
+      expect_output "$re.*symlink" "the error names $rel as a symlink"
+      [[ $(canary_state "$c") == "$before" ]] ||
+        fail "outside the sysroot changed ($where, $kind): $(diff <(echo "$before") <(canary_state "$c"))"
+      [[ -L $p/$rel ]] || fail "the planted $rel is no longer a symlink"
+      drop_phys "$p"
+    done
+  done
+  true
+}
+
+scenario nofollow_live_entries "booted: /boot/loader.0/entries a symlink out of the sysroot: --hotfix refused naming it, nothing written there"
+t_nofollow_live_entries() {
+  local p cmdline rel
+  p=$(phys nofollow-live-entries)
+  cmdline="root=LABEL=osroot rw ostree=$(target_of "$p" "$DEPLOY_1_NAME")"
+  rel=boot/$(readlink "$p/boot/loader")/entries
+  mv "$p/$rel" "$p/$rel.real"
+  # Absolute, resolved in the booted system: its /tmp, outside /sysroot.
+  ln -s /tmp/canary/entries "$p/$rel"
+  boot "$p" --cmdline "$cmdline" < <(
+    echo "REL=$rel"
+    cat <<'EOF'
+mkdir -p /tmp/canary/entries
+cp -a "/sysroot/$REL.real/." /tmp/canary/entries/
+before=$(ls -la --full-time /tmp/canary/entries; md5sum /tmp/canary/entries/*)
+run unlock $U --hotfix --no-clone
+expect_failure "--hotfix with $REL a symlink"
+expect_output "entries.*symlink" "the error names the entries directory as a symlink"
+ls /tmp/canary/entries/pristine-* >/dev/null 2>&1 && fail "a pristine entry was written through the symlink"
+[ "$(ls -la --full-time /tmp/canary/entries; md5sum /tmp/canary/entries/*)" = "$before" ] || fail "the entries outside changed"
+expect_usr_pristine "after the refused --hotfix"
+EOF
+  )
+  [[ -e $p/$DEPLOY_1/.usr-ovl-upper ]] && fail "markers made despite the symlinked entries directory"
+  true
+}
+
+# swap_loop DIR TARGET STOP: until the file STOP exists, replace DIR by a
+# symlink to TARGET and put it back, again and again (a race against the
+# tool: what it found a directory may be a symlink when it acts). Prints
+# how many times the link was there.
+swap_loop() {
+  local d=$1 target=$2 stop=$3 n=0
+  while [[ ! -e $stop ]]; do
+    # Left aside by a put-back that raced with the tool: back first.
+    if [[ -e $d.real ]]; then
+      rm -rf "$d" 2>/dev/null
+      mv -T "$d.real" "$d" 2>/dev/null
+      continue
+    fi
+    if mv -T "$d" "$d.real" 2>/dev/null; then
+      ln -sT "$target" "$d" 2>/dev/null && n=$((n + 1))
+      if [[ -L $d ]]; then rm -f "$d"; fi
+      # The tool may have made a new one meanwhile: ours goes back.
+      mv -T "$d.real" "$d" 2>/dev/null || { rm -rf "$d" && mv -T "$d.real" "$d"; }
+    fi
+  done
+  echo "$n"
+}
+
+scenario nofollow_race_offline "offline: boot/loader.0/entries and the stateroot's backing swapped for symlinks out of the sysroot in a loop while --hotfix and --discard run 150 times each: nothing outside ever changes"
+t_nofollow_race_offline() {
+  local p c before stop i mode ok=0 failed=0 entries backing out
+  local -a pids=() args
+  p=$(phys nofollow-race)
+  c=$UL_SCRATCH/canary-race
+  make_canary "$c" "$p"
+  entries=$p/boot/$(readlink "$p/boot/loader")/entries
+  backing=$p/ostree/deploy/$OSNAME/backing
+  mkdir -m 0700 "$backing" "$backing/$DEPLOY_1_NAME"
+  before=$(canary_state "$c")
+  stop=$UL_SCRATCH/race-stop
+  rm -f "$stop"
+  out=$UL_SCRATCH/results/$UL_SCENARIO
+  mkdir -p "$out"
+  swap_loop "$entries" "$c/entries" "$stop" >"$out/swaps-entries" &
+  pids+=($!)
+  swap_loop "$backing" "$c/dir" "$stop" >"$out/swaps-backing" &
+  pids+=($!)
+  for i in $(seq 150); do
+    for mode in --hotfix --discard; do
+      args=("$mode")
+      [[ $mode == --hotfix ]] && args+=(--no-clone)
+      if "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" "${args[@]}" >"$out/run-$i$mode.out" 2>&1 </dev/null; then
+        ok=$((ok + 1))
+      else
+        failed=$((failed + 1))
+      fi
+    done
+  done
+  : >"$stop"
+  wait "${pids[@]}"
+  echo "swaps: entries $(cat "$out/swaps-entries"), backing $(cat "$out/swaps-backing"); runs: $ok succeeded, $failed failed"
+  echo "failures, by message: "
+  grep -h -o 'error: .*' "$out"/run-*.out | sed 's/[0-9a-f]\{64\}\.[0-9]/CSUM.SERIAL/g; s/: [^:]*([A-Z]*)$//' | sort | uniq -c | sort -rn | head -n 8
+  [[ $(canary_state "$c") == "$before" ]] ||
+    fail "outside the sysroot changed during the race: $(diff <(echo "$before") <(canary_state "$c"))"
+  ((ok > 0)) || fail "no run succeeded: the race never let the tool act"
+  [[ -d $entries && ! -L $entries ]] || fail "the entries directory was not put back"
+  true
+}
+
 # run_host TAG CMD...: on the host side; output in $UL_OUT, exit in LAST_RC,
 # host-TAG in LAST_NAME (what assert.sh's expect_success, expect_output...
 # read).
@@ -1196,6 +1359,69 @@ EOF
 EOF
   true
 }
+
+# unlocked_vs_ostree MODE: a development or transient unlock, then the real
+# ostree's ordinary operations in the same boot: a deploy of a commit with
+# the same kernel and no version, a pin, a deploy of a new version, a
+# cleanup, an undeploy of deployment 2; /usr stays as the unlock left it and
+# both statuses say so; then a reorder through libostree's write_deployments
+# (offline); after them, every boot entry boots a deployment that exists,
+# none a clone, and the next boot of deployment 1 is pristine.
+unlocked_vs_ostree() {
+  local mode=$1 p flag=""
+  [[ $mode == transient ]] && flag=--transient
+  p=$(phys "ostree-ops-$mode")
+  commit_on "$p" ""
+  boot "$p" --tag "$mode-ostree-ops" <<EOF
+run unlock \$U $flag
+expect_success "$mode unlock"
+expect_usr_overlay "after the $mode unlock"
+run deploy-same ostree admin deploy --retain --os=$OSNAME $OSNAME/stable
+expect_success "ostree admin deploy (same kernel, no version)"
+run pin ostree admin pin 1
+expect_success "ostree admin pin 1 (the booted deployment)"
+EOF
+  commit_on "$p" 7
+  boot "$p" --tag "$mode-ostree-ops-2" <<EOF
+run unlock \$U $flag
+expect_success "$mode unlock"
+run deploy-version ostree admin deploy --os=$OSNAME $OSNAME/stable
+expect_success "ostree admin deploy (version 7)"
+run cleanup ostree admin cleanup
+expect_success "ostree admin cleanup"
+d2=\$(ostree admin status | sed -n "s/^[* ] $OSNAME \\([0-9a-f]*\\.[0-9]*\\).*/\\1/p" | grep -n "^$DEPLOY_2_NAME\\\$" | cut -d: -f1)
+if [ -n "\$d2" ]; then
+  run undeploy ostree admin undeploy \$((d2 - 1))
+  expect_success "ostree admin undeploy of deployment 2"
+fi
+expect_usr_overlay "after the ostree operations"
+status_says $mode
+EOF
+  # A reorder by libostree itself (offline: the booted systems have no python).
+  /usr/bin/python3 - "$p" <<'PYEOF2' || fail "write_deployments through python3-gi failed"
+import sys
+import gi
+gi.require_version("OSTree", "1.0")
+from gi.repository import Gio, OSTree
+s = OSTree.Sysroot.new(Gio.File.new_for_path(sys.argv[1]))
+s.load(None)
+d = s.get_deployments()
+d.reverse()
+s.write_deployments(d, None)
+PYEOF2
+  check_entries "$p" 0
+  status_agree "$p"
+  boot "$p" --tag "$mode-after" <<'EOF'
+expect_usr_pristine "the boot after the $mode unlock and the ostree operations"
+status_says none
+EOF
+}
+
+scenario unlocked_vs_ostree_development "development unlock, then real ostree deploy (same kernel; a version), pin, cleanup, undeploy, write_deployments: /usr and statuses as the unlock left them, every entry boots, next boot pristine"
+t_unlocked_vs_ostree_development() { unlocked_vs_ostree development; }
+
+scenario unlocked_vs_ostree_transient "transient unlock, then the same real ostree operations: /usr and statuses as the unlock left them, every entry boots, next boot pristine"
+t_unlocked_vs_ostree_transient() { unlocked_vs_ostree transient; }
 
 scenario clone_no_clone "--no-clone: no new deployment, the pristine entry as before; --status says there is no clone"
 t_clone_no_clone() {

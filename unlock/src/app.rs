@@ -18,8 +18,8 @@ use crate::deployment::{self, Target, Unlocked, SMALL_FILE_MAX};
 use crate::develop;
 use crate::entries::{self, ENTRY_MAX};
 use crate::err;
-use crate::error::{read_error, Context, Result};
-use crate::fsutil::{self, ensure_dir, exists, parent, remove_tree, set_immutable, write_atomic};
+use crate::error::{Context, Result};
+use crate::fsutil::{self, Tree};
 use crate::mounts::{self, WritableView};
 
 /// The step after which to stop (0: never); see [`step`].
@@ -49,17 +49,29 @@ fn step(_n: u32, _what: &str) {
 /// Mode of the deployment's `/usr`, which the overlay directories copy
 /// (a umask-made 0700 once broke polkitd: ostree#1843).
 fn usr_mode(t: &Target) -> Result<u32> {
-    let usr = t.in_dir(b"usr")?;
-    Ok(sys::stat(usr.as_bytes()).ctx("stat", usr.as_bytes())?.mode & 0o7777)
+    let dir = t.dir_tree()?;
+    let st = dir
+        .lstat(b"usr")
+        .map_err(|e| dir.fail("lstat", b"usr", e))?;
+    if !st.is_dir() {
+        let e = if st.is_symlink() {
+            Errno::LOOP
+        } else {
+            Errno::NOTDIR
+        };
+        return Err(dir.fail("lstat", b"usr", e));
+    }
+    Ok(st.mode & 0o7777)
 }
 
 /// `ostree/deploy` of the sysroot, writable: a writable bind when live (the
 /// sysroot is often mounted read-only), the directory itself offline.
 fn deploy_view(t: &Target) -> Result<WritableView> {
+    let deploy = t.deploy_tree()?;
     if t.live {
-        WritableView::of(t.deploy.as_bytes(), b"unlock-deploy")
+        WritableView::of(&deploy, b"unlock-deploy")
     } else {
-        WritableView::plain(t.deploy.as_bytes())
+        Ok(WritableView::plain(deploy))
     }
 }
 
@@ -88,11 +100,12 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
         }
     };
     let ops = develop::plan(data, mode, &t.state_dir, flag, transient)?;
-    let usr_label = fsutil::selinux_label(t.in_dir(b"usr")?.as_bytes())?;
-    develop::run(&mut develop::RealSystem { usr_label }, &ops)?;
+    let usr_label = t.dir_tree()?.selinux_label(b"usr")?;
+    let tree = view.as_ref().ok().map(|v| &v.tree);
+    develop::run(&mut develop::RealSystem { usr_label, tree }, &ops)?;
     if let Ok(view) = &view {
         // libostree's "something changed" signal; the unlock is done already.
-        if let Err(e) = fsutil::touch(view.path.as_bytes()) {
+        if let Err(e) = view.tree.touch() {
             warn!("ostree-unlock: note: {e}");
         }
     }
@@ -106,41 +119,31 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
     Ok(())
 }
 
-/// The boot directory holding `loader/entries`.
-fn boot_dir(t: &Target) -> Result<PathBuf> {
-    if t.live {
-        Ok(PathBuf::from(b"/boot")?)
-    } else {
-        Ok(t.sysroot.join(b"boot")?)
-    }
-}
-
 /// A writable view of the boot directory, if it has `loader/entries`.
 fn boot_view(t: &Target) -> Option<WritableView> {
-    let boot = boot_dir(t).ok()?;
-    let entries = boot.join(b"loader/entries").ok()?;
-    if !sys::stat(entries.as_bytes()).is_ok_and(|s| s.is_dir()) {
-        return None;
-    }
+    let boot = t.boot_tree().ok()??;
+    entries::list(Some(&boot)).ok()?.tree()?;
     if t.live {
-        WritableView::of(boot.as_bytes(), b"unlock-boot").ok()
+        WritableView::of(&boot, b"unlock-boot").ok()
     } else {
-        WritableView::plain(boot.as_bytes()).ok()
+        Some(WritableView::plain(boot))
     }
 }
 
 /// Whether `t` has its pristine boot entry.
 fn has_pristine_entry(t: &Target) -> Result<bool> {
-    let entries = entries::list(boot_dir(t)?.as_bytes())?;
+    let entries = t.entries()?;
     let mut found = false;
     entries.for_deployment(
         &t.sysroot,
         t.stateroot.as_bytes(),
         t.name.as_bytes(),
         |e, _| {
-            found = entries
-                .pristine_path(e)
-                .is_ok_and(|p| sys::stat(p.as_bytes()).is_ok());
+            found = entries.pristine_name(e).is_ok_and(|n| {
+                entries
+                    .tree()
+                    .is_some_and(|d| d.lstat(n.as_bytes()).is_ok_and(|st| st.is_file()))
+            });
             found
         },
     );
@@ -161,9 +164,10 @@ fn pristine_bootlink(t: &Target) -> Result<PathBuf> {
 /// writable view of `ostree/deploy`: `../deploy/CSUM.SERIAL`, replaced
 /// atomically (a new link, renamed over the old one).
 fn write_pristine_bootlink(view: &WritableView, t: &Target) -> Result<()> {
-    let mut dir = view.join(t.stateroot.as_bytes())?;
+    let mut dir = t.stateroot.clone();
     dir.push(contract::PRISTINE_LINKS)?;
-    let fd = otcore::fs::ensure_dir(dir.as_bytes(), 0o755, otcore::fs::Owner::Is(0, 0))?;
+    let (fd, _) = view.tree.ensure_dir(dir.as_bytes(), 0o755, None)?;
+    let dir = view.tree.shown(dir.as_bytes());
     let mut target = PathBuf::from(b"../deploy")?;
     target.push(t.name.as_bytes())?;
     let mut tmp = PathBuf::from(b".")?;
@@ -179,17 +183,16 @@ fn write_pristine_bootlink(view: &WritableView, t: &Target) -> Result<()> {
 
 /// Remove the link of `t`'s pristine entry (a missing one is fine).
 fn remove_pristine_bootlink(view: &WritableView, t: &Target) -> Result<()> {
-    let mut p = view.join(t.stateroot.as_bytes())?;
+    let mut p = t.stateroot.clone();
     p.push(contract::PRISTINE_LINKS)?;
     p.push(t.name.as_bytes())?;
-    match sys::unlink(p.as_bytes()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(crate::error::Error::sys("remove", p.as_bytes(), e)),
-    }
+    view.tree.remove(p.as_bytes(), sys::RemoveKind::NonDir)
 }
 
-/// Write the pristine twin of entry `text` at `path`, booting `bootlink`.
-fn write_pristine(path: &PathBuf, text: &str, bootlink: &PathBuf) -> Result<()> {
+/// Write the pristine twin of entry `text` as `name` in the entries
+/// directory `dir`, booting `bootlink`.
+fn write_pristine(dir: &Tree, name: &PathBuf, text: &str, bootlink: &PathBuf) -> Result<()> {
+    let path = dir.shown(name.as_bytes());
     let mut out: heapless::String<{ ENTRY_MAX + 256 }> = heapless::String::new();
     let link = core::str::from_utf8(bootlink.as_bytes())
         .map_err(|_| err!("{bootlink}: not UTF-8, cannot go in a boot entry"))?;
@@ -201,7 +204,7 @@ fn write_pristine(path: &PathBuf, text: &str, bootlink: &PathBuf) -> Result<()> 
             "{path} not written: the entry's options have an unclosed quote, which would take in the argument that disables the hotfix"
         ),
     })?;
-    write_atomic(path.as_bytes(), out.as_bytes(), 0o644)
+    dir.write_atomic(name.as_bytes(), out.as_bytes(), 0o644)
 }
 
 /// Add (or with `add == false` remove) the boot entry that boots `t` once
@@ -219,18 +222,20 @@ fn pristine_entry(t: &Target, add: bool) {
         return;
     };
     let mut done: Option<Result<()>> = None;
-    match entries::list(view.path.as_bytes()) {
+    match entries::list(Some(&view.tree)) {
         Ok(entries) => entries.for_deployment(
             &t.sysroot,
             t.stateroot.as_bytes(),
             t.name.as_bytes(),
             |e, text| {
-                done = Some(entries.pristine_path(e).and_then(|path| {
+                let Some(dir) = entries.tree() else {
+                    return true;
+                };
+                done = Some(entries.pristine_name(e).and_then(|name| {
                     if add {
-                        write_pristine(&path, text, &bootlink)
+                        write_pristine(dir, &name, text, &bootlink)
                     } else {
-                        let p = path.as_bytes();
-                        remove_tree(p).and_then(|()| fsutil::fsync_dir(parent(p)))
+                        dir.remove_tree(name.as_bytes())
                     }
                 }));
                 true
@@ -259,10 +264,13 @@ fn origin_with(
     value: Option<&str>,
     out: &mut OriginText,
 ) -> Result<bool> {
-    let path = view.join(t.origin_rel.as_bytes())?;
-    let p = path.as_bytes();
+    let rel = t.origin_rel.as_bytes();
+    let path = view.tree.shown(rel);
     let mut buf = [0u8; SMALL_FILE_MAX];
-    let text = fsutil::read_small(p, &mut buf).map_err(|e| read_error(p, e, SMALL_FILE_MAX))?;
+    let text = view
+        .tree
+        .read_small(rel, &mut buf)
+        .map_err(|e| view.tree.read_error(rel, e, SMALL_FILE_MAX))?;
     let text = core::str::from_utf8(text)
         .map_err(|_| err!("read {path}: stream did not contain valid UTF-8"))?;
     crate::origin::set(text, contract::ORIGIN_UNLOCKED_KEY, value, out)
@@ -273,8 +281,8 @@ fn origin_with(
 fn set_origin_unlocked(view: &WritableView, t: &Target, value: Option<&str>) -> Result<()> {
     let mut new = OriginText::new();
     if origin_with(view, t, value, &mut new)? {
-        let path = view.join(t.origin_rel.as_bytes())?;
-        write_atomic(path.as_bytes(), new.as_bytes(), 0o644)?;
+        view.tree
+            .write_atomic(t.origin_rel.as_bytes(), new.as_bytes(), 0o644)?;
     }
     Ok(())
 }
@@ -297,8 +305,7 @@ impl core::fmt::Display for CloneName<'_> {
 /// The origin it gets, `t`'s without `unlocked=`, is a file of ours in the
 /// stateroot's directory while ostree runs.
 fn ensure_clone(t: &Target, ostree: &PathBuf, envp: &[&CStr]) -> Result<()> {
-    let boot = boot_dir(t)?;
-    if let Some(c) = clone::find(t, boot.as_bytes())? {
+    if let Some(c) = clone::find(t)? {
         say!(
             "Pristine clone of {t}: {}, already there.",
             CloneName(t, &c)
@@ -306,13 +313,14 @@ fn ensure_clone(t: &Target, ostree: &PathBuf, envp: &[&CStr]) -> Result<()> {
         return Ok(());
     }
     let mut options: heapless::String<ENTRY_MAX> = heapless::String::new();
-    clone::entry_options(t, boot.as_bytes(), &mut options)?;
+    clone::entry_options(t, &mut options)?;
     let view = deploy_view(t)?;
     let mut origin = OriginText::new();
     origin_with(&view, t, None, &mut origin)?;
-    let mut tmp = view.join(t.stateroot.as_bytes())?;
-    tmp.push(b".ostree-unlock-clone.origin")?;
-    write_atomic(tmp.as_bytes(), origin.as_bytes(), 0o600)?;
+    let tmp_rel = t.stateroot.join(b".ostree-unlock-clone.origin")?;
+    view.tree
+        .write_atomic(tmp_rel.as_bytes(), origin.as_bytes(), 0o600)?;
+    let tmp = view.join(tmp_rel.as_bytes())?;
     let r = clone::command(t, &options, &tmp).and_then(|cmd| {
         say!("Deploying a pristine clone of {t} (its commit, origin and kernel arguments, no hotfix): ostree admin deploy --not-as-default --retain");
         let start = sys::clock_us(false);
@@ -322,17 +330,21 @@ fn ensure_clone(t: &Target, ostree: &PathBuf, envp: &[&CStr]) -> Result<()> {
         }
         r
     });
-    if let Err(e) = sys::unlink(tmp.as_bytes()) {
-        warn!("ostree-unlock: note: remove {tmp}: {e}");
+    if let Err(e) = view
+        .tree
+        .remove(tmp_rel.as_bytes(), sys::RemoveKind::NonDir)
+    {
+        warn!("ostree-unlock: note: {e}");
     }
     r?;
-    match clone::find(t, boot.as_bytes())? {
+    match clone::find(t)? {
         Some(c) => {
             say!("Pristine clone of {t}: {}.", CloneName(t, &c));
             Ok(())
         }
         None => Err(err!(
-            "ostree admin deploy succeeded, yet no boot entry in {boot}/loader/entries lists a pristine deployment of {t}'s commit; nothing else was done"
+            "ostree admin deploy succeeded, yet no boot entry in {} lists a pristine deployment of {t}'s commit; nothing else was done",
+            t.entries().map(|e| e.dir).unwrap_or_default()
         )),
     }
 }
@@ -348,21 +360,19 @@ fn unlock_hotfix(t: &Target, ostree: Option<&PathBuf>, envp: &[&CStr]) -> Result
     }
     step(1, "pristine clone deployed");
     let view = deploy_view(t)?;
-    let dir = view.join(t.rel_in_deploy.as_bytes())?;
-    let upper = dir.join(contract::USR_OVL_UPPER)?;
-    let work = dir.join(contract::USR_OVL_WORK)?;
+    let dir = view.tree.sub(t.rel_in_deploy.as_bytes())?;
+    let shown = view.join(t.rel_in_deploy.as_bytes())?;
+    let upper = shown.join(contract::USR_OVL_UPPER)?;
     // What was there before, so that a failure can put it back (a rerun that
     // finishes an interrupted hotfix keeps what the first run made).
-    let fresh = !fsutil::is_real_dir(upper.as_bytes()) && !fsutil::is_real_dir(work.as_bytes());
+    let fresh =
+        !dir.is_real_dir(contract::USR_OVL_UPPER) && !dir.is_real_dir(contract::USR_OVL_WORK);
     let origin_before = deployment::state(t)? == Unlocked::Hotfix;
-    let r = hotfix_steps(t, &view, &dir, &upper, &work, mode);
-    let made = boot_dir(t)
-        .and_then(|b| clone::find(t, b.as_bytes()))
-        .ok()
-        .flatten();
+    let r = hotfix_steps(t, &view, &dir, &upper, mode);
+    let made = clone::find(t).ok().flatten();
     if let Err(e) = r {
         if fresh {
-            undo_hotfix(t, &view, &dir, &upper, &work, origin_before);
+            undo_hotfix(t, &view, &dir, origin_before);
         }
         if let (Some(c), Some(_)) = (&made, ostree) {
             warn!("ostree-unlock: note: the pristine clone {} stays: a deployment of the same commit without hotfix (ostree admin undeploy {} removes it)", CloneName(t, c), c.index);
@@ -400,28 +410,27 @@ fn unlock_hotfix(t: &Target, ostree: Option<&PathBuf>, envp: &[&CStr]) -> Result
 fn hotfix_steps(
     t: &Target,
     view: &WritableView,
-    dir: &PathBuf,
+    dir: &Tree,
     upper: &PathBuf,
-    work: &PathBuf,
     mode: u32,
 ) -> Result<()> {
-    set_immutable(dir.as_bytes(), false)?;
+    dir.set_immutable(false)?;
     step(2, "immutable attribute cleared");
     // The overlay's directories get /usr's SELinux label: the merged /usr
     // takes the label of its upper directory.
-    let label = fsutil::selinux_label(t.in_dir(b"usr")?.as_bytes())?;
-    let made = (|| -> Result<()> {
+    let label = dir.selinux_label(b"usr")?;
+    let made = (|| -> Result<(sys::Fd, sys::Fd)> {
         // .usr-ovl-work first: until .usr-ovl-upper exists too, boots stay pristine.
-        fsutil::ensure_dir_labelled(work.as_bytes(), mode, label.as_ref())?;
+        let (work, _) = dir.ensure_dir(contract::USR_OVL_WORK, mode, label.as_ref())?;
         step(3, ".usr-ovl-work created");
-        fsutil::ensure_dir_labelled(upper.as_bytes(), mode, label.as_ref())?;
-        fsutil::fsync_dir(dir.as_bytes())?;
+        let (upper, _) = dir.ensure_dir(contract::USR_OVL_UPPER, mode, label.as_ref())?;
+        dir.fsync()?;
         step(4, ".usr-ovl-upper created");
-        Ok(())
+        Ok((upper, work))
     })();
     // Whatever happened, the deployment is immutable again.
-    set_immutable(dir.as_bytes(), true)?;
-    made?;
+    dir.set_immutable(true)?;
+    let (upper_fd, work_fd) = made?;
     step(5, "immutable attribute restored");
     set_origin_unlocked(view, t, Some("hotfix"))?;
     step(6, "origin written");
@@ -431,9 +440,9 @@ fn hotfix_steps(
         Err(e) => warn!("ostree-unlock: warning: no pristine boot entry: {e}"),
     }
     step(7, "pristine boot entry written");
-    fsutil::touch(view.path.as_bytes())?;
+    view.tree.touch()?;
     if t.live && !mounts::usr_is_overlay() {
-        mounts::mount_usr_overlay(b"/usr", upper.as_bytes(), work.as_bytes(), false)?;
+        mounts::mount_usr_overlay(&upper_fd, &work_fd, upper.as_bytes(), false)?;
     }
     Ok(())
 }
@@ -442,14 +451,7 @@ fn hotfix_steps(
 /// and its link, the origin key (unless it was there before), the markers
 /// (new and empty, so removing them loses nothing). What cannot be undone
 /// is said; the deployment then boots pristine (a marker alone does nothing).
-fn undo_hotfix(
-    t: &Target,
-    view: &WritableView,
-    dir: &PathBuf,
-    upper: &PathBuf,
-    work: &PathBuf,
-    origin_before: bool,
-) {
+fn undo_hotfix(t: &Target, view: &WritableView, dir: &Tree, origin_before: bool) {
     let note = |r: Result<()>| {
         if let Err(e) = r {
             warn!("ostree-unlock: while undoing: {e}");
@@ -460,15 +462,12 @@ fn undo_hotfix(
     if !origin_before {
         note(set_origin_unlocked(view, t, None));
     }
-    note(set_immutable(dir.as_bytes(), false));
-    for d in [upper, work] {
-        match sys::rmdir(d.as_bytes()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => warn!("ostree-unlock: while undoing: remove {d}: {e}"),
-        }
+    note(dir.set_immutable(false));
+    for d in [contract::USR_OVL_UPPER, contract::USR_OVL_WORK] {
+        note(dir.remove(d, sys::RemoveKind::Dir));
     }
-    note(fsutil::fsync_dir(dir.as_bytes()));
-    note(set_immutable(dir.as_bytes(), true));
+    note(dir.fsync());
+    note(dir.set_immutable(true));
 }
 
 /// Remove the hotfix from the next boot on. The markers move to the backing
@@ -476,28 +475,26 @@ fn undo_hotfix(
 /// overlay uses them (offline at once; live by ostree-prepare-root at boot).
 fn discard(t: &Target) -> Result<()> {
     let view = deploy_view(t)?;
-    let dir = view.join(t.rel_in_deploy.as_bytes())?;
-    let backing = view.join(t.rel_backing.as_bytes())?;
-    ensure_dir(parent(backing.as_bytes()), 0o700)?;
-    ensure_dir(backing.as_bytes(), 0o700)?;
-    set_immutable(dir.as_bytes(), false)?;
+    let tree = &view.tree;
+    let backing = &t.rel_backing;
+    tree.ensure_dir(fsutil::parent(backing.as_bytes()), 0o700, None)?;
+    tree.ensure_dir(backing.as_bytes(), 0o700, None)?;
+    let dir = tree.sub(t.rel_in_deploy.as_bytes())?;
+    dir.set_immutable(false)?;
     step(1, "immutable attribute cleared");
     let moves = [
         (contract::USR_OVL_WORK, contract::HOTFIX_DISCARDED[1]),
         (contract::USR_OVL_UPPER, contract::HOTFIX_DISCARDED[0]),
     ];
     for (i, (from, to)) in moves.into_iter().enumerate() {
-        let src = dir.join(from)?;
-        if exists(src.as_bytes()) {
+        if dir.exists(from) {
             let dst = backing.join(to)?;
-            remove_tree(dst.as_bytes())?;
-            sys::rename(src.as_bytes(), dst.as_bytes())
-                .ctx("move the hotfix out of the deployment:", src.as_bytes())?;
-            fsutil::fsync_dir(dir.as_bytes())?;
+            tree.remove_tree(dst.as_bytes())?;
+            tree.rename(t.rel_in_deploy.join(from)?.as_bytes(), dst.as_bytes())?;
         }
         step(2 + i as u32, "hotfix marker moved away");
     }
-    set_immutable(dir.as_bytes(), true)?;
+    dir.set_immutable(true)?;
     step(4, "immutable attribute restored");
     set_origin_unlocked(&view, t, None)?;
     step(5, "origin written");
@@ -509,16 +506,16 @@ fn discard(t: &Target) -> Result<()> {
     let in_use = t.live && mounts::usr_is_overlay();
     if !in_use {
         for d in contract::HOTFIX_DISCARDED {
-            remove_tree(backing.join(d)?.as_bytes())?;
+            tree.remove_tree(backing.join(d)?.as_bytes())?;
         }
     }
-    fsutil::touch(view.path.as_bytes())?;
+    tree.touch()?;
     if in_use {
         say!("Hotfix discarded: the next boot of {} is pristine. The overlay stays mounted until then.", t.name);
     } else {
         say!("Hotfix discarded: {t} is pristine.");
     }
-    if let Ok(Some(c)) = boot_dir(t).and_then(|b| clone::find(t, b.as_bytes())) {
+    if let Ok(Some(c)) = clone::find(t) {
         say!(
             "The pristine clone {} stays, a deployment like any other (ostree admin undeploy {} removes it).",
             CloneName(t, &c),
@@ -531,7 +528,7 @@ fn discard(t: &Target) -> Result<()> {
 fn status(t: &Target, json: bool) -> Result<()> {
     let state = deployment::state(t)?;
     let markers = deployment::hotfix_markers(t);
-    let clone = clone::find(t, boot_dir(t)?.as_bytes()).ok().flatten();
+    let clone = clone::find(t).ok().flatten();
     let entry = pristine_entry_now(t);
     if json {
         // Shaped like `ostree admin status --json` (a `deployments` array,
@@ -643,25 +640,24 @@ fn ways_back(clone: Option<&clone::Clone>, entry: Option<&PathBuf>) {
 /// boots this very deployment.
 fn pristine_entry_now(t: &Target) -> Option<PathBuf> {
     let mut entry: Option<PathBuf> = None;
-    if let Ok(entries) = boot_dir(t).and_then(|d| entries::list(d.as_bytes())) {
+    if let Ok(entries) = t.entries() {
         let mut buf = [0u8; ENTRY_MAX];
         entries.for_deployment(
             &t.sysroot,
             t.stateroot.as_bytes(),
             t.name.as_bytes(),
             |e, _| {
-                let Ok(path) = entries.pristine_path(e) else {
+                let Ok(name) = entries.pristine_name(e) else {
                     return false;
                 };
-                let boots_it = fsutil::read_small(path.as_bytes(), &mut buf)
-                    .ok()
-                    .and_then(|text| core::str::from_utf8(text).ok())
+                let boots_it = entries
+                    .read(name.as_bytes(), &mut buf)
                     .and_then(|text| entries::deployment(text, &t.sysroot))
                     .is_some_and(|d| {
                         d.stateroot() == t.stateroot.as_bytes() && d.name() == t.name.as_bytes()
                     });
                 if boots_it {
-                    entry = Some(path);
+                    entry = Some(name);
                 }
                 boots_it
             },
@@ -674,17 +670,18 @@ fn pristine_entry_now(t: &Target) -> Option<PathBuf> {
 /// whose deployment is gone (`ostree admin undeploy` removes deployments,
 /// not our links), and of each leftover of an interrupted link update.
 fn stale_pristine_links(t: &Target, mut f: impl FnMut(&[u8])) {
-    let Ok(os) = t.deploy.join(t.stateroot.as_bytes()) else {
+    let Ok(tree) = t.deploy_tree() else {
         return;
     };
+    let os = &t.stateroot;
     let (Ok(links), Ok(deployments)) = (os.join(contract::PRISTINE_LINKS), os.join(b"deploy"))
     else {
         return;
     };
-    let _ = sys::for_each_dir_entry(links.as_bytes(), |name| {
+    let _ = tree.for_each_name(links.as_bytes(), |name| {
         let gone = !deployments
             .join(name)
-            .is_ok_and(|d| fsutil::is_real_dir(d.as_bytes()));
+            .is_ok_and(|d| tree.is_real_dir(d.as_bytes()));
         if gone {
             f(name);
         }
@@ -707,17 +704,21 @@ fn remove_stale_pristine_links(t: &Target) {
         }
     };
     stale_pristine_links(t, |name| {
-        let link = view
-            .join(t.stateroot.as_bytes())
-            .and_then(|p| Ok(p.join(contract::PRISTINE_LINKS)?.join(name)?));
-        match link.map(|l| (sys::unlink(l.as_bytes()), l)) {
-            Ok((Ok(()), _)) => say!(
+        let link = t
+            .stateroot
+            .join(contract::PRISTINE_LINKS)
+            .and_then(|p| p.join(name));
+        let removed = match &link {
+            Ok(l) => view.tree.remove(l.as_bytes(), sys::RemoveKind::NonDir),
+            Err(e) => Err((*e).into()),
+        };
+        match removed {
+            Ok(()) => say!(
                 "Removed the pristine boot link {}/{}/{}: its deployment is gone.",
                 t.stateroot,
                 Lossy(contract::PRISTINE_LINKS),
                 Lossy(name)
             ),
-            Ok((Err(e), l)) => warn!("ostree-unlock: warning: remove {l}: {e}"),
             Err(e) => warn!("ostree-unlock: warning: {e}"),
         }
     });
@@ -738,8 +739,7 @@ fn hotfix_off_notes(t: &Target) {
             );
         }
     }
-    let Ok(dir) = boot_dir(t) else { return };
-    let Ok(entries) = entries::list(dir.as_bytes()) else {
+    let Ok(entries) = t.entries() else {
         return;
     };
     entries.for_deployment(&t.sysroot, t.stateroot.as_bytes(), t.name.as_bytes(), |e, text| {
@@ -757,14 +757,16 @@ fn hotfix_off_notes(t: &Target) {
 
 /// Whether `t` has anything a hotfix, or an interrupted discard, leaves behind.
 fn has_hotfix(t: &Target) -> Result<bool> {
-    let backing = t.deploy.join(t.rel_backing.as_bytes())?;
+    let deploy = t.deploy_tree()?;
+    let backing = &t.rel_backing;
     let leftover_data = !(t.live && mounts::usr_is_overlay())
         && contract::HOTFIX_DISCARDED
             .iter()
-            .any(|d| backing.join(d).is_ok_and(|p| exists(p.as_bytes())));
+            .any(|d| backing.join(d).is_ok_and(|p| deploy.exists(p.as_bytes())));
+    let dir = t.dir_tree()?;
     Ok(deployment::state(t)? == Unlocked::Hotfix
-        || exists(t.in_dir(contract::USR_OVL_UPPER)?.as_bytes())
-        || exists(t.in_dir(contract::USR_OVL_WORK)?.as_bytes())
+        || dir.exists(contract::USR_OVL_UPPER)
+        || dir.exists(contract::USR_OVL_WORK)
         || has_pristine_entry(t)?
         || leftover_data)
 }
@@ -816,7 +818,7 @@ fn unlock(target: &Target, mode: Unlocked, args: &Args<'_>, envp: &[&CStr]) -> R
         && (mode != Unlocked::Hotfix
             || (deployment::hotfix_markers(target)
                 && has_pristine_entry(target)?
-                && (!want_clone || clone::find(target, boot_dir(target)?.as_bytes())?.is_some())));
+                && (!want_clone || clone::find(target)?.is_some())));
     if current == mode && complete {
         say!(
             "{target} is already unlocked ({}); nothing to do.",

@@ -79,9 +79,9 @@ pub struct Clone {
 /// other than `t`, that a boot entry lists, without `unlocked=` in its
 /// origin and without hotfix markers. Whoever made it, it boots the same
 /// tree as `t` without the hotfix. Of several, the first in libostree's
-/// list. `boot` holds `loader/entries`.
-pub fn find(t: &Target, boot: &[u8]) -> Result<Option<Clone>> {
-    let entries = entries::list(boot)?;
+/// list.
+pub fn find(t: &Target) -> Result<Option<Clone>> {
+    let entries = t.entries()?;
     let csum = checksum(t.name.as_bytes());
     let mut best: Option<(u64, PathBuf)> = None;
     entries.each(|e, text| {
@@ -210,8 +210,8 @@ pub fn command(t: &Target, options: &str, origin_file: &PathBuf) -> Result<Deplo
 }
 
 /// The `options` of `t`'s own boot entry, into `out`.
-pub fn entry_options(t: &Target, boot: &[u8], out: &mut heapless::String<ENTRY_MAX>) -> Result<()> {
-    let entries = entries::list(boot)?;
+pub fn entry_options(t: &Target, out: &mut heapless::String<ENTRY_MAX>) -> Result<()> {
+    let entries = t.entries()?;
     let mut found = false;
     entries.for_deployment(
         &t.sysroot,

@@ -10,7 +10,7 @@ use otcore::sys::{self, Errno};
 
 use crate::err;
 use crate::error::{read_error, Context, Error, Result};
-use crate::fsutil::{exists, is_real_dir, read_small};
+use crate::fsutil::{exists, read_small, Tree};
 
 /// Largest origin file and `/run/ostree-booted` read (both are a few lines).
 pub const SMALL_FILE_MAX: usize = 16 * 1024;
@@ -68,76 +68,78 @@ impl Target {
         Target::new(sysroot, d.stateroot(), d.name(), live)
     }
 
-    /// `dir/rel`.
-    pub fn in_dir(&self, rel: &[u8]) -> Result<PathBuf> {
-        Ok(self.dir.join(rel)?)
+    /// The sysroot, opened: the top of every walk (see [`Tree`]).
+    pub fn root(&self) -> Result<Tree> {
+        Tree::open(self.sysroot.as_bytes())
     }
 
-    /// Refuse a sysroot where a path this tool reads or writes would lead
-    /// out of it: every directory on the way to the deployment, its origin
-    /// file, its backing directory and the pristine links must be what they
-    /// seem (a symlink there is refused), and `boot/loader` may only be
-    /// libostree's relative link to `loader.N`. Checked before anything is
-    /// read or written, so a sysroot image with planted links (an absolute
-    /// one would be followed on the host) changes nothing outside it.
+    /// `ostree/deploy`, walked from the sysroot.
+    pub fn deploy_tree(&self) -> Result<Tree> {
+        self.root()?.sub(b"ostree/deploy")
+    }
+
+    /// The deployment's directory, walked from the sysroot.
+    pub fn dir_tree(&self) -> Result<Tree> {
+        self.deploy_tree()?.sub(self.rel_in_deploy.as_bytes())
+    }
+
+    /// The boot directory holding `loader/entries`: the running system's
+    /// `/boot` when live, the sysroot's `boot` (walked) offline; `None` if
+    /// there is none.
+    pub fn boot_tree(&self) -> Result<Option<Tree>> {
+        if self.live {
+            match Tree::open(b"/boot") {
+                Ok(t) => Ok(Some(t)),
+                Err(Error::Sys {
+                    errno: Errno::NOENT,
+                    ..
+                }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        } else {
+            self.root()?.try_sub(b"boot")
+        }
+    }
+
+    /// ostree's boot entries (see [`crate::entries::list`]).
+    pub fn entries(&self) -> Result<crate::entries::Entries> {
+        crate::entries::list(self.boot_tree()?.as_ref())
+    }
+
+    /// Refuse, before anything is read or written, a sysroot where a path
+    /// this tool reads or writes is a symlink: every directory on the way to
+    /// the deployment, its origin file, its hotfix markers, its backing
+    /// directory, the pristine links' directory, `boot` and
+    /// `boot/loader/entries` (`boot/loader` may only be libostree's link to
+    /// `loader.0` or `loader.1`). Every later access walks without
+    /// following symlinks anyway ([`Tree`]); this check makes a planted
+    /// link a clear error before the first change, rather than a failure
+    /// halfway (or a warning, for the best-effort pristine entry).
     pub fn check_confined(&self) -> Result<()> {
-        let real_dir = |p: &PathBuf| -> Result<()> {
-            match sys::lstat(p.as_bytes()) {
-                Ok(st) if st.is_dir() => Ok(()),
-                Ok(_) => Err(err!(
-                    "{p}: not a directory (a symlink?), refusing: it could lead out of the sysroot"
-                )),
-                Err(e) => Err(Error::sys("lstat", p.as_bytes(), e)),
-            }
-        };
-        let absent_or_real_dir = |p: &PathBuf| match sys::lstat(p.as_bytes()) {
+        let deploy = self.deploy_tree()?;
+        deploy.sub(self.rel_in_deploy.as_bytes())?;
+        let absent_or = |rel: &[u8], dir: bool| match deploy.lstat(rel) {
             Err(Errno::NOENT) => Ok(()),
-            _ => real_dir(p),
+            Err(e) => Err(deploy.fail("lstat", rel, e)),
+            Ok(st) if st.is_symlink() => Err(deploy.fail("lstat", rel, Errno::LOOP)),
+            Ok(st) if st.is_dir() != dir => Err(err!(
+                "{}: not a {}, refusing",
+                deploy.shown(rel),
+                if dir { "directory" } else { "regular file" }
+            )),
+            Ok(_) => Ok(()),
         };
-        let ostree = self.sysroot.join(b"ostree")?;
-        real_dir(&ostree)?;
-        real_dir(&self.deploy)?;
-        let os = self.deploy.join(self.stateroot.as_bytes())?;
-        real_dir(&os)?;
-        real_dir(&os.join(b"deploy")?)?;
-        real_dir(&self.dir)?;
-        let origin = self.deploy.join(self.origin_rel.as_bytes())?;
-        match sys::lstat(origin.as_bytes()) {
-            Ok(st) if st.is_symlink() || !st.is_file() => {
-                return Err(err!("{origin}: not a regular file (a symlink?), refusing"));
-            }
-            _ => {}
+        absent_or(self.origin_rel.as_bytes(), false)?;
+        for m in [contract::USR_OVL_UPPER, contract::USR_OVL_WORK] {
+            absent_or(self.rel_in_deploy.join(m)?.as_bytes(), true)?;
         }
-        absent_or_real_dir(&os.join(contract::BACKING)?)?;
-        absent_or_real_dir(&self.deploy.join(self.rel_backing.as_bytes())?)?;
-        absent_or_real_dir(&os.join(contract::PRISTINE_LINKS)?)?;
-        if !self.live {
-            let boot = self.sysroot.join(b"boot")?;
-            absent_or_real_dir(&boot)?;
-            let loader = boot.join(b"loader")?;
-            match sys::lstat(loader.as_bytes()) {
-                Ok(st) if st.is_symlink() => {
-                    let mut buf = [0u8; 64];
-                    let n = sys::readlink(loader.as_bytes(), &mut buf)
-                        .ctx("readlink", loader.as_bytes())?;
-                    let target = &buf[..n];
-                    if !target.starts_with(b"loader.") || target.contains(&b'/') {
-                        return Err(err!(
-                            "{loader}: points to {}, not to loader.N beside it, refusing",
-                            otcore::path::Lossy(target)
-                        ));
-                    }
-                    let entries = boot.join(target)?.join(b"entries")?;
-                    absent_or_real_dir(&boot.join(target)?)?;
-                    absent_or_real_dir(&entries)?;
-                }
-                Err(Errno::NOENT) => {}
-                _ => {
-                    real_dir(&loader)?;
-                    absent_or_real_dir(&loader.join(b"entries")?)?;
-                }
-            }
-        }
+        absent_or(self.stateroot.join(contract::BACKING)?.as_bytes(), true)?;
+        absent_or(self.rel_backing.as_bytes(), true)?;
+        absent_or(
+            self.stateroot.join(contract::PRISTINE_LINKS)?.as_bytes(),
+            true,
+        )?;
+        self.entries()?;
         Ok(())
     }
 }
@@ -161,19 +163,30 @@ pub fn split(d: &PathBuf) -> (&[u8], &[u8]) {
     }
 }
 
-/// Every deployment directory under `sysroot`.
+/// Every deployment directory under `sysroot` (walked: a symlinked
+/// `ostree/deploy`, stateroot or deployment is never followed).
 fn all_deployments(sysroot: &[u8]) -> Result<Deployments> {
-    let deploy = PathBuf::from(sysroot)?.join(b"ostree/deploy")?;
+    let deploy = match Tree::open(sysroot)?.sub(b"ostree/deploy") {
+        Ok(d) => d,
+        Err(Error::Sys {
+            errno: Errno::NOENT,
+            ..
+        }) => return Ok(Deployments::new()),
+        Err(e) => return Err(e),
+    };
     let mut out = Deployments::new();
     let mut full = false;
     // Unreadable directories have no deployments; names too long for our
     // paths cannot be acted on and are left out.
-    let _ = sys::for_each_dir_entry(deploy.as_bytes(), |os| {
-        let Ok(dir) = deploy.join(os).and_then(|p| p.join(b"deploy")) else {
+    let _ = deploy.for_each_name(b".", |os| {
+        let Ok(dir) = PathBuf::from(os).and_then(|p| p.join(b"deploy")) else {
             return;
         };
-        let _ = sys::for_each_dir_entry(dir.as_bytes(), |name| {
-            if name.starts_with(b".") || !dir.join(name).is_ok_and(|p| is_real_dir(p.as_bytes())) {
+        let _ = deploy.for_each_name(dir.as_bytes(), |name| {
+            let real = dir
+                .join(name)
+                .is_ok_and(|p| deploy.is_real_dir(p.as_bytes()));
+            if name.starts_with(b".") || !real {
                 return;
             }
             let Ok(d) = PathBuf::from(os).and_then(|p| p.join(name)) else {
@@ -184,7 +197,8 @@ fn all_deployments(sysroot: &[u8]) -> Result<Deployments> {
     });
     if full {
         return Err(err!(
-            "more than {MAX_DEPLOYMENTS} deployments under {deploy}, refusing"
+            "more than {MAX_DEPLOYMENTS} deployments under {}, refusing",
+            deploy.path
         ));
     }
     out.sort_unstable_by(|a, b| split(a).cmp(&split(b)));
@@ -211,10 +225,14 @@ pub fn booted(sysroot: &[u8]) -> Result<Target> {
         }
     };
     let deploy = PathBuf::from(sysroot)?.join(b"ostree/deploy")?;
+    let tree = Tree::open(sysroot)?.sub(b"ostree/deploy")?;
     for d in &all_deployments(sysroot)? {
         let (os, name) = split(d);
-        let dir = deploy.join(os)?.join(b"deploy")?.join(name)?;
-        if sys::lstat(dir.as_bytes()).is_ok_and(|st| (st.dev, st.ino) == id) {
+        let dir = PathBuf::from(os)?.join(b"deploy")?.join(name)?;
+        if tree
+            .lstat(dir.as_bytes())
+            .is_ok_and(|st| (st.dev, st.ino) == id)
+        {
             return Target::new(sysroot, os, name, true);
         }
     }
@@ -269,7 +287,7 @@ impl fmt::Display for Listing<'_> {
 /// The default deployment of a sysroot at rest: the one of its newest boot entry.
 pub fn default(sysroot: &[u8]) -> Result<Target> {
     let root = PathBuf::from(sysroot)?;
-    let entries = crate::entries::list(root.join(b"boot")?.as_bytes())?;
+    let entries = crate::entries::list(Tree::open(sysroot)?.try_sub(b"boot")?.as_ref())?;
     // The newest: highest version, then the first name (as libostree sorts).
     let mut best: Option<(u64, PathBuf, Deployment)> = None;
     entries.each(|e, text| {
@@ -324,11 +342,14 @@ pub fn state(t: &Target) -> Result<Unlocked> {
             return Ok(Unlocked::Transient);
         }
     }
-    let origin = t.deploy.join(t.origin_rel.as_bytes())?;
+    let deploy = t.deploy_tree()?;
+    let origin = t.origin_rel.as_bytes();
     let mut buf = [0u8; SMALL_FILE_MAX];
-    let text = match read_small(origin.as_bytes(), &mut buf) {
+    let text = match deploy.read_small(origin, &mut buf) {
         Ok(d) => core::str::from_utf8(d).unwrap_or(""),
-        Err(Errno::FBIG) => return Err(read_error(origin.as_bytes(), Errno::FBIG, SMALL_FILE_MAX)),
+        Err(e @ (Errno::FBIG | Errno::LOOP)) => {
+            return Err(deploy.read_error(origin, e, SMALL_FILE_MAX))
+        }
         Err(_) => "",
     };
     if crate::origin::get(text, contract::ORIGIN_UNLOCKED_KEY) == Some("hotfix") {
@@ -339,7 +360,10 @@ pub fn state(t: &Target) -> Result<Unlocked> {
 
 /// Both hotfix markers exist as real directories.
 pub fn hotfix_markers(t: &Target) -> bool {
-    let real = |m: &[u8]| t.dir.join(m).is_ok_and(|p| is_real_dir(p.as_bytes()));
+    let Ok(dir) = t.dir_tree() else {
+        return false;
+    };
+    let real = |m: &[u8]| dir.is_real_dir(m);
     real(contract::USR_OVL_UPPER) && real(contract::USR_OVL_WORK)
 }
 

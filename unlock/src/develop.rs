@@ -173,28 +173,73 @@ pub trait Effects {
 }
 
 /// The running system (in PID 1's mount namespace, entered before).
-pub struct RealSystem {
+pub struct RealSystem<'a> {
     /// The SELinux label of the deployment's `/usr`, if it has one.
     pub usr_label: Option<fsutil::Label>,
+    /// The writable view of the sysroot's `ostree/deploy`: a path under it
+    /// (the backing directories) is changed through descriptors walked from
+    /// it, never followed through a symlink ([`fsutil::Tree`]); other paths
+    /// (the runtime flags in `/run`, the scratch tmpfs) by path.
+    pub tree: Option<&'a fsutil::Tree>,
 }
 
-impl Effects for RealSystem {
+impl RealSystem<'_> {
+    /// `path` relative to the view, if it is under it.
+    fn in_tree<'p>(&self, path: &'p [u8]) -> Option<(&fsutil::Tree, &'p [u8])> {
+        let tree = self.tree?;
+        let rel = path
+            .strip_prefix(tree.path.as_bytes())?
+            .strip_prefix(b"/")?;
+        (!rel.is_empty()).then_some((tree, rel))
+    }
+}
+
+impl RealSystem<'_> {
+    /// Open directory `path`: walked from the view when under it, else
+    /// with `O_NOFOLLOW` on its last component (the scratch tmpfs in `/run`).
+    fn open_dir(&self, path: &[u8]) -> Result<sys::Fd> {
+        let dir = sys::OFlags::RDONLY | sys::OFlags::DIRECTORY;
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree
+                .open_raw(rel, dir, 0)
+                .map_err(|e| tree.fail("open directory", rel, e));
+        }
+        sys::open(path, dir | sys::OFlags::NOFOLLOW, 0).ctx("open directory", path)
+    }
+}
+
+impl Effects for RealSystem<'_> {
     fn make_dir(&mut self, path: &[u8], mode: u32, label: bool) -> Result<bool> {
-        let existed = fsutil::is_real_dir(path);
         let label = if label { self.usr_label.as_ref() } else { None };
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return Ok(tree.ensure_dir(rel, mode, label)?.1);
+        }
+        let existed = fsutil::is_real_dir(path);
         fsutil::ensure_dir_labelled(path, mode, label)?;
         Ok(!existed)
     }
     fn remove_dir(&mut self, path: &[u8]) -> Result<()> {
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree.remove(rel, sys::RemoveKind::Dir);
+        }
         sys::rmdir(path).ctx("remove", path)
     }
     fn remove_tree(&mut self, path: &[u8]) -> Result<()> {
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree.remove_tree(rel);
+        }
         fsutil::remove_tree(path)
     }
     fn write_file(&mut self, path: &[u8]) -> Result<()> {
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree.write_atomic(rel, b"", 0o644);
+        }
         fsutil::write_atomic(path, b"", 0o644)
     }
     fn remove_file(&mut self, path: &[u8]) -> Result<()> {
+        if let Some((tree, rel)) = self.in_tree(path) {
+            return tree.remove(rel, sys::RemoveKind::NonDir);
+        }
         sys::unlink(path).ctx("remove", path)
     }
     fn mount_tmpfs(&mut self, path: &[u8]) -> Result<()> {
@@ -209,7 +254,8 @@ impl Effects for RealSystem {
         .ctx("mount tmpfs on", path)
     }
     fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
-        mounts::mount_usr_overlay(b"/usr", upper, work, readonly)
+        let (up, wk) = (self.open_dir(upper)?, self.open_dir(work)?);
+        mounts::mount_usr_overlay(&up, &wk, upper, readonly)
     }
     fn detach(&mut self, path: &[u8]) -> Result<()> {
         sys::umount2(path, UnmountFlags::DETACH).ctx("detach", path)

@@ -11,8 +11,9 @@ use otcore::deploy::{self, Deployment};
 use otcore::path::{Lossy, PathBuf};
 use otcore::{sys, warn};
 
-use crate::error::{read_error, Result};
-use crate::fsutil::read_small;
+use crate::err;
+use crate::error::{Error, Result};
+use crate::fsutil::Tree;
 
 /// Largest boot entry read (they are a few lines).
 pub const ENTRY_MAX: usize = 16 * 1024;
@@ -23,31 +24,77 @@ pub struct Entry {
     pub version: u64,
 }
 
-/// ostree's entries in `dir` (`BOOT/loader/entries`), read one at a time:
-/// there is no limit to how many there are.
+/// ostree's entries in `BOOT/loader/entries`, read one at a time (there is
+/// no limit to how many there are), through a descriptor of that directory
+/// walked without following symlinks.
 pub struct Entries {
+    /// For messages.
     pub dir: PathBuf,
+    /// `None` when there is no entries directory.
+    tree: Option<Tree>,
 }
 
-/// ostree's boot entries in `boot_dir/loader/entries`. Entries this tool
-/// added (pristine boots, `pristine-*.conf`) are left out: libostree reads
-/// `ostree-*.conf`, nothing else.
-pub fn list(boot_dir: &[u8]) -> Result<Entries> {
-    let dir = PathBuf::from(boot_dir)?.join(b"loader/entries")?;
-    Ok(Entries { dir })
+/// ostree's boot entries in `boot/loader/entries` (`boot` itself is `None`
+/// when there is no boot directory). `loader` is libostree's relative
+/// symlink to `loader.0` or `loader.1`, the one symlink resolved, by
+/// reading it: any other target (absolute, elsewhere, `..`) is refused.
+/// Entries this tool added (pristine boots, `pristine-*.conf`) are left out
+/// of [`Entries::each`]: libostree reads `ostree-*.conf`, nothing else.
+pub fn list(boot: Option<&Tree>) -> Result<Entries> {
+    let Some(boot) = boot else {
+        return Ok(Entries {
+            dir: PathBuf::from(b"boot/loader/entries")?,
+            tree: None,
+        });
+    };
+    let dir = boot.shown(b"loader/entries");
+    let loader: &[u8] = match boot.lstat(b"loader") {
+        Err(Errno::NOENT) => return Ok(Entries { dir, tree: None }),
+        Err(e) => return Err(boot.fail("lstat", b"loader", e)),
+        Ok(st) if st.is_symlink() => {
+            let mut buf = [0u8; 64];
+            let link = boot.shown(b"loader");
+            let n = match sys::readlink_at(boot.fd(), b"loader", &mut buf) {
+                Ok(n) => n,
+                Err(Errno::NAMETOOLONG) => {
+                    return Err(err!("{link}: a link longer than loader.N, refusing"))
+                }
+                Err(e) => return Err(Error::sys("readlink", link.as_bytes(), e)),
+            };
+            match &buf[..n] {
+                b"loader.0" => b"loader.0",
+                b"loader.1" => b"loader.1",
+                other => {
+                    return Err(err!(
+                        "{link}: points to {}, not to loader.0 or loader.1 beside it, refusing",
+                        Lossy(other)
+                    ))
+                }
+            }
+        }
+        Ok(_) => b"loader",
+    };
+    let rel = PathBuf::from(loader)?.join(b"entries")?;
+    let tree = match boot.try_sub(loader)? {
+        Some(l) => l.try_sub(b"entries")?,
+        None => None,
+    };
+    let dir = tree.as_ref().map_or(dir, |_| boot.shown(rel.as_bytes()));
+    Ok(Entries { dir, tree })
 }
 
-/// The text of the entry at `path`; `None` if it cannot be read or is not
-/// UTF-8 (skipped, as libostree skips it). One too large is skipped with a warning.
-fn read_text<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
+/// The text of entry `name` in `dir`; `None` if it cannot be read or is not
+/// UTF-8 (skipped, as libostree skips it). One too large is skipped with a
+/// warning.
+fn read_text<'b>(dir: &Tree, name: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
     let cap = buf.len();
-    match read_small(path, buf) {
+    match dir.read_small(name, buf) {
         Ok(d) => core::str::from_utf8(d).ok(),
         Err(e) => {
             if e == Errno::FBIG {
                 warn!(
                     "ostree-unlock: warning: skipping boot entry: {}",
-                    read_error(path, e, cap)
+                    dir.read_error(name, e, cap)
                 );
             }
             None
@@ -56,37 +103,40 @@ fn read_text<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
 }
 
 impl Entries {
-    /// The path of entry `e`.
-    pub fn path(&self, e: &Entry) -> Result<PathBuf> {
-        Ok(self.dir.join(e.name.as_bytes())?)
+    /// The entries directory, if there is one: every write, removal and
+    /// read of an entry goes through it.
+    pub fn tree(&self) -> Option<&Tree> {
+        self.tree.as_ref()
     }
 
-    /// The path of the pristine twin of `e`: `pristine-ostree-N-OS.conf`.
-    pub fn pristine_path(&self, e: &Entry) -> Result<PathBuf> {
+    /// The file name of the pristine twin of `e`: `pristine-ostree-N-OS.conf`.
+    pub fn pristine_name(&self, e: &Entry) -> Result<PathBuf> {
         let mut name = PathBuf::from(contract::PRISTINE_ENTRY_PREFIX.as_bytes())?;
         name.push_raw(e.name.as_bytes())?;
-        Ok(self.dir.join(name.as_bytes())?)
+        Ok(name)
     }
 
-    /// The text of entry `e`, read into `buf`.
-    pub fn read<'b>(&self, e: &Entry, buf: &'b mut [u8]) -> Option<&'b str> {
-        read_text(self.path(e).ok()?.as_bytes(), buf)
+    /// The text of entry file `name`, read into `buf`.
+    pub fn read<'b>(&self, name: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
+        read_text(self.tree.as_ref()?, name, buf)
     }
 
     /// Call `f` with every entry and its text (in directory order), until
     /// `f` returns true. One that cannot be read, or is not UTF-8, is skipped
     /// (as libostree skips it).
     pub fn each(&self, mut f: impl FnMut(&Entry, &str) -> bool) {
+        let Some(tree) = &self.tree else { return };
         let mut buf = [0u8; ENTRY_MAX];
         let mut done = false;
-        let _ = sys::for_each_dir_entry(self.dir.as_bytes(), |name| {
+        // A directory listing of its own each time (its own offset).
+        let _ = tree.for_each_name(b".", |name| {
             if done || !name.starts_with(b"ostree-") || !name.ends_with(b".conf") {
                 return;
             }
-            let (Ok(path), Ok(name)) = (self.dir.join(name), PathBuf::from(name)) else {
+            let Ok(name) = PathBuf::from(name) else {
                 return;
             };
-            let Some(text) = read_text(path.as_bytes(), &mut buf) else {
+            let Some(text) = read_text(tree, name.as_bytes(), &mut buf) else {
                 return;
             };
             let version = key(text, "version")
@@ -235,6 +285,45 @@ fn pristine_options(o: &str, out: &mut impl Write) -> core::result::Result<(), P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `boot/loader` as libostree makes it is resolved; any other link is refused.
+    #[test]
+    fn only_loader_0_or_1_is_followed() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::symlink;
+        let d = std::env::temp_dir().join(format!("unlock-loader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("boot/loader.1/entries")).unwrap();
+        std::fs::create_dir_all(d.join("boot/loader.2/entries")).unwrap();
+        std::fs::create_dir_all(d.join("out/entries")).unwrap();
+        let boot = Tree::open(d.join("boot").as_os_str().as_bytes()).unwrap();
+        let link = d.join("boot/loader");
+        let entries = |target: &std::path::Path| {
+            let _ = std::fs::remove_file(&link);
+            symlink(target, &link).unwrap();
+            list(Some(&boot))
+        };
+        let ok = entries("loader.1".as_ref()).unwrap();
+        assert!(ok.tree().is_some());
+        assert!(ok.dir.as_bytes().ends_with(b"boot/loader.1/entries"));
+        // loader.0 is missing: no entries, no error.
+        assert!(entries("loader.0".as_ref()).unwrap().tree().is_none());
+        for bad in [
+            d.join("out"),
+            "loader.2".into(),
+            "../out".into(),
+            "./loader.1".into(),
+        ] {
+            let e = entries(&bad).err().unwrap().to_string();
+            assert!(e.contains("not to loader.0 or loader.1"), "{e}");
+        }
+        // loader.1/entries itself a link: refused, named.
+        std::fs::remove_dir(d.join("boot/loader.1/entries")).unwrap();
+        symlink(d.join("out/entries"), d.join("boot/loader.1/entries")).unwrap();
+        let e = entries("loader.1".as_ref()).err().unwrap().to_string();
+        assert!(e.contains("loader.1/entries: a symlink, refused"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     const ENTRY: &str = "title Test OS 1 (ostree:0)\nversion 2\nlinux /vmlinuz\noptions root=/dev/sda2 ostree=/ostree/boot.1/os/abc/0\n";
 

@@ -5,11 +5,11 @@
 use otcore::contract;
 use otcore::overlay::OverlayData;
 use otcore::path::{Lossy, PathBuf};
-use otcore::sys::{self, Errno, MountFlags, Namespace, OFlags, UnmountFlags};
+use otcore::sys::{self, Errno, Fd, MountFlags, Namespace, OFlags, UnmountFlags};
 
 use crate::err;
 use crate::error::{Context, Error, Result};
-use crate::fsutil::{ensure_dir, for_each_file_line};
+use crate::fsutil::{ensure_dir, for_each_file_line, Tree};
 
 /// Detach the mount at `path` (lazily).
 pub fn detach(path: &[u8]) -> Result<()> {
@@ -50,42 +50,58 @@ fn scratch_dir(name: &[u8]) -> Result<PathBuf> {
 
 /// A writable view of a directory that may be on a read-only mount (such as
 /// `/sysroot` with `sysroot.readonly`): a bind mount of it, made writable, in
-/// a private scratch directory. Detached when dropped.
+/// a private scratch directory, detached when dropped; offline, the
+/// directory itself. Everything is done through `tree`, opened on it.
 pub struct WritableView {
+    /// Where the view is, for messages and for the programs we run.
     pub path: PathBuf,
+    /// The view's directory, the top of every walk in it.
+    pub tree: Tree,
     /// A bind mount of ours (detached on drop), or the directory itself.
     mounted: bool,
 }
 
 impl WritableView {
-    /// Bind `dir` at a scratch point and clear its read-only flag. Fails with
+    /// Bind the directory open as `dir` (its descriptor, never its path
+    /// again) at a scratch point and clear its read-only flag. Fails with
     /// EROFS when the filesystem itself is read-only.
-    pub fn of(dir: &[u8], name: &[u8]) -> Result<WritableView> {
+    pub fn of(dir: &Tree, name: &[u8]) -> Result<WritableView> {
         let path = scratch_dir(name)?;
         let p = path.as_bytes();
-        sys::mount(Some(dir), p, None, MountFlags::BIND, None)
-            .map_err(|e| err!("bind mount {} at {}: {}", Lossy(dir), Lossy(p), e))?;
-        let view = WritableView {
-            path,
-            mounted: true,
-        };
-        let p = view.path.as_bytes();
+        sys::bind_mount_fd(dir.fd(), p)
+            .map_err(|e| err!("bind mount {} at {}: {}", dir.path, Lossy(p), e))?;
+        // Detached on every way out from here.
+        struct Mounted<'a>(&'a [u8]);
+        impl Drop for Mounted<'_> {
+            fn drop(&mut self) {
+                let _ = detach(self.0);
+                let _ = sys::rmdir(self.0);
+            }
+        }
+        let guard = Mounted(p);
         sys::mount(None, p, None, MountFlags::BIND | MountFlags::REMOUNT, None)
             .ctx("make writable", p)?;
         // The bind is writable now; if the filesystem itself is read-only
         // (kernel `ro`, a squashfs), statvfs still says so.
         if sys::is_readonly_fs(p) == Ok(true) {
-            return Err(Error::sys("write to", dir, Errno::ROFS));
+            return Err(Error::sys("write to", dir.path.as_bytes(), Errno::ROFS));
         }
-        Ok(view)
+        let tree = Tree::open(p)?;
+        core::mem::forget(guard);
+        Ok(WritableView {
+            path,
+            tree,
+            mounted: true,
+        })
     }
 
-    /// The same view, without the mount: for offline use on a plain directory.
-    pub fn plain(dir: &[u8]) -> Result<WritableView> {
-        Ok(WritableView {
-            path: PathBuf::from(dir)?,
+    /// The directory itself, without a mount: for offline use.
+    pub fn plain(dir: Tree) -> WritableView {
+        WritableView {
+            path: dir.path.clone(),
+            tree: dir,
             mounted: false,
-        })
+        }
     }
 
     /// `self.path/rel`.
@@ -103,14 +119,15 @@ impl Drop for WritableView {
     }
 }
 
-/// Mount an overlay over `/usr` (read-only if `readonly`).
-pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
-    let data = OverlayData::new(lower, upper, work).map_err(|_| {
-        err!(
-            "mount overlay on /usr: the options for {} are longer than a page",
-            Lossy(upper)
-        )
-    })?;
+/// Mount an overlay over `/usr` (read-only if `readonly`) with the
+/// directories open as `upper` and `work` (named `shown` in messages):
+/// overlayfs gets their `/proc/self/fd/N`, so the layers are exactly the
+/// directories opened (walked without following symlinks), whatever their
+/// paths lead to by now.
+pub fn mount_usr_overlay(upper: &Fd, work: &Fd, shown: &[u8], readonly: bool) -> Result<()> {
+    let (up, wk) = (sys::fd_proc_path(upper), sys::fd_proc_path(work));
+    let data = OverlayData::new(b"/usr", up.as_bytes(), wk.as_bytes())
+        .map_err(|_| err!("mount overlay on /usr: the options are longer than a page"))?;
     let flags = if readonly {
         MountFlags::RDONLY
     } else {
@@ -123,7 +140,13 @@ pub fn mount_usr_overlay(lower: &[u8], upper: &[u8], work: &[u8], readonly: bool
         flags,
         Some(data.as_bytes()),
     )
-    .map_err(|e| err!("mount overlay ({data}) on /usr: {}", e))
+    .map_err(|e| {
+        err!(
+            "mount overlay ({data}; upper {}) on /usr: {}",
+            Lossy(shown),
+            e
+        )
+    })
 }
 
 /// Longest `/proc/self/mountinfo` line looked at in full (longer ones are

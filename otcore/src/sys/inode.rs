@@ -77,6 +77,22 @@ pub fn rename_at(dir: impl AsFd, from: &[u8], to: &[u8]) -> SysResult<()> {
     })
 }
 
+/// `renameat(2)` from one directory to another.
+pub fn rename_between(
+    from_dir: impl AsFd,
+    from: &[u8],
+    to_dir: impl AsFd,
+    to: &[u8],
+) -> SysResult<()> {
+    let (fd, td) = (from_dir.as_fd().raw(), to_dir.as_fd().raw());
+    with_cstr(from, |f| {
+        with_cstr(to, |t| {
+            // SAFETY: both directories are open; both are valid C strings.
+            check(unsafe { libc::renameat(fd, f, td, t) }).map(drop)
+        })
+    })
+}
+
 /// `symlinkat(2)`: a symlink `name` in `dir` that points to `target`.
 pub fn symlink_at(target: &[u8], dir: impl AsFd, name: &[u8]) -> SysResult<()> {
     let dir = dir.as_fd().raw();
@@ -93,6 +109,21 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
     with_cstr(path, |p| {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = check_size(unsafe { libc::readlink(p, buf.as_mut_ptr().cast(), buf.len()) })?;
+        if n == buf.len() {
+            Err(Errno::NAMETOOLONG)
+        } else {
+            Ok(n)
+        }
+    })
+}
+
+/// `readlinkat(2)` of `name` in `dir`; returns the target's length in `buf`.
+pub fn readlink_at(dir: impl AsFd, name: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    let dir = dir.as_fd().raw();
+    with_cstr(name, |p| {
+        // SAFETY: `dir` is open; `buf` is valid for writes of `buf.len()` bytes.
+        let n =
+            check_size(unsafe { libc::readlinkat(dir, p, buf.as_mut_ptr().cast(), buf.len()) })?;
         if n == buf.len() {
             Err(Errno::NAMETOOLONG)
         } else {
@@ -121,6 +152,22 @@ pub fn touch(path: &[u8]) -> SysResult<()> {
     with_cstr(path, |p| {
         // SAFETY: `p` is a valid C string; NULL times means "now".
         check(unsafe { libc::utimensat(libc::AT_FDCWD, p, core::ptr::null(), 0) }).map(drop)
+    })
+}
+
+/// Set the access and modification times of an open file to now (`futimens(3)`).
+pub fn touch_fd(fd: impl AsFd) -> SysResult<()> {
+    // SAFETY: plain call on a borrowed descriptor; NULL times means "now".
+    check(unsafe { libc::futimens(fd.as_fd().raw(), core::ptr::null()) }).map(drop)
+}
+
+/// `fgetxattr(2)`: the value of extended attribute `name` of an open file,
+/// into `buf`; returns its length.
+pub fn fgetxattr(fd: impl AsFd, name: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    let fd = fd.as_fd().raw();
+    with_cstr(name, |n| {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        check_size(unsafe { libc::fgetxattr(fd, n, buf.as_mut_ptr().cast(), buf.len()) })
     })
 }
 

@@ -23,6 +23,7 @@
 //! whole layer at once, and adding rustix and bitflags.
 #![allow(unsafe_code)]
 
+mod beneath;
 mod dir;
 mod entry;
 mod errno;
@@ -34,6 +35,7 @@ mod process;
 mod spawn;
 mod stat;
 
+pub use beneath::{open_beneath, open_beneath_walk};
 pub use dir::{for_each_dir_entry, for_each_entry, DirEntry, EntryType};
 pub use entry::{panic_exit, Args, MAX_ARGS};
 pub use errno::{Errno, SysResult};
@@ -42,15 +44,18 @@ pub use fd::{
     seek_start, write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
 };
 pub use inode::{
-    fchmod, fchown, fsetxattr, inode_flags, lgetxattr, mkdir, mkdir_at, readlink, rename,
-    rename_at, rmdir, set_inode_flags, symlink_at, touch, unlink, unlink_at, InodeFlags,
-    RemoveKind,
+    fchmod, fchown, fgetxattr, fsetxattr, inode_flags, lgetxattr, mkdir, mkdir_at, readlink,
+    readlink_at, rename, rename_at, rename_between, rmdir, set_inode_flags, symlink_at, touch,
+    touch_fd, unlink, unlink_at, InodeFlags, RemoveKind,
 };
 pub use kernel::{
     finit_module, kernel_release, map_file, poll_readable, recv, uevent_socket, Mapping,
     ModuleFlags,
 };
-pub use mount::{chroot, mount, pivot_root, setns, umount2, MountFlags, Namespace, UnmountFlags};
+pub use mount::{
+    bind_mount_fd, chroot, fd_proc_path, mount, pivot_root, setns, umount2, MountFlags, Namespace,
+    UnmountFlags,
+};
 pub use process::{
     c_strings, chdir, clock_us, execve, exit, finishes_within, geteuid, getpid, kill_child,
     pause_forever, reboot, sleep_ms, spawn, umask, wait_child, Power,

@@ -37,6 +37,24 @@ flags! {
     }
 }
 
+/// `/proc/self/fd/N` of an open file: a path that names that very file
+/// whatever its path has become (the kernel follows this magic link to the
+/// open file itself; `/proc` must be mounted). For system calls that take
+/// only paths, such as `mount(2)` and overlayfs's layer options.
+pub fn fd_proc_path(fd: impl AsFd) -> heapless::String<32> {
+    let mut p = heapless::String::new();
+    // "/proc/self/fd/" and at most 10 digits: always fits.
+    let _ = core::fmt::Write::write_fmt(&mut p, format_args!("/proc/self/fd/{}", fd.as_fd().raw()));
+    p
+}
+
+/// Bind-mount the directory open as `dir` at `target` (through
+/// [`fd_proc_path`], never its path again).
+pub fn bind_mount_fd(dir: impl AsFd, target: &[u8]) -> SysResult<()> {
+    let src = fd_proc_path(dir);
+    mount(Some(src.as_bytes()), target, None, MountFlags::BIND, None)
+}
+
 /// `mount(2)`.
 pub fn mount(
     source: Option<&[u8]>,

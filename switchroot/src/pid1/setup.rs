@@ -57,7 +57,7 @@ pub(super) fn load_modules(
         if result.is_err() {
             return;
         }
-        let r = match &mut loader {
+        let r = match &loader {
             Some(l) => l.load(name),
             None => Loader::new(cmdline, root).and_then(|l| loader.insert(l).load(name)),
         };
@@ -67,7 +67,7 @@ pub(super) fn load_modules(
             Err(e) => result = Err(e),
         }
     });
-    result.map(|()| loader.map_or(0, |l| l.loaded))
+    result.map(|()| loader.map_or(0, |l| l.loaded()))
 }
 
 /// The plan mounts an overlay (hotfix `/usr`, transient `/etc`): make sure
@@ -79,7 +79,7 @@ pub(super) fn ensure_overlay(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]
     {
         return;
     }
-    if let Err(e) = Loader::new(cmdline, root).and_then(|mut l| l.load(b"overlay")) {
+    if let Err(e) = Loader::new(cmdline, root).and_then(|l| l.load(b"overlay")) {
         warn!("ostree-prepare-root: warning: {e}");
     }
 }

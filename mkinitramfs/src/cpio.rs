@@ -5,7 +5,9 @@
 //! fields), the NUL-terminated name padded to 4 bytes, then the data padded
 //! to 4 bytes; `TRAILER!!!` ends the archive. Writing it ourselves means no
 //! `cpio` tool, and archives that are byte-for-byte reproducible (fixed
-//! mtime, uid 0, inode numbers in order of appearance).
+//! mtime, uid 0, inode numbers in order of appearance). The entries go in
+//! the order they are added, parents created first when missing: the image
+//! builder adds them sorted; the QEMU harness uses it for its other images.
 
 use std::collections::BTreeSet;
 
@@ -22,7 +24,7 @@ pub struct Archive {
     next_ino: u32,
     /// Directories already written, so parents are created once, first.
     dirs: BTreeSet<String>,
-    /// Regular files and their sizes, for the listing.
+    /// Regular files and their sizes, in the order added, for listings.
     pub files: Vec<(String, u64)>,
 }
 
@@ -130,14 +132,13 @@ impl Archive {
     }
 }
 
+/// Read an archive back (tests).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod read {
     /// One entry read back: (name, mode, rdev, data).
-    type Entry = (String, u32, (u32, u32), Vec<u8>);
+    pub(crate) type Entry = (String, u32, (u32, u32), Vec<u8>);
 
-    fn parse(mut b: &[u8]) -> Vec<Entry> {
+    pub(crate) fn parse(mut b: &[u8]) -> Vec<Entry> {
         let mut out = vec![];
         let start_len = b.len();
         loop {
@@ -160,6 +161,12 @@ mod tests {
             b = &b[next..];
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read::parse;
+    use super::*;
 
     #[test]
     fn round_trip_with_parents_and_nodes() {
