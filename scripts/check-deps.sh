@@ -4,7 +4,11 @@
 #
 #   scripts/check-deps.sh GROUP...
 #
-#   build      cargo, rustc with the standard library of $TARGET, cc, objcopy
+#   build      cargo, rustc with the standard library of $TARGET (or, for
+#              armv7 and riscv64, nightly with rust-src and clippy: core is
+#              built from source), its linker (cc or Debian's cross gcc),
+#              objcopy and nm (scripts/targets.sh says which)
+#   smoke      the qemu-user emulator of $TARGET (none for x86_64)
 #   fuzz       the nightly toolchain and cargo-fuzz (`make fuzz-smoke`)
 #   packages   every package of scripts/packages.txt, seen by the file it provides
 #
@@ -14,6 +18,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TARGET=${TARGET:-x86_64-unknown-linux-musl}
+# shellcheck source=targets.sh
+. "$HERE/targets.sh"
 # Never let a rustup proxy install a toolchain while we only look.
 export RUSTUP_AUTO_INSTALL=0
 
@@ -30,8 +36,24 @@ present() {
 }
 
 check_build() {
+    if ! target_info "$TARGET"; then
+        lack "a known TARGET ($TARGET is not one of: $MATRIX_TARGETS)" "make TARGET=... with one of those"
+        return
+    fi
     if ! present cargo || ! present rustc; then
         lack "cargo and rustc" "install Rust, e.g. with rustup (https://rustup.rs)"
+    elif [ -n "$TARGET_BUILD_STD" ]; then
+        # No prebuilt standard library for $TARGET: core from rust-src.
+        if ! present rustup || ! rustup toolchain list | grep -q '^nightly'; then
+            lack "the nightly Rust toolchain ($TARGET builds core from source)" "rustup toolchain install nightly --profile minimal --component rust-src,clippy"
+        else
+            local sysroot
+            sysroot=$(rustc +nightly --print sysroot)
+            [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] ||
+                lack "rust-src of the nightly toolchain ($TARGET builds core from source)" "rustup component add rust-src --toolchain nightly"
+            cargo +nightly clippy --version >/dev/null 2>&1 ||
+                lack "clippy of the nightly toolchain (make lint: $TARGET)" "rustup component add clippy --toolchain nightly"
+        fi
     else
         local sysroot
         sysroot=$(rustc --print sysroot)
@@ -39,8 +61,21 @@ check_build() {
             lack "the Rust standard library for $TARGET (not in $sysroot)" "rustup target add $TARGET"
         fi
     fi
-    present cc || lack "cc (the linker cargo calls)" "apt-get install gcc"
-    present objcopy || lack "objcopy" "apt-get install binutils"
+    present "$TARGET_GCC" || lack "$TARGET_GCC (the linker of $TARGET)" "apt-get install --no-install-recommends $TARGET_PACKAGES"
+    present "${TARGET_BINUTILS}objcopy" || lack "${TARGET_BINUTILS}objcopy" "apt-get install --no-install-recommends $TARGET_PACKAGES"
+    if [ -n "$TARGET_BUILD_STD" ]; then
+        # musl for $TARGET is fetched by the build itself (fetch-cross-musl.sh).
+        if ! present apt-get || ! present dpkg; then
+            lack "apt-get and dpkg (musl for $TARGET is fetched as Debian packages)" "a Debian machine"
+        fi
+    fi
+}
+
+check_smoke() {
+    target_info "$TARGET" || return 0
+    present file || lack "file" "apt-get install file"
+    [ -z "$TARGET_QEMU" ] || present "$TARGET_QEMU" ||
+        lack "$TARGET_QEMU (runs the $TARGET binaries here)" "apt-get install --no-install-recommends qemu-user-static"
 }
 
 check_fuzz() {
@@ -59,13 +94,14 @@ check_packages() {
     done <"$HERE/packages.txt"
 }
 
-[ $# -gt 0 ] || { echo "usage: $0 build|fuzz|packages..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 build|smoke|fuzz|packages..." >&2; exit 2; }
 for group in "$@"; do
     case "$group" in
         build) check_build ;;
+        smoke) check_smoke ;;
         fuzz) check_fuzz ;;
         packages) check_packages ;;
-        *) echo "usage: $0 build|fuzz|packages..." >&2; exit 2 ;;
+        *) echo "usage: $0 build|smoke|fuzz|packages..." >&2; exit 2 ;;
     esac
 done
 

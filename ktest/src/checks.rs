@@ -76,6 +76,10 @@ fn slug(path: &str) -> String {
 /// Build the plan from the arguments.
 pub fn plan(args: &Args) -> Vec<Check> {
     let mut v = Vec::new();
+    // First, before any check starts a process of its own.
+    if args.alone {
+        v.push(check("no-other-processes", no_other_processes));
+    }
     let want = args.deployment.clone();
     let name = match &want {
         Some(d) => format!("root-is-deployment-{d}"),
@@ -257,6 +261,41 @@ fn writable_as_expected(dir: &str, want_rw: bool) -> Outcome {
 fn var_is_stateroot() -> Outcome {
     let marker = Path::new(STATEROOT_VAR_MARKER).is_file();
     Outcome::check(marker, format!("{STATEROOT_VAR_MARKER} present {marker}"))
+}
+
+/// Every process but ktest (PID 1) is a kernel thread: kthreadd (PID 2)
+/// or one of its children.
+fn no_other_processes() -> Outcome {
+    let run = || -> Result<Outcome, String> {
+        let mut others = Vec::new();
+        for e in fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))? {
+            let name = e.map_err(|e| format!("/proc: {e}"))?.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid <= 2 {
+                continue;
+            }
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue; // gone meanwhile
+            };
+            // "PID (COMM) STATE PPID ...": COMM may hold spaces; split after ')'.
+            let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let ppid = after.split_whitespace().nth(1).unwrap_or("");
+            if ppid != "2" {
+                let comm = stat
+                    .split_once('(')
+                    .and_then(|(_, r)| r.rsplit_once(')'))
+                    .map_or("?", |(c, _)| c);
+                others.push(format!("{pid} ({comm}, parent {ppid})"));
+            }
+        }
+        Ok(Outcome::check(
+            others.is_empty(),
+            format!("others: {others:?}"),
+        ))
+    };
+    run().unwrap_or_else(Outcome::fail)
 }
 
 fn boot_bound() -> Outcome {

@@ -58,6 +58,9 @@ pub struct Args {
     pub run: Vec<String>,
     /// `ktest.mounts`: dump `/proc/self/mountinfo` as diagnostics.
     pub mounts: bool,
+    /// `ktest.alone`: no process but the kernel's threads and ktest may be
+    /// running when ktest starts (nothing of the initramfs left behind).
+    pub alone: bool,
     /// The `ostree=` argument (to find the deployment directory).
     pub ostree: Option<String>,
     /// Unknown `ktest.*` keys, reported so a typo in a scenario fails loudly.
@@ -93,6 +96,7 @@ impl Args {
                 "ktest.absent" => a.absent.push(val),
                 "ktest.run" => a.run.push(val),
                 "ktest.mounts" => a.mounts = true,
+                "ktest.alone" => a.alone = true,
                 k if k.starts_with("ktest.") => a.unknown.push(k.to_string()),
                 _ => {}
             }

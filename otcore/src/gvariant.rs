@@ -41,6 +41,9 @@ pub struct VarDict {
 }
 
 fn offset_size(body: usize, count: usize) -> usize {
+    // In u64: on 32-bit targets the 4-byte bound is usize::MAX itself (and
+    // the sums could wrap).
+    let (body, count) = (body as u64, count as u64);
     if body + count == 0 {
         0
     } else if body + count <= 0xff {

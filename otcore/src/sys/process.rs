@@ -80,10 +80,12 @@ pub fn clock_us(realtime: bool) -> u64 {
     // The bare system call with the kernel's 64-bit timespec (clock_gettime64
     // on 32-bit architectures: no year-2038 overflow). Not libc's, which
     // looks up the vDSO: that costs more code than a few calls save.
+    // The number from linux-raw-sys: the libc crate has no
+    // SYS_clock_gettime64 on every 32-bit architecture (armv7 musl).
     #[cfg(target_pointer_width = "64")]
-    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime;
+    const CLOCK_GETTIME: libc::c_long = g::__NR_clock_gettime as libc::c_long;
     #[cfg(target_pointer_width = "32")]
-    const CLOCK_GETTIME: libc::c_long = libc::SYS_clock_gettime64;
+    const CLOCK_GETTIME: libc::c_long = g::__NR_clock_gettime64 as libc::c_long;
     let mut ts = g::__kernel_timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -172,14 +174,32 @@ pub fn finishes_within(timeout_ms: i32, f: impl FnOnce()) -> bool {
     done
 }
 
-/// Sleep for `ms` milliseconds (an interrupted sleep just returns early).
+/// Sleep for `ms` milliseconds on `CLOCK_MONOTONIC` (an interrupted sleep
+/// just returns early). The bare system call with the kernel's 64-bit
+/// timespec, as [`clock_us`] (clock_nanosleep_time64 on 32-bit
+/// architectures): no libc `timespec`, whose `time_t` is 32 or 64 bits on
+/// 32-bit musl depending on how the libc crate was configured.
 pub fn sleep_ms(ms: u64) {
-    let ts = libc::timespec {
+    #[cfg(target_pointer_width = "64")]
+    const CLOCK_NANOSLEEP: libc::c_long = g::__NR_clock_nanosleep as libc::c_long;
+    #[cfg(target_pointer_width = "32")]
+    const CLOCK_NANOSLEEP: libc::c_long = g::__NR_clock_nanosleep_time64 as libc::c_long;
+    let ts = g::__kernel_timespec {
         tv_sec: (ms / 1000) as _,
         tv_nsec: ((ms % 1000) * 1_000_000) as _,
     };
-    // SAFETY: `ts` is valid for the duration of the call.
-    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+    let none: *mut g::__kernel_timespec = core::ptr::null_mut();
+    // SAFETY: `ts` is valid for the duration of the call; no remainder is
+    // asked for (NULL).
+    unsafe {
+        libc::syscall(
+            CLOCK_NANOSLEEP,
+            g::CLOCK_MONOTONIC,
+            0,
+            &ts as *const g::__kernel_timespec,
+            none,
+        )
+    };
 }
 
 /// What to do with the machine at the end of an emergency.

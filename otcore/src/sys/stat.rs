@@ -122,8 +122,10 @@ pub fn is_mount_root_at(dir: impl AsFd, name: &[u8]) -> Option<bool> {
 }
 
 /// `statfs(2)` of the filesystem holding `path`, as the bare system call
-/// (the kernel's layout, the same for every libc): `(f_type, f_flags)`.
-fn statfs(path: &[u8]) -> SysResult<(u64, u64)> {
+/// (the kernel's layout, the same for every libc): `(f_type, f_flags)`,
+/// the flags in libc's type for them, that of `ST_RDONLY` (32 bits on 32-bit
+/// targets, where the kernel's `statfs64` has 32-bit words).
+fn statfs(path: &[u8]) -> SysResult<(u64, libc::c_ulong)> {
     with_cstr(path, |p| {
         // SAFETY: an all-zero `struct statfs64` is a valid value.
         let mut st: g::statfs64 = unsafe { core::mem::zeroed() };
@@ -132,12 +134,13 @@ fn statfs(path: &[u8]) -> SysResult<(u64, u64)> {
         #[cfg(target_pointer_width = "64")]
         let r = unsafe { libc::syscall(libc::SYS_statfs, p, &mut st as *mut g::statfs64) };
         #[cfg(target_pointer_width = "32")]
+        // SAFETY: as above, with the size of the structure the kernel fills.
         let r = unsafe {
             let size = core::mem::size_of::<g::statfs64>();
             libc::syscall(libc::SYS_statfs64, p, size, &mut st as *mut g::statfs64)
         };
         super::check_size(r as isize)?;
-        Ok((st.f_type as u64, st.f_flags as u64))
+        Ok((st.f_type as u64, st.f_flags as libc::c_ulong))
     })
 }
 

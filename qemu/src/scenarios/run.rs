@@ -270,7 +270,9 @@ pub fn hotfix_markers(disk: &Disk, which: &str) -> Vec<String> {
         .collect()
 }
 
-/// Checks every boot of ours makes beyond the reference's: the `/run/ostree` markers.
-pub const OURS: &str = "ktest.exists=/run/ostree";
+/// Checks every boot of ours makes beyond the reference's: the `/run/ostree`
+/// markers, and nothing of ours left running when init starts (the boot
+/// watchdog stopped, no probe child waiting on a device).
+pub const OURS: &str = "ktest.exists=/run/ostree ktest.alone";
 
 pub type ScenarioFn = fn(&mut Run) -> Result<()>;
