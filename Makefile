@@ -8,6 +8,8 @@
 #                        nightly + cargo-fuzz
 #   make test            every test, stage by stage (see `test:` below)
 #   make demo            the README's story: four real boots under QEMU
+#   make qemu-matrix     every QEMU scenario on every test kernel (5.10, 6.1, 6.12);
+#                        make test runs all of them on 6.1 and a subset on the others
 #   make bench           benchmark against ostree's C ostree-prepare-root (root)
 #   make fuzz            every fuzz target for 5 minutes (make test runs 15 s of each)
 #   make install DESTDIR=... PREFIX=/usr
