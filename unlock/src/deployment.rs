@@ -256,31 +256,29 @@ pub fn named(sysroot: &[u8], name: &[u8], live: bool) -> Result<Target> {
         .filter(|&(os, n)| n == want_name && want_os.map_or(true, |w| w == os));
     match (found.next(), found.next()) {
         (Some((os, n)), None) => Target::new(sysroot, os, n, live),
-        (None, _) => Err(err!(
-            "no deployment {} under {}; existing: {}",
-            Lossy(name),
-            PathBuf::from(sysroot)?.join(b"ostree/deploy")?,
-            Listing(&all)
-        )),
+        (None, _) => {
+            // One line each: any number of deployments, none cut from a
+            // message of bounded length.
+            let deploy = PathBuf::from(sysroot)?.join(b"ostree/deploy")?;
+            if all.is_empty() {
+                return Err(err!(
+                    "no deployment {} under {deploy}: there is none",
+                    Lossy(name)
+                ));
+            }
+            otcore::warn!("ostree-unlock: the deployments under {deploy}:");
+            for d in all.iter() {
+                otcore::warn!("  {d}");
+            }
+            Err(err!(
+                "no deployment {} under {deploy} (the deployments are listed above)",
+                Lossy(name)
+            ))
+        }
         _ => Err(err!(
             "deployment {0} exists in several stateroots; say OS/{0}",
             Lossy(name)
         )),
-    }
-}
-
-/// Space-separated deployments, or `none`.
-struct Listing<'a>(&'a Deployments);
-
-impl fmt::Display for Listing<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("none");
-        }
-        for (i, d) in self.0.iter().enumerate() {
-            write!(f, "{}{d}", if i == 0 { "" } else { " " })?;
-        }
-        Ok(())
     }
 }
 
@@ -386,12 +384,9 @@ mod tests {
     }
 
     #[test]
-    fn listing() {
+    fn split_names() {
         let mut v = Deployments::new();
-        assert_eq!(Listing(&v).to_string(), "none");
         v.push(PathBuf::from(b"os/a.0").unwrap()).unwrap();
-        v.push(PathBuf::from(b"os/b.1").unwrap()).unwrap();
-        assert_eq!(Listing(&v).to_string(), "os/a.0 os/b.1");
         assert_eq!(split(&v[0]), (&b"os"[..], &b"a.0"[..]));
     }
 }
