@@ -222,7 +222,15 @@ impl Lab {
             Mode::Reference => Some(self.reference()?),
             Mode::NoInitramfs => None,
         };
-        self.boot_kernel(&self.kernel, disk, initrd, append, log, hotplug)
+        // Where our binary is the first program (our /init, or init= with no
+        // initramfs), nothing of it may be left running when init starts
+        // (distribution images keep processes of their own, such as
+        // systemd-journald, on purpose).
+        let append = match mode {
+            Mode::Ours | Mode::NoInitramfs => format!("{append} ktest.alone"),
+            Mode::Reference => append.to_string(),
+        };
+        self.boot_kernel(&self.kernel, disk, initrd, &append, log, hotplug)
     }
 
     /// Boot `disk` once with `kernel` and `initrd` (the lab's kernel, or
