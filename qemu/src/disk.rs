@@ -230,28 +230,14 @@ fn build(name: &str, gpt: bool, kernel: &Kernel, way_back: Option<WayBack>) -> R
     let _ = fs::remove_dir_all(&dir);
     let build = dir.join("build");
     fs::create_dir_all(&build)?;
-    make_tree(
-        &build.join("tree-A"),
-        "A",
-        1,
-        (&ktest, &prep, &unlock),
-        kernel,
-    )?;
-    make_tree(
-        &build.join("tree-B"),
-        "B",
-        2,
-        (&ktest, &prep, &unlock),
-        kernel,
-    )?;
-    if way_back == Some(WayBack::Redeployed) {
-        make_tree(
-            &build.join("tree-C"),
-            "C",
-            3,
-            (&ktest, &prep, &unlock),
-            kernel,
-        )?;
+    // C is the new commit the redeployed way-back disk deploys.
+    let letters: &[&str] = match way_back {
+        Some(WayBack::Redeployed) => &["A", "B", "C"],
+        _ => &["A", "B"],
+    };
+    for (version, letter) in (1..).zip(letters) {
+        let tree = build.join(format!("tree-{letter}"));
+        make_tree(&tree, letter, version, (&ktest, &prep, &unlock), kernel)?;
     }
     let fs_uuid = util::new_uuid()?;
     let exe = std::env::current_exe()?;
@@ -392,25 +378,15 @@ fn build_sysroot(
     let mut env = String::new();
     for entry in fs::read_dir(s.join("boot/loader/entries"))? {
         let path = entry?.path();
-        let text = fs::read_to_string(&path)?;
-        let options = text
-            .lines()
-            .find_map(|l| l.strip_prefix("options "))
-            .with_context(|| format!("no options line in {}", path.display()))?
-            .trim()
-            .to_string();
+        let e = read_entry(&s, &path)?;
+        let (options, target, letter) = (&e.options, &e.target, &e.which);
         let karg = |k: &str| {
             options
                 .split_whitespace()
                 .find_map(|a| a.strip_prefix(k))
                 .map(str::to_string)
         };
-        let target =
-            karg("ostree=").with_context(|| format!("no ostree= in {}", path.display()))?;
-        let deploy = fs::canonicalize(s.join(target.trim_start_matches('/')))?;
-        let letter = fs::read_to_string(deploy.join("usr/share/which-deployment"))?
-            .trim()
-            .to_string();
+        let deploy = &e.deploy;
         let rel = deploy.strip_prefix(&s)?.display().to_string();
         env += &format!(
             "OSTREE_{letter}='{target}'\nDEPLOY_{letter}='{rel}'\nOPTIONS_{letter}='{options}'\n"
@@ -423,7 +399,7 @@ fn build_sysroot(
             env += &format!("INIT_{letter}='{init}'\n");
         }
         // Deployment roots are immutable; the image gets no attributes anyway.
-        let _ = Command::new("chattr").arg("-i").arg(&deploy).status();
+        let _ = Command::new("chattr").arg("-i").arg(deploy).status();
     }
     fs::write(build.join("entries.env"), env)?;
     run(Command::new("mkfs.ext4")
@@ -432,6 +408,42 @@ fn build_sysroot(
         .arg(fs_image)
         .arg(format!("{FS_MB}M")))?;
     Ok(())
+}
+
+/// What a boot entry of sysroot `s` boots.
+struct Entry {
+    options: String,
+    /// Its `ostree=`.
+    target: String,
+    /// The deployment directory `ostree=` leads to.
+    deploy: PathBuf,
+    /// That deployment's `usr/share/which-deployment` (`A`, `B`, `C`).
+    which: String,
+}
+
+fn read_entry(s: &Path, path: &Path) -> Result<Entry> {
+    let text = fs::read_to_string(path)?;
+    let options = text
+        .lines()
+        .find_map(|l| l.strip_prefix("options "))
+        .with_context(|| format!("no options line in {}", path.display()))?
+        .trim()
+        .to_string();
+    let target = options
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("ostree="))
+        .with_context(|| format!("no ostree= in {}", path.display()))?
+        .to_string();
+    let deploy = fs::canonicalize(s.join(target.trim_start_matches('/')))?;
+    let which = fs::read_to_string(deploy.join("usr/share/which-deployment"))?
+        .trim()
+        .to_string();
+    Ok(Entry {
+        options,
+        target,
+        deploy,
+        which,
+    })
 }
 
 /// The way-back steps of [`ensure_way_back`] on sysroot `s` (A and B
@@ -507,25 +519,18 @@ fn record_way_back(build: &Path, s: &Path) -> Result<()> {
         .collect();
     entries.sort();
     for (i, path) in entries.iter().enumerate() {
-        let text = fs::read_to_string(path)?;
-        let options = text
-            .lines()
-            .find_map(|l| l.strip_prefix("options "))
-            .with_context(|| format!("no options line in {}", path.display()))?
-            .trim()
-            .to_string();
-        let target = options
-            .split_whitespace()
-            .find_map(|a| a.strip_prefix("ostree="))
-            .with_context(|| format!("no ostree= in {}", path.display()))?;
-        let deploy = fs::canonicalize(s.join(target.trim_start_matches('/')))?;
-        let which = fs::read_to_string(deploy.join("usr/share/which-deployment"))?;
+        let Entry {
+            options,
+            deploy,
+            which,
+            ..
+        } = read_entry(s, path)?;
         let hotfix = deploy.join(".usr-ovl-upper").is_dir();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         env += &format!(
             "WB{i}_FILE='{name}'\nWB{i}_OPTIONS='{options}'\nWB{i}_DEPLOY='{}'\nWB{i}_WHICH='{}'\nWB{i}_HOTFIXED='{}'\n",
             deploy.strip_prefix(s)?.display(),
-            which.trim(),
+            which,
             if hotfix { "yes" } else { "no" },
         );
         let _ = Command::new("chattr").arg("-i").arg(&deploy).status();
