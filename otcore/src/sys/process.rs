@@ -130,11 +130,9 @@ pub fn kill_child(pid: i32) {
     wait_child(pid);
 }
 
-/// Wait for child `pid` to end.
+/// Wait for child `pid` to end (how it ended does not matter here).
 pub fn wait_child(pid: i32) {
-    // SAFETY: wait4 allows NULL status and usage pointers.
-    let wait = || unsafe { libc::syscall(libc::SYS_wait4, pid, 0, 0, 0) };
-    while wait() < 0 && Errno::last() == Errno::INTR {}
+    let _ = super::spawn::wait(pid);
 }
 
 /// Run `f` in a child process; whether it finished within `timeout_ms`.

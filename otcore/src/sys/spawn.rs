@@ -98,7 +98,7 @@ pub fn spawn_wait(path: &[u8], argv: &[&[u8]], envp: &[&CStr]) -> SysResult<Exit
 }
 
 /// `waitpid(2)` for `pid` until it ends (an interrupted wait is retried).
-fn wait(pid: libc::pid_t) -> SysResult<ExitStatus> {
+pub(super) fn wait(pid: libc::pid_t) -> SysResult<ExitStatus> {
     let mut status: libc::c_int = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer.
