@@ -157,18 +157,20 @@ pub fn check_static_elf(bytes: &[u8]) -> Result<(), &'static str> {
 /// Check a `prepare-root.conf` with the parser `/init` uses: a file it
 /// would refuse at boot is refused now.
 pub fn check_config(path: &Path, text: &[u8]) -> Result<(), Error> {
-    use switchroot::config::{check_supported, PrepareRootConf, Unsupported};
+    use switchroot::config::{check_supported, ComposefsPolicy, PrepareRootConf, Unsupported};
     let conf = PrepareRootConf::parse(text)
         .map_err(|e| Error::Input(format!("{}: line {}: {}", path.display(), e.line, e.what)))?;
-    check_supported(&conf, conf.composefs).map_err(|u| {
+    let policy = ComposefsPolicy::from(conf.composefs);
+    // The /init this tool packs is the default build, which has composefs.
+    check_supported(&conf, policy, true).map_err(|u| {
         Error::Input(match u {
             Unsupported::Composefs(c) => format!(
-                "{}: [composefs] enabled={} needs composefs, which ostree-prepare-root does not implement (use no or maybe)",
+                "{}: [composefs] enabled={} needs composefs, which this ostree-prepare-root is built without (use no or maybe)",
                 path.display(),
                 c.name()
             ),
             Unsupported::RootTransient => format!(
-                "{}: [root] transient needs composefs, which ostree-prepare-root does not implement",
+                "{}: [root] transient needs composefs ([composefs] enabled)",
                 path.display()
             ),
             Unsupported::BadComposefsKarg => format!("{}: unsupported composefs setting", path.display()),
@@ -621,10 +623,10 @@ mod tests {
         write(&sp.init, &static_elf());
         // A configuration /init would refuse.
         let conf = s.0.join("bad.conf");
-        write(&conf, b"[composefs]\nenabled=yes\n");
+        write(&conf, b"[root]\ntransient=true\n");
         sp.config = Some(conf.clone());
         let e = Image::plan(&sp).unwrap_err().to_string();
-        assert!(e.contains("enabled=yes needs composefs"), "{e}");
+        assert!(e.contains("transient needs composefs"), "{e}");
         write(&conf, b"[sysroot\nreadonly=true\n");
         let e = Image::plan(&sp).unwrap_err().to_string();
         assert!(e.contains("bad.conf: line 1"), "{e}");

@@ -35,6 +35,16 @@ pub mod booted_keys {
     pub const SYSROOT_RO: &str = "sysroot-ro";
     /// `s`: where the transient `/etc` overlay's upper directory is.
     pub const TRANSIENT_ETC: &str = "transient-etc";
+    /// `b`: the root is a composefs.
+    pub const COMPOSEFS: &str = "composefs";
+    /// `b`: the composefs requires fs-verity of every file.
+    pub const COMPOSEFS_VERITY: &str = "composefs.verity";
+    /// `s`: the key file the composefs image's signed commit was checked with.
+    pub const COMPOSEFS_SIGNED: &str = "composefs.signed";
+    /// `b`: the root is writable, its changes in `/run` (`[root] transient`).
+    pub const ROOT_TRANSIENT: &str = "root.transient";
+    /// `b`: the same, mounted read-only (`[root] transient-ro`).
+    pub const ROOT_TRANSIENT_RO: &str = "root.transient-ro";
 }
 
 /// Empty stamp read by `ostree-remount` up to 2023 to keep `/sysroot`

@@ -46,6 +46,10 @@ pub enum Error {
     },
     /// A path did not fit in our fixed buffers.
     PathTooLong,
+    /// composefs could not be set up: what, where, why, and the kernel
+    /// feature to look for.
+    #[cfg(feature = "composefs")]
+    Composefs(Text),
     /// A kernel module is neither in `modules.dep` nor built in.
     #[cfg(feature = "pid1")]
     ModuleMissing(Text),
@@ -177,6 +181,8 @@ impl fmt::Display for Error {
             Error::Sys { op, path, errno } => write!(f, "{op} {path}: {errno}"),
             Error::Sys2 { op, paths, errno } => write!(f, "{op} {paths}: {errno}"),
             Error::Target(t) => t.fmt(f),
+            #[cfg(feature = "composefs")]
+            Error::Composefs(t) => t.fmt(f),
             #[cfg(feature = "pid1")]
             Error::ModuleMissing(t) => t.fmt(f),
             Error::Usage(msg) => f.write_str(msg),
@@ -195,11 +201,11 @@ impl fmt::Display for Error {
                 match why {
                     Unsupported::Composefs(c) => write!(
                         f,
-                        "composefs is required ([composefs] enabled={}), but this ostree-prepare-root does not support composefs; set enabled=no or maybe",
+                        "composefs is required ([composefs] enabled={}), but this ostree-prepare-root was built without composefs (the composefs feature); set enabled=no or maybe",
                         c.name()
                     )?,
                     Unsupported::RootTransient => f.write_str(
-                        "[root] transient needs composefs, which this ostree-prepare-root does not support",
+                        "[root] transient needs composefs: composefs is off, the deployment has no .ostree.cfs, or this build has no composefs",
                     )?,
                     Unsupported::BadComposefsKarg => write!(
                         f,

@@ -41,6 +41,12 @@ pub trait Effects {
     fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error>;
     /// Before the first step.
     fn begin(&mut self) {}
+    /// Mount a composefs ([`crate::composefs::mount::mount`]).
+    #[cfg(feature = "composefs")]
+    fn mount_composefs(&mut self, req: &crate::composefs::mount::Request<'_>) -> Result<(), Error>;
+    /// Make systemd's volatile-root link; `Ok(false)` when nothing was made.
+    #[cfg(feature = "composefs")]
+    fn volatile_root(&mut self, root: &[u8], link: &[u8]) -> Result<bool, Error>;
 }
 
 /// The running system.
@@ -92,6 +98,18 @@ impl Effects for RealSystem {
                 otcore::path::Lossy(path)
             );
         }
+    }
+    #[cfg(feature = "composefs")]
+    fn mount_composefs(&mut self, req: &crate::composefs::mount::Request<'_>) -> Result<(), Error> {
+        // As every new mount: never through a symlink at the target.
+        if sys::lstat(req.dst).is_ok_and(|st| st.is_symlink()) {
+            return Err(Error::sys("mount composefs on", req.dst, Errno::LOOP));
+        }
+        crate::composefs::mount::mount(req)
+    }
+    #[cfg(feature = "composefs")]
+    fn volatile_root(&mut self, root: &[u8], link: &[u8]) -> Result<bool, Error> {
+        crate::composefs::mount::volatile_root_link(root, link)
     }
     fn pivot_root(&mut self, new_root: &[u8], put_old: &[u8]) -> Result<(), Error> {
         sys::chdir(new_root).map_err(|e| Error::sys("chdir", new_root, e))?;
@@ -380,6 +398,34 @@ fn apply<'a>(
             fx.pivot_root(new_root.as_bytes(), put_old.as_bytes())?;
             None
         }
+        #[cfg(feature = "composefs")]
+        Step::Composefs {
+            image,
+            dst,
+            lower,
+            objects,
+            upper,
+            verity,
+            digest,
+            readonly,
+        } => {
+            let req = crate::composefs::mount::Request {
+                image: image.as_bytes(),
+                dst: dst.as_bytes(),
+                lower: lower.as_bytes(),
+                objects: objects.as_bytes(),
+                verity,
+                digest: digest.map(|d| d.as_bytes()),
+                upper: upper.map(|(u, w)| (u.as_bytes(), w.as_bytes())),
+                readonly,
+            };
+            fx.mount_composefs(&req)?;
+            Some(Undo::Unmount(dst))
+        }
+        #[cfg(feature = "composefs")]
+        Step::VolatileRoot { root, link } => fx
+            .volatile_root(root.as_bytes(), link.as_bytes())?
+            .then_some(Undo::Unlink(link)),
     })
 }
 
@@ -395,6 +441,8 @@ pub fn render_marker<'b>(
             sysroot_ro,
             device_inode,
             transient_etc,
+            #[cfg(feature = "composefs")]
+            composefs,
         } => {
             dict.insert(
                 contract::booted_keys::BACKING_ROOT_DEVICE_INODE,
@@ -409,6 +457,22 @@ pub fn render_marker<'b>(
                     Value::Str(t.as_bytes()),
                 )
                 .map_err(overflow)?;
+            }
+            #[cfg(feature = "composefs")]
+            if let Some(c) = composefs {
+                use contract::booted_keys as k;
+                for (key, value) in [
+                    (k::ROOT_TRANSIENT, c.transient),
+                    (k::ROOT_TRANSIENT_RO, c.transient_ro),
+                    (k::COMPOSEFS, true),
+                    (k::COMPOSEFS_VERITY, c.verity),
+                ] {
+                    dict.insert(key, Value::Bool(value)).map_err(overflow)?;
+                }
+                if let Some(keypath) = c.signed {
+                    dict.insert(k::COMPOSEFS_SIGNED, Value::Str(keypath.as_bytes()))
+                        .map_err(overflow)?;
+                }
             }
             dict.finish().map_err(overflow)
         }
@@ -639,6 +703,26 @@ mod tests {
             self.call()?;
             self.files.remove(&text(path)).map(drop).ok_or(Errno::NOENT)
         }
+        #[cfg(feature = "composefs")]
+        fn mount_composefs(
+            &mut self,
+            req: &crate::composefs::mount::Request<'_>,
+        ) -> Result<(), Error> {
+            self.call()
+                .map_err(|e| Error::sys("mount composefs on", req.dst, e))?;
+            self.mounts.push(Mount {
+                target: text(req.dst),
+                source: "composefs/".into(),
+                ro: req.readonly,
+            });
+            Ok(())
+        }
+        #[cfg(feature = "composefs")]
+        fn volatile_root(&mut self, _root: &[u8], link: &[u8]) -> Result<bool, Error> {
+            self.call().map_err(|e| Error::sys("symlink", link, e))?;
+            self.files.insert(text(link), b"/dev/block/8:1".to_vec());
+            Ok(true)
+        }
         /// Removing stale data is not undone (it is stale: the next boot
         /// would remove it again), so the model leaves it out of the state.
         fn clean_backing(&mut self, _path: &[u8]) {}
@@ -685,6 +769,8 @@ mod tests {
                 var_marker_exists: bit(6),
                 sysroot_fs_readonly: bit(7),
                 clean_backing: bit(8),
+                #[cfg(feature = "composefs")]
+                composefs: None,
             });
         }
         all
@@ -776,6 +862,39 @@ mod tests {
         unreachable!()
     }
 
+    /// The composefs roots a service plan can mount: read-only with verity,
+    /// signed, and transient (writable or read-only).
+    #[cfg(feature = "composefs")]
+    fn composefs_roots() -> Vec<crate::composefs::Root> {
+        use crate::composefs::{Root, Signed};
+        let signed = Signed {
+            keypath: PathBuf::from(b"/etc/ostree/initramfs-root-binding.key").unwrap(),
+            digest: [7; 32],
+        };
+        std::vec![
+            Root {
+                verity: true,
+                signed: None,
+                transient_ro: None,
+            },
+            Root {
+                verity: true,
+                signed: Some(signed),
+                transient_ro: None,
+            },
+            Root {
+                verity: false,
+                signed: None,
+                transient_ro: Some(false),
+            },
+            Root {
+                verity: false,
+                signed: None,
+                transient_ro: Some(true),
+            },
+        ]
+    }
+
     #[test]
     fn every_failure_of_the_service_plan_is_undone() {
         let mut checked = 0;
@@ -784,6 +903,23 @@ mod tests {
             checked += fail_at_every_call(&f, &plan, false);
         }
         assert!(checked > 512 * 10, "{checked}");
+    }
+
+    #[cfg(feature = "composefs")]
+    #[test]
+    fn every_failure_of_a_composefs_plan_is_undone() {
+        let mut checked = 0;
+        for f in all_facts() {
+            for root in composefs_roots() {
+                let f = Facts {
+                    composefs: Some(root),
+                    ..f.clone()
+                };
+                let plan = plan::service_plan(&f).unwrap();
+                checked += fail_at_every_call(&f, &plan, false);
+            }
+        }
+        assert!(checked > 4 * 512 * 10, "{checked}");
     }
 
     #[test]

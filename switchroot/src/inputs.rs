@@ -14,7 +14,7 @@ use otcore::sys;
 use otcore::sys::{Errno, MountFlags, UnmountFlags};
 
 /// Largest configuration file we read.
-const CONF_MAX: usize = 16 * 1024;
+pub(crate) const CONF_MAX: usize = 16 * 1024;
 
 /// Buffer for the kernel command line (one spare byte detects overlong input).
 pub type CmdlineBuf = [u8; CMDLINE_MAX + 1];
@@ -151,18 +151,36 @@ pub fn gather(
         ConfFrom::Deployment => deploy_path.clone(),
     };
     let (conf, conf_file) = load_prepare_root_conf(&conf_root)?;
-    config::effective_composefs(&conf, cmdline)
-        .and_then(|c| config::check_supported(&conf, c))
-        .map_err(|why| Error::Unsupported {
-            why,
-            file: conf_file.clone(),
-        })?;
+    let policy = match config::effective_composefs(&conf, cmdline)
+        .and_then(|p| config::check_supported(&conf, p, cfg!(feature = "composefs")).map(|()| p))
+    {
+        Ok(p) => p,
+        Err(why) => return Err(unsupported_error(why, conf_file)),
+    };
+    #[cfg(feature = "composefs")]
+    let composefs = {
+        let commit = deployment
+            .name()
+            .split(|&c| c == b'.')
+            .next()
+            .unwrap_or(b"");
+        crate::composefs::decide(
+            policy,
+            &conf,
+            conf_file.as_ref(),
+            sysroot,
+            &deploy_path,
+            commit,
+        )?
+    };
 
     let st = sys::lstat(deploy_path.as_bytes())
         .map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;
 
-    let mut readonly = conf.sysroot_readonly.unwrap_or(false);
-    if !readonly {
+    // composefs makes the physical root read-only unless the file says.
+    let composefs_yes = policy.enabled == config::Use::Yes;
+    let mut readonly = conf.sysroot_readonly.unwrap_or(composefs_yes);
+    if !readonly && !composefs_yes {
         // The repository's config is shared by every deployment and edited
         // at run time: one that cannot be read is a warning, as in ostree's
         // own tool, never a boot that fails whatever deployment is chosen.
@@ -196,6 +214,16 @@ pub fn gather(
     let sysroot_fs_readonly = sys::is_readonly_fs(sysroot.as_bytes())
         .map_err(|e| Error::sys("statvfs", sysroot.as_bytes(), e))?;
 
+    let hotfix = hotfix_state(&deploy_path, cmdline)?;
+    // A writable /usr over a signed image would void the signature.
+    #[cfg(feature = "composefs")]
+    let hotfix = match &composefs {
+        Some(c) if c.signed.is_some() && hotfix == Hotfix::On => {
+            Hotfix::Ignored("the hotfix overlay is not used over a signed composefs image")
+        }
+        _ => hotfix,
+    };
+
     Ok(Gathered {
         facts: Facts {
             sysroot: sysroot.clone(),
@@ -203,15 +231,22 @@ pub fn gather(
             deployment_id: (st.dev, st.ino),
             readonly,
             etc_transient: conf.etc_transient,
-            hotfix: hotfix_state(&deploy_path, cmdline)?,
+            hotfix,
             bind_boot,
             mount_var,
             var_marker_exists,
             sysroot_fs_readonly,
             clean_backing,
+            #[cfg(feature = "composefs")]
+            composefs,
         },
         conf_file,
     })
+}
+
+#[inline(never)]
+fn unsupported_error(why: config::Unsupported, file: Option<PathBuf>) -> Error {
+    Error::Unsupported { why, file }
 }
 
 /// Say that the hotfix overlay is not used this boot, and why.

@@ -50,6 +50,9 @@ pub struct Facts {
     /// Some stateroot has a backing directory: what unlocks left there (see
     /// [`otcore::backing`]), in every deployment's, is deleted at boot.
     pub clean_backing: bool,
+    /// The root is a composefs (else a bind of the deployment directory).
+    #[cfg(feature = "composefs")]
+    pub composefs: Option<crate::composefs::Root>,
 }
 
 /// The content of a marker file (`P`: how its paths are held).
@@ -60,9 +63,23 @@ pub enum Marker<P> {
         sysroot_ro: bool,
         device_inode: (u64, u64),
         transient_etc: Option<P>,
+        #[cfg(feature = "composefs")]
+        composefs: Option<BootedComposefs<P>>,
     },
     /// An empty stamp file.
     Empty,
+}
+
+/// What `/run/ostree-booted` says of a composefs root.
+#[cfg(feature = "composefs")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootedComposefs<P> {
+    pub verity: bool,
+    /// `signed`: the key file the signature was checked with.
+    pub signed: Option<P>,
+    /// `[root] transient` (or `transient-ro`), and `transient-ro`.
+    pub transient: bool,
+    pub transient_ro: bool,
 }
 
 /// One action on the system. `P` is how its paths are held: [`Span`]s into
@@ -101,6 +118,26 @@ pub enum Step<P> {
     /// Make `new_root` the root directory, the old root landing at `put_old`;
     /// then `chdir("/")`. The point of no return of the no-initramfs mode.
     PivotRoot { new_root: P, put_old: P },
+    /// Mount the composefs `image` at `dst` (see [`crate::composefs::mount`]):
+    /// its EROFS at `lower` meanwhile, `objects` as the data layer.
+    #[cfg(feature = "composefs")]
+    Composefs {
+        image: P,
+        dst: P,
+        lower: P,
+        objects: P,
+        /// Upper and work directories of a transient root.
+        upper: Option<(P, P)>,
+        verity: bool,
+        /// The fs-verity digest the image must have (`signed`): 32 bytes,
+        /// kept in the pool like a path.
+        digest: Option<P>,
+        readonly: bool,
+    },
+    /// Point `link` at the block device of the filesystem at `root`
+    /// ([`crate::composefs::mount::volatile_root_link`]).
+    #[cfg(feature = "composefs")]
+    VolatileRoot { root: P, link: P },
 }
 
 /// Bytes of path text one plan holds.
@@ -203,10 +240,22 @@ impl<P> Marker<P> {
                 sysroot_ro,
                 device_inode,
                 transient_etc,
+                #[cfg(feature = "composefs")]
+                composefs,
             } => Marker::OstreeBooted {
                 sysroot_ro,
                 device_inode,
                 transient_etc: transient_etc.map(&mut f).transpose()?,
+                #[cfg(feature = "composefs")]
+                composefs: match composefs {
+                    Some(c) => Some(BootedComposefs {
+                        verity: c.verity,
+                        signed: c.signed.map(&mut f).transpose()?,
+                        transient: c.transient,
+                        transient_ro: c.transient_ro,
+                    }),
+                    None => None,
+                },
             },
             Marker::Empty => Marker::Empty,
         })
@@ -266,6 +315,34 @@ impl<P> Step<P> {
                 new_root: f(new_root)?,
                 put_old: f(put_old)?,
             },
+            #[cfg(feature = "composefs")]
+            Step::Composefs {
+                image,
+                dst,
+                lower,
+                objects,
+                upper,
+                verity,
+                digest,
+                readonly,
+            } => Step::Composefs {
+                image: f(image)?,
+                dst: f(dst)?,
+                lower: f(lower)?,
+                objects: f(objects)?,
+                upper: match upper {
+                    Some((u, w)) => Some((f(u)?, f(w)?)),
+                    None => None,
+                },
+                verity,
+                digest: digest.map(&mut f).transpose()?,
+                readonly,
+            },
+            #[cfg(feature = "composefs")]
+            Step::VolatileRoot { root, link } => Step::VolatileRoot {
+                root: f(root)?,
+                link: f(link)?,
+            },
         })
     }
 }
@@ -316,6 +393,18 @@ impl Builder {
     }
 }
 
+/// Where the deployment's own directory is, beside the root being assembled.
+struct Physical<'a> {
+    /// The deployment directory: its `etc` and hotfix directories (the same
+    /// as the root, unless the root is a composefs).
+    deploy: &'a PathBuf,
+    /// The mount it is on, whose read-only flag a hotfix changes.
+    mount: &'a PathBuf,
+    /// The root is a composefs: `/usr` is read-only already, and `/etc`
+    /// is the deployment's own, bound writable.
+    composefs: bool,
+}
+
 /// Mounts inside the deployment, assembled at `root`: `/boot` (from
 /// `boot_src`), `/etc` and `/usr`. `run` is where `/run` is now.
 /// Returns the transient /etc directory as the booted system will see it.
@@ -323,6 +412,7 @@ fn deployment_mounts(
     b: &mut Builder,
     f: &Facts,
     root: &PathBuf,
+    phys: &Physical<'_>,
     boot_src: &PathBuf,
     run: &PathBuf,
 ) -> Result<Option<PathBuf>, PlanTooBig> {
@@ -347,9 +437,10 @@ fn deployment_mounts(
         };
         b.push(step)?;
         transient_etc = Some(PathBuf::from(TRANSIENT_ETC)?);
-    } else if f.readonly {
-        // /etc must stay writable when the physical root becomes read-only.
-        b.bind(&etc, &etc)?;
+    } else if f.readonly || phys.composefs {
+        // /etc must stay writable when the physical root becomes read-only,
+        // and is the deployment's own, writable, over a composefs.
+        b.bind(&phys.deploy.join(b"etc")?, &etc)?;
         b.set_readonly(&etc, false)?;
     }
 
@@ -360,21 +451,21 @@ fn deployment_mounts(
         // /usr (the hotfix) is writable, as the kernel's `ro` intends.
         if f.sysroot_fs_readonly {
             let step = Step::RemountFsRw {
-                path: b.p(root.as_bytes())?,
+                path: b.p(phys.mount.as_bytes())?,
             };
             b.push(step)?;
         }
         let step = Step::Overlay {
             dst: b.p(usr.as_bytes())?,
             lower: b.p(usr.as_bytes())?,
-            upper: b.p(root.join(USR_OVL_UPPER)?.as_bytes())?,
-            work: b.p(root.join(USR_OVL_WORK)?.as_bytes())?,
+            upper: b.p(phys.deploy.join(USR_OVL_UPPER)?.as_bytes())?,
+            work: b.p(phys.deploy.join(USR_OVL_WORK)?.as_bytes())?,
         };
         b.push(step)?;
         if f.sysroot_fs_readonly {
-            b.set_readonly(root, true)?;
+            b.set_readonly(phys.mount, true)?;
         }
-    } else {
+    } else if !phys.composefs {
         b.bind(&usr, &usr)?;
         b.set_readonly(&usr, true)?;
     }
@@ -411,6 +502,19 @@ fn marker_steps(
             sysroot_ro: f.readonly,
             device_inode: f.deployment_id,
             transient_etc,
+            #[cfg(feature = "composefs")]
+            composefs: match &f.composefs {
+                Some(c) => Some(BootedComposefs {
+                    verity: c.verity,
+                    signed: match &c.signed {
+                        Some(s) => Some(b.p(s.keypath.as_bytes())?),
+                        None => None,
+                    },
+                    transient: c.transient_ro.is_some(),
+                    transient_ro: c.transient_ro == Some(true),
+                }),
+                None => None,
+            },
         },
     };
     b.push(step)?;
@@ -462,8 +566,21 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     b.mkdir(contract::STAGING, 0o755)?;
     let step = Step::MakePrivate { path: b.p(b"/")? };
     b.push(step)?;
-    b.bind(&deploy, &stage)?;
-    let transient_etc = deployment_mounts(&mut b, f, &stage, &sysroot.join(b"boot")?, &run)?;
+    let phys = if composefs_root(&mut b, f, &deploy, &stage)? {
+        Physical {
+            deploy: &deploy,
+            mount: sysroot,
+            composefs: true,
+        }
+    } else {
+        b.bind(&deploy, &stage)?;
+        Physical {
+            deploy: &stage,
+            mount: &stage,
+            composefs: false,
+        }
+    };
+    let transient_etc = deployment_mounts(&mut b, f, &stage, &phys, &sysroot.join(b"boot")?, &run)?;
 
     // The physical root, reached through the deployment. A recursive bind keeps
     // anything already mounted below SYSROOT (a separate /boot, say).
@@ -499,6 +616,66 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     Ok(b.plan)
 }
 
+/// The composefs of the deployment at `deploy`, mounted at `dst`, if the
+/// root is one (`Ok(true)`).
+#[cfg(feature = "composefs")]
+fn composefs_root(
+    b: &mut Builder,
+    f: &Facts,
+    deploy: &PathBuf,
+    dst: &PathBuf,
+) -> Result<bool, PlanTooBig> {
+    use crate::composefs::{IMAGE, LOWER_MOUNT, TRANSIENT_ROOT, VOLATILE_ROOT};
+    let Some(c) = &f.composefs else {
+        return Ok(false);
+    };
+    let sysroot = &f.sysroot;
+    b.mkdir(LOWER_MOUNT, 0o700)?;
+    let upper = match c.transient_ro {
+        Some(_) => {
+            let dir = PathBuf::from(TRANSIENT_ROOT)?;
+            b.mkdir(dir.as_bytes(), 0o755)?;
+            b.mkdir(dir.join(b"upper")?.as_bytes(), 0o755)?;
+            b.mkdir(dir.join(b"work")?.as_bytes(), 0o700)?;
+            Some((
+                b.p(dir.join(b"upper")?.as_bytes())?,
+                b.p(dir.join(b"work")?.as_bytes())?,
+            ))
+        }
+        None => None,
+    };
+    let step = Step::Composefs {
+        image: b.p(deploy.join(IMAGE)?.as_bytes())?,
+        dst: b.p(dst.as_bytes())?,
+        lower: b.p(LOWER_MOUNT)?,
+        objects: b.p(sysroot.join(b"ostree/repo/objects")?.as_bytes())?,
+        upper,
+        verity: c.verity,
+        digest: match &c.signed {
+            Some(s) => Some(b.p(&s.digest)?),
+            None => None,
+        },
+        readonly: c.transient_ro != Some(false),
+    };
+    b.push(step)?;
+    let step = Step::VolatileRoot {
+        root: b.p(sysroot.as_bytes())?,
+        link: b.p(VOLATILE_ROOT)?,
+    };
+    b.push(step)?;
+    Ok(true)
+}
+
+#[cfg(not(feature = "composefs"))]
+fn composefs_root(
+    _: &mut Builder,
+    _: &Facts,
+    _: &PathBuf,
+    _: &PathBuf,
+) -> Result<bool, PlanTooBig> {
+    Ok(false)
+}
+
 /// Build the plan of the no-initramfs mode (PID 1 as `init=`): the physical root
 /// is `/`, as the kernel mounted it (perhaps read-only). Nothing is written to
 /// it: the deployment is bound onto itself, completed in place, given a tmpfs
@@ -519,7 +696,13 @@ pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     };
     b.push(step)?;
     run_dirs(&mut b, &run)?;
-    let transient_etc = deployment_mounts(&mut b, f, &root, &PathBuf::from(b"/boot")?, &run)?;
+    let phys = Physical {
+        deploy: &root,
+        mount: &root,
+        composefs: false,
+    };
+    let transient_etc =
+        deployment_mounts(&mut b, f, &root, &phys, &PathBuf::from(b"/boot")?, &run)?;
     let var = PathBuf::from(b"/")?.join(f.deployment.stateroot_var()?.as_bytes())?;
     var_mounts(&mut b, f, &var, &root)?;
     stale_steps(&mut b, f, &PathBuf::from(b"/ostree/deploy")?)?;
@@ -590,6 +773,8 @@ impl fmt::Display for Step<PlanPath<'_>> {
                         sysroot_ro,
                         device_inode,
                         transient_etc,
+                        #[cfg(feature = "composefs")]
+                        composefs,
                     },
             } => {
                 write!(
@@ -599,6 +784,17 @@ impl fmt::Display for Step<PlanPath<'_>> {
                 )?;
                 if let Some(t) = transient_etc {
                     write!(f, " transient-etc={t}")?;
+                }
+                #[cfg(feature = "composefs")]
+                if let Some(c) = composefs {
+                    write!(
+                        f,
+                        " composefs=true composefs.verity={} root.transient={} root.transient-ro={}",
+                        c.verity, c.transient, c.transient_ro
+                    )?;
+                    if let Some(k) = c.signed {
+                        write!(f, " composefs.signed={k}")?;
+                    }
                 }
                 Ok(())
             }
@@ -616,6 +812,39 @@ impl fmt::Display for Step<PlanPath<'_>> {
             }
             Step::PivotRoot { new_root, put_old } => {
                 write!(f, "pivot-root {new_root} (old root -> {put_old})")
+            }
+            #[cfg(feature = "composefs")]
+            Step::Composefs {
+                image,
+                dst,
+                lower,
+                objects,
+                upper,
+                verity,
+                digest,
+                readonly,
+            } => {
+                write!(
+                    f,
+                    "mount composefs {image} -> {dst} (erofs at {lower}, data {objects}"
+                )?;
+                if let Some((u, w)) = upper {
+                    write!(f, ", upper {u}, work {w}")?;
+                }
+                if *verity {
+                    f.write_str(", verity=require")?;
+                }
+                if let Some(d) = digest {
+                    f.write_str(", image digest ")?;
+                    for byte in d.as_bytes() {
+                        write!(f, "{byte:02x}")?;
+                    }
+                }
+                f.write_str(if *readonly { ", ro)" } else { ", rw)" })
+            }
+            #[cfg(feature = "composefs")]
+            Step::VolatileRoot { root, link } => {
+                write!(f, "symlink {link} -> /dev/block/MAJ:MIN of {root}")
             }
         }
     }
@@ -638,6 +867,8 @@ mod tests {
             var_marker_exists: false,
             sysroot_fs_readonly: false,
             clean_backing: false,
+            #[cfg(feature = "composefs")]
+            composefs: None,
         }
     }
 

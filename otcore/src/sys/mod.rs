@@ -28,6 +28,7 @@ mod dir;
 mod entry;
 mod errno;
 mod fd;
+mod fsmount;
 mod inode;
 mod kernel;
 mod mount;
@@ -43,6 +44,7 @@ pub use fd::{
     dup2, file_size, fill_std_fds, fsync, open, open_at, pread, read, read_all, read_file,
     seek_start, write_all, AsFd, BorrowedFd, Fd, FdCell, OFlags, STDERR, STDIN, STDOUT,
 };
+pub use fsmount::{fsopen, loop_attach_readonly, move_mount_to, FsContext, LoopNumber};
 pub use inode::{
     fchmod, fchown, fgetxattr, fsetxattr, inode_flags, lgetxattr, mkdir, mkdir_at, readlink,
     readlink_at, rename, rename_at, rename_between, rmdir, set_inode_flags, symlink_at, touch,
@@ -62,7 +64,8 @@ pub use process::{
 };
 pub use spawn::{spawn_wait, ExitStatus, SPAWN_MAX_ARGS, SPAWN_MAX_ARG_BYTES};
 pub use stat::{
-    fs_magic, fstat, is_mount_root_at, is_readonly_fs, lstat, lstat_at, stat, FsMagic, Stat,
+    fs_magic, fstat, is_mount_root_at, is_readonly_fs, lstat, lstat_at, major_minor, stat, FsMagic,
+    Stat,
 };
 
 use core::ffi::c_char;

@@ -10,6 +10,8 @@ pub struct Stat {
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
+    /// The device a device node stands for (makedev form).
+    pub rdev: u64,
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
@@ -64,20 +66,32 @@ impl From<g::statx> for Stat {
     fn from(stx: g::statx) -> Stat {
         // st_dev as libc encodes it (makedev), so that it compares with
         // what other programs and std report.
-        let (major, minor) = (stx.stx_dev_major as u64, stx.stx_dev_minor as u64);
-        let dev = ((major & 0xffff_f000) << 32)
-            | ((major & 0xfff) << 8)
-            | ((minor & 0xffff_ff00) << 12)
-            | (minor & 0xff);
         Stat {
             mode: stx.stx_mode as u32,
-            dev,
+            dev: makedev(stx.stx_dev_major, stx.stx_dev_minor),
+            rdev: makedev(stx.stx_rdev_major, stx.stx_rdev_minor),
             ino: stx.stx_ino,
             uid: stx.stx_uid,
             gid: stx.stx_gid,
             size: stx.stx_size,
         }
     }
+}
+
+/// A device number as libc encodes it (`makedev`).
+fn makedev(major: u32, minor: u32) -> u64 {
+    let (major, minor) = (major as u64, minor as u64);
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff)
+}
+
+/// Major and minor of a device number in libc's encoding.
+pub fn major_minor(dev: u64) -> (u32, u32) {
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+    (major as u32, minor as u32)
 }
 
 const CWD: i32 = g::AT_FDCWD;

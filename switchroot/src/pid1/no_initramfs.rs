@@ -25,6 +25,15 @@ pub(super) fn no_initramfs(
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Deployment),
     )?;
     inputs::warn_ignored_hotfix(&gathered.facts);
+    #[cfg(feature = "composefs")]
+    if gathered.facts.composefs.is_some() {
+        let mut t = otcore::out::Text::new();
+        let _ = core::fmt::Write::write_str(
+            &mut t,
+            "composefs: not supported without an initramfs (init=ostree-prepare-root); boot with an initramfs whose /init is ostree-prepare-root (ostree-mkinitramfs), or set ostree.prepare-root.composefs=0",
+        );
+        in_phase::<()>("preparing", Err(Error::Composefs(t)))?;
+    }
     // Without an initramfs the kernel's modules are in the deployment.
     let usr = in_phase(
         "loading modules",
