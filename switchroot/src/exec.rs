@@ -458,17 +458,24 @@ pub fn render_marker<'b>(
                 )
                 .map_err(overflow)?;
             }
+            // As ostree since 2024.1: the transient-root keys on every boot.
+            #[cfg(feature = "composefs")]
+            {
+                use contract::booted_keys as k;
+                let (transient, transient_ro) =
+                    composefs.map_or((false, false), |c| (c.transient, c.transient_ro));
+                dict.insert(k::ROOT_TRANSIENT, Value::Bool(transient))
+                    .map_err(overflow)?;
+                dict.insert(k::ROOT_TRANSIENT_RO, Value::Bool(transient_ro))
+                    .map_err(overflow)?;
+            }
             #[cfg(feature = "composefs")]
             if let Some(c) = composefs {
                 use contract::booted_keys as k;
-                for (key, value) in [
-                    (k::ROOT_TRANSIENT, c.transient),
-                    (k::ROOT_TRANSIENT_RO, c.transient_ro),
-                    (k::COMPOSEFS, true),
-                    (k::COMPOSEFS_VERITY, c.verity),
-                ] {
-                    dict.insert(key, Value::Bool(value)).map_err(overflow)?;
-                }
+                dict.insert(k::COMPOSEFS, Value::Bool(true))
+                    .map_err(overflow)?;
+                dict.insert(k::COMPOSEFS_VERITY, Value::Bool(c.verity))
+                    .map_err(overflow)?;
                 if let Some(keypath) = c.signed {
                     dict.insert(k::COMPOSEFS_SIGNED, Value::Str(keypath.as_bytes()))
                         .map_err(overflow)?;
