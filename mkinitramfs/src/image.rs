@@ -156,7 +156,7 @@ pub fn check_static_elf(bytes: &[u8]) -> Result<(), &'static str> {
 
 /// Check a `prepare-root.conf` with the parser `/init` uses: a file it
 /// would refuse at boot is refused now.
-pub fn check_config(path: &Path, text: &[u8]) -> Result<(), Error> {
+pub fn check_config(path: &Path, text: &[u8]) -> Result<bool, Error> {
     use switchroot::config::{check_supported, ComposefsPolicy, PrepareRootConf, Unsupported};
     let conf = PrepareRootConf::parse(text)
         .map_err(|e| Error::Input(format!("{}: line {}: {}", path.display(), e.line, e.what)))?;
@@ -175,8 +175,13 @@ pub fn check_config(path: &Path, text: &[u8]) -> Result<(), Error> {
             ),
             Unsupported::BadComposefsKarg => format!("{}: unsupported composefs setting", path.display()),
         })
-    })
+    })?;
+    Ok(policy.enabled != switchroot::config::Use::No)
 }
+
+/// The modules a composefs root needs: EROFS for the image, overlayfs, and
+/// loop devices where EROFS cannot mount a file (before Linux 6.12).
+const COMPOSEFS_MODULES: [&str; 3] = ["erofs", "overlay", "loop"];
 
 impl Image {
     fn dir(&mut self, path: &str) {
@@ -234,14 +239,15 @@ impl Image {
         })?;
         img.add("init", 0o755, Node::File(Data::Bytes(init)))?;
 
+        let mut composefs = false;
         if let Some(conf) = &spec.config {
             let text = fs::read(conf).map_err(|e| Error::Io(conf.clone(), e))?;
-            check_config(conf, &text)?;
+            composefs = check_config(conf, &text)?;
             img.add(CONFIG, 0o644, Node::File(Data::Bytes(text)))?;
         }
 
         if !spec.modules.is_empty() {
-            img.add_modules(spec)?;
+            img.add_modules(spec, composefs)?;
         }
 
         for (src, dst) in &spec.extras {
@@ -258,9 +264,20 @@ impl Image {
         Ok(img)
     }
 
-    fn add_modules(&mut self, spec: &Spec) -> Result<(), Error> {
+    /// The modules of `spec`, and those a composefs root needs when the
+    /// configuration asks for one (those the kernel lacks are left out: its
+    /// absence is reported at boot, naming the feature).
+    fn add_modules(&mut self, spec: &Spec, composefs: bool) -> Result<(), Error> {
         let tree = ModTree::open(&spec.modules_dir)?;
-        let plan = tree.plan(&spec.modules)?;
+        let mut wanted = spec.modules.clone();
+        if composefs {
+            for m in COMPOSEFS_MODULES {
+                if !wanted.iter().any(|w| w == m) && tree.lookup(m) != modtree::Found::Missing {
+                    wanted.push(m.to_string());
+                }
+            }
+        }
+        let plan = tree.plan(&wanted)?;
         let base = format!("lib/modules/{}", spec.version);
         for &i in &plan.order {
             let rel = &tree.lines[i].path;
@@ -592,6 +609,26 @@ mod tests {
         }
         let e = parse(&Image::plan(&a).unwrap().archive().unwrap());
         assert_eq!(file(&e, CONFIG), b"[sysroot]\nreadonly=true\n");
+    }
+
+    /// A composefs configuration brings the modules a composefs root needs
+    /// (those the kernel has: this tree has overlay but no erofs or loop).
+    #[test]
+    fn composefs_modules() {
+        let s = Scratch::new("composefs");
+        let dir = kernel_tree(&s.0, "lib/modules", "");
+        let mut sp = spec(&s.0, dir, &["ext4"]);
+        let conf = s.0.join("prepare-root.conf");
+        write(&conf, b"[composefs]\nenabled=yes\n");
+        sp.config = Some(conf.clone());
+        let img = Image::plan(&sp).unwrap();
+        assert_eq!(
+            img.load_order,
+            ["crc16", "crc32c_generic", "ext4", "overlay"]
+        );
+        write(&conf, b"[composefs]\nenabled=no\n");
+        let img = Image::plan(&sp).unwrap();
+        assert_eq!(img.load_order, ["crc16", "crc32c_generic", "ext4"]);
     }
 
     #[test]
