@@ -104,7 +104,7 @@ EOF
   {
     echo "RECIPE=$RECIPE"
     echo "SUITE=$SUITE"
-    for p in "${PACKAGES[@]}"; do echo "VERSION_$p=$(chroot_version "$p")"; done
+    for p in "${PACKAGES[@]}"; do echo "VERSION_${p//-/_}=$(chroot_version "$p")"; done
     echo "SECONDS=$((SECONDS - start))"
     echo "MB=$(du -sm "$CHROOT" | cut -f1)"
   } >"$STAMP.new"
