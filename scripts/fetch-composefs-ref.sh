@@ -42,11 +42,12 @@ stamp_ok() { [[ -f $STAMP ]] && grep -qx "RECIPE=$RECIPE" "$STAMP"; }
 
 # Installed version of PKG in the chroot.
 chroot_version() {
+  # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
   "$RUN" dpkg-query -W -f '${Version}' "$1" 2>/dev/null
 }
 
 build() {
-  local uri start t0 pkgs
+  local uri start t0
   [[ $EUID -eq 0 ]] || die "must run as root (debootstrap, chroot)"
   command -v debootstrap >/dev/null || die "debootstrap missing: apt-get install debootstrap (scripts/packages.txt)"
   [[ -r $KEYRING ]] || die "no $KEYRING (package debian-archive-keyring)"
