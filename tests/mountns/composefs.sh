@@ -168,7 +168,7 @@ composefs_state() {
     if link=$(readlink /run/systemd/volatile-root); then
       target=$link
       if [[ $link =~ ^/dev/block/([0-9]+):([0-9]+)$ ]]; then
-        key=$(awk -v d="${BASH_REMATCH[1]}:${BASH_REMATCH[2]}" '$1 == d { print $2 }' /results/devmap)
+        key=$(devmap_name "${BASH_REMATCH[1]}:${BASH_REMATCH[2]}")
         [[ -n $key ]] && target="/dev/block/{$key}"
       fi
       echo "-> $target"
@@ -183,6 +183,23 @@ composefs_state() {
       done
     fi
   } | sed -E 's/transient-etc\.[A-Za-z0-9]{6}/transient-etc.*/g' >/results/state
+}
+
+# devmap_name MAJ:MIN: the name normalize.py gave that device (or nothing).
+# (No awk here: R's /etc has no alternatives.)
+devmap_name() {
+  local dev name
+  while read -r dev name; do
+    if [[ $dev == "$1" ]]; then echo "$name"; fi
+  done </results/devmap
+}
+
+# devmap_dev NAME: the device numbers of a devmap name.
+devmap_dev() {
+  local dev name
+  while read -r dev name; do
+    if [[ $name == "$1" ]]; then echo "$dev"; fi
+  done </results/devmap
 }
 
 # check: the scenario's expectation about the exit status, then the state.
@@ -242,20 +259,30 @@ check_gpt_auto_root() {
 #   --differs REASON   a deliberate difference: ours is not expected to end
 #                      in the reference's state (REASON is printed); only
 #                      its own check applies
+#   --ext4             the physical root is an ext4 image (a copy per run,
+#                      loop-mounted in the suite's namespace) instead of a
+#                      tmpfs: a block device, EROFS can read files on it
 cfs_case() {
   local name=$1 rc=0 ref_state impl_state expected=$EXPECTED_DIR/$1 d impl_check="" differs=""
-  local -a impl_opts=()
+  local ext4=0 phys
+  local -a impl_opts=() ref_phys=() impl_phys=()
   shift
   while (($#)); do
     case $1 in
       --impl-check) impl_check=$2; shift 2 ;;
       --differs) differs=$2; shift 2 ;;
+      --ext4) ext4=1; shift ;;
       *) break ;;
     esac
   done
   impl_opts=("$@")
   if [[ -n $impl_check ]]; then impl_opts+=(--check "$impl_check"); fi
-  ns_run --impl "$REF" --loop --label "$name.ref" "$@" || rc=1
+  if ((ext4)); then
+    phys=$(ext4_phys "$name.ref") || return 1
+    ref_phys=(--physroot "$phys")
+  fi
+  ns_run --impl "$REF" --loop --label "$name.ref" "${ref_phys[@]}" "$@" || rc=1
+  if ((ext4)); then drop_ext4_phys "$phys"; fi
   ref_state=$NS_LAST_RESULTS/state
   if [[ ! -f $ref_state ]]; then
     echo "FAIL: the reference run left no state"
@@ -273,7 +300,12 @@ cfs_case() {
     rc=1
   fi
   if [[ -n $IMPL ]]; then
-    ns_run --impl "$IMPL" --loop --label "$name.impl" "${impl_opts[@]}" || rc=1
+    if ((ext4)); then
+      phys=$(ext4_phys "$name.impl") || return 1
+      impl_phys=(--physroot "$phys")
+    fi
+    ns_run --impl "$IMPL" --loop --label "$name.impl" "${impl_phys[@]}" "${impl_opts[@]}" || rc=1
+    if ((ext4)); then drop_ext4_phys "$phys"; fi
     impl_state=$NS_LAST_RESULTS/state
     if [[ -n $differs ]]; then
       echo "note: not compared with the reference (deliberate difference): $differs"
@@ -288,6 +320,23 @@ cfs_case() {
     fi
   fi
   return "$rc"
+}
+
+# ext4_phys LABEL: an ext4 image of the fixture, loop-mounted (autoclear)
+# on a directory of the scratch tmpfs; prints that directory.
+ext4_phys() {
+  local img=$NS_SCRATCH/$1.img mnt=$NS_SCRATCH/$1.phys
+  truncate -s 64M "$img"
+  mkfs.ext4 -q -F -L osroot -O ^has_journal -E lazy_itable_init=0 -d "$MOUNTNS_CACHE/sysroot" "$img" >/dev/null
+  mkdir -p "$mnt"
+  mount -o loop "$img" "$mnt"
+  echo "$mnt"
+}
+
+drop_ext4_phys() {
+  umount "$1" 2>/dev/null || umount -l "$1"
+  rm -f "${1%.phys}.img"
+  rmdir "$1" 2>/dev/null || true
 }
 
 # apply_exceptions FILE: FILE through every EXCEPTIONS filter.
@@ -393,6 +442,16 @@ t_verity() { cfs_case verity --setup setup_verity --check composefs_state; }
 
 scenario gpt_auto_root "enabled=yes + /dev/gpt-auto-root: /run/systemd/volatile-root points at it"
 t_gpt_auto_root() { cfs_case gpt_auto_root --setup setup_gpt_auto_root --check check_gpt_auto_root; }
+
+scenario file_backed "enabled=yes, physical root on ext4: the image mounted from the file (no loop), volatile-root -> the physical root's device"
+check_file_backed() {
+  check_composefs_root
+  local link dev
+  link=$(readlink /run/systemd/volatile-root)
+  dev=$(devmap_dev physroot)
+  [[ $link == "/dev/block/$dev" ]] || fail "/run/systemd/volatile-root is '$link', expected /dev/block/$dev"
+}
+t_file_backed() { cfs_case file_backed --ext4 --setup setup_yes --check check_file_backed; }
 
 ##############################################################################
 # Driver
