@@ -182,7 +182,8 @@ install-list:
 
 # composefs.sh compares with ostree 2026.4's C tool, from a Debian chroot
 # that scripts/fetch-composefs-ref.sh builds once in .cache/composefs-ref
-# (about 2.5 minutes and 470 MB the first time, a no-op after).
+# (measured: 196 s, 53 MB downloaded, 192 MB on disk the first time; a
+# no-op after). The suite takes about 80 s alone, 100-200 s with --impl.
 # COMPOSEFS_MODE=--ref-only checks only the reference against its recorded
 # results (tests/mountns/composefs-expected).
 COMPOSEFS_MODE ?= --impl $(PREPARE_ROOT)

@@ -12,10 +12,11 @@
 # with its Debian archive keyring), then, inside the chroot, unstable as a
 # second source pinned at 100 in the chroot's own apt preferences, so that
 # only the packages asked for and what they need (a newer libc6 and GLib)
-# come from unstable. The
-# machine's apt sources and packages are never touched; every mount is made
-# in a private mount namespace (scripts/composefs-ref-run.sh). Needs root,
-# debootstrap (scripts/packages.txt) and about 400 MB.
+# come from unstable. The machine's apt sources and packages are never
+# touched; every mount is made in a private mount namespace
+# (scripts/composefs-ref-run.sh). Needs root, debootstrap
+# (scripts/packages.txt) and a Debian mirror. Measured: 196 s (debootstrap
+# 126 s, packages 68 s), about 53 MB downloaded, 192 MB on disk.
 #
 # The stamp (.cache/composefs-ref/stamp) records the recipe version and the
 # versions installed; a stamp from another recipe version forces a rebuild.
