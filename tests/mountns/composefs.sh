@@ -21,8 +21,9 @@
 # `make mountns` does). The reference is that chroot's C ostree-prepare-root
 # with its own libraries (composefs-fixture.sh's bundle). Runs are
 # service-lib.sh's: a mount + PID namespace per run, a tmpfs pivoted in as /,
-# a tmpfs copy of the sysroot at /sysroot, the command line as argv[2] and
-# over /proc/cmdline.
+# a tmpfs copy of the sysroot at /sysroot (an ext4 image for file_backed),
+# loop device nodes in /dev, the command line as argv[2] and over
+# /proc/cmdline.
 #
 # What is compared (composefs_state below, one file per run):
 #   - the normalized mounts (normalize.py) at or under /sysroot and /run,
@@ -119,8 +120,9 @@ setup_etc_conf() {
 }
 
 # What `ostree admin unlock --hotfix` leaves in the booted deployment (and
-# its origin), as anchors-features.md §2.2 describes: .usr-ovl-upper and
-# .usr-ovl-work with /usr's mode, [origin] unlocked=hotfix.
+# its origin): .usr-ovl-upper and .usr-ovl-work with /usr's mode, [origin]
+# unlocked=hotfix (unlock.sh checks ours writes the same as the real CLI).
+# The real `unlock --hotfix` needs a booted system, which the chroot is not.
 setup_hotfix() {
   local mode
   setup_yes
