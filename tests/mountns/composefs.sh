@@ -59,7 +59,8 @@ EXPECTED_DIR=$HERE/composefs-expected
 # with its reason (the README's "Compared with ostree's C tool" table).
 # Nothing else may differ.
 ##############################################################################
-EXCEPTIONS=(except_boot_bind except_ro_stamp except_transient_etc_name except_failure_leftovers)
+EXCEPTIONS=(except_boot_bind except_ro_stamp except_transient_etc_name except_failure_leftovers
+  except_unused_lower_dir)
 
 # 2026.1 moved the /boot bind to ostree-system-generator; ours still binds
 # SYSROOT/boot when boot/loader is a symlink, for initramfs without that
@@ -86,6 +87,19 @@ except_failure_leftovers() {
     cat
   else
     grep -vxE '/run/ostree d 755|/run/ostree/\.private d 0|/run/ostree/\.private/cfsroot-lower d 700'
+  fi
+}
+
+# Upstream creates /run/ostree/.private/cfsroot-lower whenever composefs is
+# not off, before it knows whether there is an image; ours decides first
+# and creates it only when it mounts one (maybe without an image: none).
+except_unused_lower_dir() {
+  local state
+  state=$(cat)
+  if grep -q '^composefs b true' <<<"$state"; then
+    printf '%s\n' "$state"
+  else
+    grep -vx '/run/ostree/\.private/cfsroot-lower d 700' <<<"$state" || true
   fi
 }
 
