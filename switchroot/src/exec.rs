@@ -398,6 +398,11 @@ fn apply<'a>(
             fx.pivot_root(new_root.as_bytes(), put_old.as_bytes())?;
             None
         }
+        Step::Unmount { path } => {
+            fx.umount(path.as_bytes(), UnmountFlags::DETACH)
+                .map_err(|e| Error::sys("detach", path.as_bytes(), e))?;
+            None
+        }
         #[cfg(feature = "composefs")]
         Step::Composefs {
             image,
@@ -937,5 +942,24 @@ mod tests {
             checked += fail_at_every_call(&f, &plan, true);
         }
         assert!(checked > 512 * 10, "{checked}");
+    }
+
+    #[cfg(feature = "composefs")]
+    #[test]
+    fn every_failure_before_pivot_root_of_a_composefs_plan_is_undone() {
+        let mut checked = 0;
+        for f in all_facts() {
+            // A read-only root and a transient one (which keeps the tmpfs
+            // it was assembled on).
+            for root in composefs_roots().into_iter().step_by(2) {
+                let f = Facts {
+                    composefs: Some(root),
+                    ..f.clone()
+                };
+                let plan = plan::pivot_plan(&f, &[b"/proc"]).unwrap();
+                checked += fail_at_every_call(&f, &plan, true);
+            }
+        }
+        assert!(checked > 2 * 512 * 10, "{checked}");
     }
 }

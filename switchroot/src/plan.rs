@@ -115,6 +115,9 @@ pub enum Step<P> {
     /// `ostree/deploy` at `path` ([`otcore::backing::clean`]); best effort
     /// (a read-only root keeps it until a later boot), never fails the boot.
     CleanBacking { path: P },
+    /// Lazily detach the mount at `path`, for good: a step past the point
+    /// of no return (nothing after `PivotRoot` is undone).
+    Unmount { path: P },
     /// Make `new_root` the root directory, the old root landing at `put_old`;
     /// then `chdir("/")`. The point of no return of the no-initramfs mode.
     PivotRoot { new_root: P, put_old: P },
@@ -310,6 +313,7 @@ impl<P> Step<P> {
             },
             Step::Rmdir { path } => Step::Rmdir { path: f(path)? },
             Step::Tmpfs { path } => Step::Tmpfs { path: f(path)? },
+            Step::Unmount { path } => Step::Unmount { path: f(path)? },
             Step::CleanBacking { path } => Step::CleanBacking { path: f(path)? },
             Step::PivotRoot { new_root, put_old } => Step::PivotRoot {
                 new_root: f(new_root)?,
@@ -566,7 +570,10 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
     b.mkdir(contract::STAGING, 0o755)?;
     let step = Step::MakePrivate { path: b.p(b"/")? };
     b.push(step)?;
-    let phys = if composefs_root(&mut b, f, &deploy, &stage)? {
+    let private = run.join(b"ostree/.private")?;
+    let objects = sysroot.join(b"ostree/repo/objects")?;
+    let phys = if composefs_root(&mut b, f, &deploy, &stage, &private, &objects)? {
+        volatile_root(&mut b, f, sysroot.as_bytes(), &run)?;
         Physical {
             deploy: &deploy,
             mount: sysroot,
@@ -617,23 +624,27 @@ pub fn service_plan(f: &Facts) -> Result<Plan, PlanTooBig> {
 }
 
 /// The composefs of the deployment at `deploy`, mounted at `dst`, if the
-/// root is one (`Ok(true)`).
+/// root is one (`Ok(true)`). `private` is the `/run/ostree/.private` of
+/// this mount (the EROFS image's mount point, a transient root's layers);
+/// `objects` the repository's objects as reached now.
 #[cfg(feature = "composefs")]
 fn composefs_root(
     b: &mut Builder,
     f: &Facts,
     deploy: &PathBuf,
     dst: &PathBuf,
+    private: &PathBuf,
+    objects: &PathBuf,
 ) -> Result<bool, PlanTooBig> {
-    use crate::composefs::{IMAGE, LOWER_MOUNT, TRANSIENT_ROOT, VOLATILE_ROOT};
+    use crate::composefs::IMAGE;
     let Some(c) = &f.composefs else {
         return Ok(false);
     };
-    let sysroot = &f.sysroot;
-    b.mkdir(LOWER_MOUNT, 0o700)?;
+    let lower = private.join(b"cfsroot-lower")?;
+    b.mkdir(lower.as_bytes(), 0o700)?;
     let upper = match c.transient_ro {
         Some(_) => {
-            let dir = PathBuf::from(TRANSIENT_ROOT)?;
+            let dir = private.join(b"root")?;
             b.mkdir(dir.as_bytes(), 0o755)?;
             b.mkdir(dir.join(b"upper")?.as_bytes(), 0o755)?;
             b.mkdir(dir.join(b"work")?.as_bytes(), 0o700)?;
@@ -647,8 +658,8 @@ fn composefs_root(
     let step = Step::Composefs {
         image: b.p(deploy.join(IMAGE)?.as_bytes())?,
         dst: b.p(dst.as_bytes())?,
-        lower: b.p(LOWER_MOUNT)?,
-        objects: b.p(sysroot.join(b"ostree/repo/objects")?.as_bytes())?,
+        lower: b.p(lower.as_bytes())?,
+        objects: b.p(objects.as_bytes())?,
         upper,
         verity: c.verity,
         digest: match &c.signed {
@@ -656,11 +667,6 @@ fn composefs_root(
             None => None,
         },
         readonly: c.transient_ro != Some(false),
-    };
-    b.push(step)?;
-    let step = Step::VolatileRoot {
-        root: b.p(sysroot.as_bytes())?,
-        link: b.p(VOLATILE_ROOT)?,
     };
     b.push(step)?;
     Ok(true)
@@ -672,8 +678,29 @@ fn composefs_root(
     _: &Facts,
     _: &PathBuf,
     _: &PathBuf,
+    _: &PathBuf,
+    _: &PathBuf,
 ) -> Result<bool, PlanTooBig> {
     Ok(false)
+}
+
+/// systemd's link to the physical root's device, in `run`, for a composefs
+/// root (`root`: the physical root as reached now).
+fn volatile_root(b: &mut Builder, f: &Facts, root: &[u8], run: &PathBuf) -> Result<(), PlanTooBig> {
+    if !is_composefs(f) {
+        return Ok(());
+    }
+    #[cfg(feature = "composefs")]
+    {
+        let step = Step::VolatileRoot {
+            root: b.p(root)?,
+            link: b.p(run.join(b"systemd/volatile-root")?.as_bytes())?,
+        };
+        b.push(step)?;
+    }
+    #[cfg(not(feature = "composefs"))]
+    let _ = (b, root, run);
+    Ok(())
 }
 
 /// Build the plan of the no-initramfs mode (PID 1 as `init=`): the physical root
@@ -684,29 +711,55 @@ fn composefs_root(
 /// (`/proc`, `/dev`, `/sys`), moved into the new root.
 pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     let mut b = Builder { plan: Plan::new() };
-    let root = PathBuf::from(b"/")?.join(f.deployment.rel().as_bytes())?;
-    let run = root.join(b"run")?;
+    let slash = PathBuf::from(b"/")?;
+    let deploy = slash.join(f.deployment.rel().as_bytes())?;
 
     let step = Step::MakePrivate { path: b.p(b"/")? };
-
     b.push(step)?;
-    b.bind(&root, &root)?;
+
+    // A composefs root is assembled on a tmpfs mounted over the deployment's
+    // own /run (`hold`): no other place can be written before the switch.
+    let hold = deploy.join(b"run")?;
+    let private = hold.join(b"ostree/.private")?;
+    let composefs = is_composefs(f);
+    let (root, phys) = if composefs {
+        let root = private.join(b"composefs")?;
+        let step = Step::Tmpfs {
+            path: b.p(hold.as_bytes())?,
+        };
+        b.push(step)?;
+        run_dirs(&mut b, &hold)?;
+        b.mkdir(root.as_bytes(), 0o755)?;
+        let objects = PathBuf::from(b"/ostree/repo/objects")?;
+        composefs_root(&mut b, f, &deploy, &root, &private, &objects)?;
+        let phys = Physical {
+            deploy: &deploy,
+            mount: &slash,
+            composefs: true,
+        };
+        (root, phys)
+    } else {
+        b.bind(&deploy, &deploy)?;
+        let phys = Physical {
+            deploy: &deploy,
+            mount: &deploy,
+            composefs: false,
+        };
+        (deploy.clone(), phys)
+    };
+    let run = root.join(b"run")?;
     let step = Step::Tmpfs {
         path: b.p(run.as_bytes())?,
     };
     b.push(step)?;
     run_dirs(&mut b, &run)?;
-    let phys = Physical {
-        deploy: &root,
-        mount: &root,
-        composefs: false,
-    };
     let transient_etc =
         deployment_mounts(&mut b, f, &root, &phys, &PathBuf::from(b"/boot")?, &run)?;
-    let var = PathBuf::from(b"/")?.join(f.deployment.stateroot_var()?.as_bytes())?;
+    let var = slash.join(f.deployment.stateroot_var()?.as_bytes())?;
     var_mounts(&mut b, f, &var, &root)?;
     stale_steps(&mut b, f, &PathBuf::from(b"/ostree/deploy")?)?;
     marker_steps(&mut b, f, &run, transient_etc)?;
+    volatile_root(&mut b, f, b"/", &run)?;
     for m in api_mounts {
         let step = Step::Move {
             src: b.p(m)?,
@@ -722,7 +775,40 @@ pub fn pivot_plan(f: &Facts, api_mounts: &[&[u8]]) -> Result<Plan, PlanTooBig> {
     if f.readonly {
         b.set_readonly(&PathBuf::from(b"/sysroot")?, true)?;
     }
+    // The tmpfs the composefs was assembled on goes, unless a transient
+    // root keeps its layers there.
+    if composefs && !transient_root(f) {
+        let step = Step::Unmount {
+            path: b.p(PathBuf::from(b"/sysroot")?
+                .join(hold.as_bytes())?
+                .as_bytes())?,
+        };
+        b.push(step)?;
+    }
     Ok(b.plan)
+}
+
+fn is_composefs(f: &Facts) -> bool {
+    #[cfg(feature = "composefs")]
+    return f.composefs.is_some();
+    #[cfg(not(feature = "composefs"))]
+    {
+        let _ = f;
+        false
+    }
+}
+
+fn transient_root(f: &Facts) -> bool {
+    #[cfg(feature = "composefs")]
+    return f
+        .composefs
+        .as_ref()
+        .is_some_and(|c| c.transient_ro.is_some());
+    #[cfg(not(feature = "composefs"))]
+    {
+        let _ = f;
+        false
+    }
 }
 
 impl fmt::Display for Step<PlanPath<'_>> {
@@ -804,6 +890,7 @@ impl fmt::Display for Step<PlanPath<'_>> {
             Step::Move { src, dst } => write!(f, "move {src} -> {dst}"),
             Step::Rmdir { path } => write!(f, "rmdir {path}"),
             Step::Tmpfs { path } => write!(f, "mount tmpfs {path} mode 0755"),
+            Step::Unmount { path } => write!(f, "detach {path}"),
             Step::CleanBacking { path } => {
                 write!(
                     f,
@@ -967,6 +1054,96 @@ mod tests {
         };
         let got = render(&service_plan(&f).unwrap());
         assert!(got.contains(&format!("remount-bind {S}/usr ro")));
+    }
+
+    #[cfg(feature = "composefs")]
+    fn composefs_facts(transient_ro: Option<bool>, signed: bool) -> Facts {
+        use crate::composefs::{Root, Signed};
+        Facts {
+            readonly: true,
+            composefs: Some(Root {
+                verity: signed,
+                signed: signed.then(|| Signed {
+                    keypath: PathBuf::from(b"/etc/ostree/k.pub").unwrap(),
+                    digest: [0xab; 32],
+                }),
+                transient_ro,
+            }),
+            ..facts()
+        }
+    }
+
+    #[cfg(feature = "composefs")]
+    #[test]
+    fn composefs_service_plan() {
+        let got = render(&service_plan(&composefs_facts(None, true)).unwrap());
+        let d = "/sysroot/ostree/deploy/os/deploy/abc.0";
+        let digest = "ab".repeat(32);
+        let want = [
+            "mkdir /run/ostree mode 0755 (existing kept)".to_string(),
+            "mkdir /run/ostree/.private mode 0000 (existing kept)".into(),
+            format!("mkdir {S} mode 0755 (existing kept)"),
+            "make-rprivate /".into(),
+            "mkdir /run/ostree/.private/cfsroot-lower mode 0700 (existing kept)".into(),
+            format!("mount composefs {d}/.ostree.cfs -> {S} (erofs at /run/ostree/.private/cfsroot-lower, data /sysroot/ostree/repo/objects, verity=require, image digest {digest}, ro)"),
+            "symlink /run/systemd/volatile-root -> /dev/block/MAJ:MIN of /sysroot".into(),
+            format!("bind /sysroot/boot -> {S}/boot"),
+            // The deployment's own /etc, writable; no /usr bind.
+            format!("bind {d}/etc -> {S}/etc"),
+            format!("remount-bind {S}/etc rw"),
+            format!("bind --recursive /sysroot -> {S}/sysroot"),
+            format!("bind {S}/sysroot/ostree/deploy/os/var -> {S}/sysroot/ostree/deploy/os/var"),
+            format!("remount-bind {S}/sysroot/ostree/deploy/os/var rw"),
+            "write /run/ostree-booted a{sv} sysroot-ro=true backing-root-device-inode=(2049,42) composefs=true composefs.verity=true root.transient=false root.transient-ro=false composefs.signed=/etc/ostree/k.pub".into(),
+            "write /run/ostree-sysroot-ro.stamp (empty)".into(),
+            format!("detach /sysroot (restored from {S}/sysroot on failure)"),
+            format!("move {S} -> /sysroot"),
+            "remount-bind /sysroot/sysroot ro".into(),
+            format!("rmdir {S}"),
+        ];
+        assert_eq!(got, want);
+
+        // A transient root: its layers in /run; a hotfix over the composefs
+        // /usr takes the physical deployment's upper and work directories.
+        let f = Facts {
+            hotfix: Hotfix::On,
+            sysroot_fs_readonly: true,
+            ..composefs_facts(Some(false), false)
+        };
+        let got = render(&service_plan(&f).unwrap());
+        for want in [
+            "mkdir /run/ostree/.private/root/work mode 0700 (existing kept)".to_string(),
+            format!("mount composefs {d}/.ostree.cfs -> {S} (erofs at /run/ostree/.private/cfsroot-lower, data /sysroot/ostree/repo/objects, upper /run/ostree/.private/root/upper, work /run/ostree/.private/root/work, rw)"),
+            "remount-fs /sysroot rw".into(),
+            format!("overlay {S}/usr lowerdir={S}/usr,upperdir={d}/.usr-ovl-upper,workdir={d}/.usr-ovl-work"),
+            "remount-bind /sysroot ro".into(),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+        }
+    }
+
+    #[cfg(feature = "composefs")]
+    #[test]
+    fn composefs_pivot_plan() {
+        let got = render(&pivot_plan(&composefs_facts(None, false), &[b"/proc"]).unwrap());
+        let d = "/ostree/deploy/os/deploy/abc.0";
+        let r = format!("{d}/run/ostree/.private/composefs");
+        for want in [
+            format!("mount tmpfs {d}/run mode 0755"),
+            format!("mount composefs {d}/.ostree.cfs -> {r} (erofs at {d}/run/ostree/.private/cfsroot-lower, data /ostree/repo/objects, ro)"),
+            format!("mount tmpfs {r}/run mode 0755"),
+            format!("bind {d}/etc -> {r}/etc"),
+            format!("symlink {r}/run/systemd/volatile-root -> /dev/block/MAJ:MIN of /"),
+            format!("move /proc -> {r}/proc"),
+            format!("pivot-root {r} (old root -> {r}/sysroot)"),
+            format!("detach /sysroot{d}/run"),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+        }
+        assert!(!got.iter().any(|s| s.contains(&format!("bind {d} -> {d}"))));
+        // A transient root keeps the tmpfs that holds its layers.
+        let got = render(&pivot_plan(&composefs_facts(Some(true), false), &[]).unwrap());
+        assert!(!got.iter().any(|s| s.starts_with("detach ")), "{got:#?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use otcore::path::{Lossy, PathBuf};
 use otcore::sys::{self, MountFlags};
 use otcore::{say, warn};
 
-use super::setup::{ensure_overlay, load_modules, mount_point_dir};
+use super::setup::{ensure_filesystems, load_modules, mount_point_dir};
 use super::{in_phase, Failure, KernelCmdline, Phases};
 use crate::bootparams::{self, BootParams};
 use crate::error::Error;
@@ -78,7 +78,7 @@ pub(super) fn initramfs(
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Root),
     )?;
     inputs::warn_ignored_hotfix(&gathered.facts);
-    ensure_overlay(&gathered.facts, &cmdline, b"/");
+    ensure_filesystems(&gathered.facts, &cmdline, b"/");
     let opts = exec::Options {
         verbose: params.debug,
     };

@@ -4,7 +4,7 @@
 use otcore::path::PathBuf;
 use otcore::say;
 
-use super::setup::{ensure_overlay, load_modules};
+use super::setup::{ensure_filesystems, load_modules};
 use super::{in_phase, Failure, KernelCmdline, Phases};
 use crate::bootparams::BootParams;
 use crate::error::Error;
@@ -25,12 +25,18 @@ pub(super) fn no_initramfs(
         inputs::gather(&sysroot, &cmdline, true, ConfFrom::Deployment),
     )?;
     inputs::warn_ignored_hotfix(&gathered.facts);
+    // The keys of `signed` would come from the image they are to check.
     #[cfg(feature = "composefs")]
-    if gathered.facts.composefs.is_some() {
+    if gathered
+        .facts
+        .composefs
+        .as_ref()
+        .is_some_and(|c| c.signed.is_some())
+    {
         let mut t = otcore::out::Text::new();
         let _ = core::fmt::Write::write_str(
             &mut t,
-            "composefs: not supported without an initramfs (init=ostree-prepare-root); boot with an initramfs whose /init is ostree-prepare-root (ostree-mkinitramfs), or set ostree.prepare-root.composefs=0",
+            "composefs: enabled=signed needs an initramfs holding the keys; without one (init=ostree-prepare-root) the keys would come from the deployment they are to check: boot with an initramfs (ostree-mkinitramfs), or use enabled=verity",
         );
         in_phase::<()>("preparing", Err(Error::Composefs(t)))?;
     }
@@ -46,7 +52,7 @@ pub(super) fn no_initramfs(
         "loading modules",
         load_modules(&cmdline, usr.as_bytes(), None),
     )?;
-    ensure_overlay(&gathered.facts, &cmdline, usr.as_bytes());
+    ensure_filesystems(&gathered.facts, &cmdline, usr.as_bytes());
     let mut api: heapless::Vec<&[u8], 3> = heapless::Vec::new();
     for m in [&b"/proc"[..], b"/dev", b"/sys"] {
         if switch::is_mountpoint(m) {

@@ -70,17 +70,32 @@ pub(super) fn load_modules(
     result.map(|()| loader.map_or(0, |l| l.loaded()))
 }
 
-/// The plan mounts an overlay (hotfix `/usr`, transient `/etc`): make sure
-/// the overlay module is there, whatever the module lists said. A failure
-/// is only a warning: the mount itself then fails with a clear error.
-pub(super) fn ensure_overlay(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]) {
-    if facts.hotfix != plan::Hotfix::On && !facts.etc_transient
-        || modules::filesystem_known(b"overlay")
-    {
-        return;
-    }
-    if let Err(e) = Loader::new(cmdline, root).and_then(|l| l.load(b"overlay")) {
-        warn!("ostree-prepare-root: warning: {e}");
+/// Load the modules of the filesystems this boot mounts that the kernel
+/// does not know yet, from `root`'s module tree: overlayfs for a hotfix, a
+/// transient /etc or a composefs; EROFS and loop devices for a composefs
+/// (loop only matters before Linux 6.12, so it is loaded only when there is
+/// no /dev/loop-control, and its absence is reported by the mount itself).
+pub(super) fn ensure_filesystems(facts: &plan::Facts, cmdline: &Cmdline, root: &[u8]) {
+    #[cfg(feature = "composefs")]
+    let composefs = facts.composefs.is_some();
+    #[cfg(not(feature = "composefs"))]
+    let composefs = false;
+    let overlay = facts.hotfix == plan::Hotfix::On || facts.etc_transient || composefs;
+    let wanted: [(&[u8], bool); 3] = [
+        (
+            b"overlay",
+            overlay && !modules::filesystem_known(b"overlay"),
+        ),
+        (b"erofs", composefs && !modules::filesystem_known(b"erofs")),
+        (
+            b"loop",
+            composefs && otcore::sys::lstat(b"/dev/loop-control").is_err(),
+        ),
+    ];
+    for (module, _) in wanted.iter().filter(|(_, load)| *load) {
+        if let Err(e) = Loader::new(cmdline, root).and_then(|l| l.load(module)) {
+            warn!("ostree-prepare-root: warning: {e}");
+        }
     }
 }
 
