@@ -492,7 +492,8 @@ pub fn fetch(source: &Source) -> Result<Kernel> {
 pub fn select(choice: Option<&str>) -> Result<Kernel> {
     let env = std::env::var("KTEST_KERNEL").ok();
     match choice.or(env.as_deref()).filter(|c| !c.is_empty()) {
-        None => ensure(),
+        None if arch::current().is_lab() => ensure(),
+        None => fetch(&Source::parse(arch::current().default_kernel)?),
         Some(c) => fetch(&Source::parse(c)?),
     }
 }

@@ -20,12 +20,12 @@ use crate::util;
 pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
     vec![
         (
-            "A1 generic kernel, initramfs loads virtio, ext4",
+            "A1 generic kernel, our /init loads modules",
             generic_initramfs,
         ),
         ("A2 cloud kernel, no initramfs (init=)", cloud_init),
-        ("A3 hotfix by ostree-unlock, pristine entry", hotfix),
-        ("A4 failure: ext4's soft dependency left out", no_softdep),
+        ("A3 ostree-unlock --hotfix, pristine entry", hotfix),
+        ("A4 failure: ext4 without its soft dep", no_softdep),
     ]
 }
 
@@ -179,7 +179,13 @@ fn no_softdep(r: &mut Run) -> Result<()> {
     );
     let d = r.disk(&lab.disk)?;
     let append = lab.cmdline(&d, Mode::Ours, "B", "");
-    let o = r.expect_failure(&d, Some(img), &append, "no-softdep", &["/sysroot"])?;
+    let o = r.expect_failure(
+        &d,
+        Some(img),
+        &append,
+        "no-softdep",
+        &["mount root /dev/vda -> /sysroot", "ENOENT"],
+    )?;
     r.check(
         o.console.contains("Cannot load crc32c driver"),
         "the kernel did not say \"Cannot load crc32c driver\"",
