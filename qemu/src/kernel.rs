@@ -28,7 +28,7 @@ pub const META_PACKAGE: &str = "linux-image-cloud-amd64";
 
 /// The kernel a run uses when none is chosen (x86_64's; see
 /// [`arch::Arch::kernels`] for the matrix's and other architectures').
-pub const DEFAULT: &str = "6.1";
+pub const DEFAULT: &str = arch::X86_64.default_kernel;
 
 /// How the products of a run on the kernel labelled `label` are kept apart
 /// from the lab's (`target/qemu/kernel-<this>/`): `None` for the lab's own
@@ -194,7 +194,9 @@ impl Source {
                 .map(|s| s.to_string())
                 .collect()
         };
-        let default = a.kernel(a.default_kernel).context("arch table: no default kernel")?;
+        let default = a
+            .kernel(a.default_kernel)
+            .context("arch table: no default kernel")?;
         if let Some(k) = a.kernel(text) {
             return Ok(Source {
                 label: k.label.to_string(),
@@ -210,7 +212,11 @@ impl Source {
         if !pkg.starts_with("linux-image-") || pkg.contains('/') || suite.as_deref() == Some("") {
             bail!(
                 "unknown kernel {text:?}: say {}, a linux-image-* package or SUITE:PACKAGE",
-                a.kernels.iter().map(|k| k.label).collect::<Vec<_>>().join(", ")
+                a.kernels
+                    .iter()
+                    .map(|k| k.label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         Ok(Source {
@@ -252,7 +258,9 @@ impl Apt {
     /// names it, a `-security` suite comes from the security archive):
     /// nothing of the machine's apt configuration changes.
     fn private(suites: &[String], debian_arch: &str) -> Result<Apt> {
-        let first = suites.first().context("a private apt state without a suite")?;
+        let first = suites
+            .first()
+            .context("a private apt state without a suite")?;
         let d = util::cache_dir()
             .join("apt")
             .join(format!("{first}-{debian_arch}"));
@@ -308,9 +316,8 @@ impl Apt {
             run(self.cmd("apt-get").args(["update", "-qq"]))?;
             text = ask();
         }
-        depends_on_image(&text).with_context(|| {
-            format!("no linux-image dependency in `apt-cache depends {meta}`")
-        })
+        depends_on_image(&text)
+            .with_context(|| format!("no linux-image dependency in `apt-cache depends {meta}`"))
     }
 
     fn download(&self, pkg: &str, dir: &Path) -> Result<()> {
@@ -726,7 +733,10 @@ mod tests {
     #[test]
     fn sources_by_label_package_or_suite() {
         let s = Source::parse("5.10").unwrap();
-        assert_eq!((s.suites.clone(), s.package), (vec!["bullseye".into()], None));
+        assert_eq!(
+            (s.suites.clone(), s.package),
+            (vec!["bullseye".into()], None)
+        );
         assert_eq!(s.meta, META_PACKAGE);
         assert_eq!(Source::parse("6.12").unwrap().suites, ["trixie"]);
         let d = Source::parse("6.1").unwrap();

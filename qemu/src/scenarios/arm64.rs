@@ -126,10 +126,8 @@ fn hotfix(r: &mut Run) -> Result<()> {
         .map(|(f, _)| f.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let pristine: Vec<&(String, String)> = entries
-        .iter()
-        .filter(|(f, o)| is_pristine(f, o))
-        .collect();
+    let pristine: Vec<&(String, String)> =
+        entries.iter().filter(|(f, o)| is_pristine(f, o)).collect();
     r.check(
         pristine.len() == 1,
         format!(
@@ -172,10 +170,7 @@ fn no_softdep(r: &mut Run) -> Result<()> {
     let (img, files) = lab.initramfs_from(Path::new(&tree), "no-softdep")?;
     r.check(
         !holds_module(&files, "crc32c_generic") && holds_module(&files, "ext4"),
-        format!(
-            "{}: ext4 without crc32c_generic expected",
-            img.display()
-        ),
+        format!("{}: ext4 without crc32c_generic expected", img.display()),
     );
     let d = r.disk(&lab.disk)?;
     let append = lab.cmdline(&d, Mode::Ours, "B", "");
