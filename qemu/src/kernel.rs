@@ -763,6 +763,25 @@ mod tests {
     }
 
     #[test]
+    fn disk_bus_from_the_config() {
+        use crate::boot::Bus;
+        for (config, bus) in [
+            ("CONFIG_BLK_DEV_NVME=y\n", Bus::Nvme),
+            (
+                "CONFIG_BLK_DEV_NVME=m\nCONFIG_VIRTIO_BLK=m\n",
+                Bus::VirtioBlk,
+            ),
+            ("", Bus::Nvme),
+        ] {
+            let (root, v) = package("bus", "lib/modules", ".ko", config);
+            add_dep(&root, &v, ".ko");
+            let k = find_unpacked(&root, "x").unwrap();
+            assert_eq!(k.disk_bus(), bus, "{config:?}");
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
     fn another_architectures_kernels() {
         let a = &arch::AARCH64;
         let g = Source::parse_for(a, "6.1").unwrap();

@@ -45,13 +45,13 @@ usage: qemu-harness COMMAND [OPTIONS]
   a linux-image-* package of the machine's apt, or SUITE:PACKAGE. Other suites
   are fetched through a private apt state in .cache/qemu/apt/SUITE-amd64/;
   a kernel other than 6.1 builds and logs under target/qemu/kernel-K/.
+  demo                        the README's story: build, boot, hotfix, reboot
 
   --arch A (or KTEST_ARCH), before or after the command: x86_64 (default) or
   aarch64 (qemu-system-aarch64 -M virt; K: 6.1, Debian's generic arm64 kernel,
   default, or 6.1-cloud; guest binaries of aarch64-unknown-linux-musl; packages
   through .cache/qemu/apt/bookworm-arm64/, products under
-  target/qemu/kernel-aarch64-K/; `test` runs the aarch64 scenarios).
-  demo                        the README's story: build, boot, hotfix, reboot
+  target/qemu/kernel-aarch64-K/; `test` runs the aarch64 scenarios A1-A4).
 ";
 
 /// Minimal option parsing: `--name value`, `--flag`, repeatable options.
