@@ -5,7 +5,7 @@
 //! the aarch64 `ostree-unlock` and its pristine boot entry; and the image
 //! built without ext4's soft dependency, which must fail.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
@@ -167,7 +167,7 @@ fn softdep_less_tree(kernel: &Kernel) -> Result<PathBuf> {
 fn no_softdep(r: &mut Run) -> Result<()> {
     let lab = r.lab;
     let tree = softdep_less_tree(&lab.kernel)?;
-    let (img, files) = lab.initramfs_from(Path::new(&tree), "no-softdep")?;
+    let (img, files) = lab.initramfs_from(&tree, "no-softdep")?;
     r.check(
         !holds_module(&files, "crc32c_generic") && holds_module(&files, "ext4"),
         format!("{}: ext4 without crc32c_generic expected", img.display()),
