@@ -18,6 +18,10 @@
 #   ref/ostree-prepare-root.bundle/ the C binary, its libraries, their loader
 #
 # Deployment 1 is tree A (usr/share/which-deployment = "A"), 2 is tree B.
+# Both trees also hold what pid1.sh boots into (in the image, as a composefs
+# shows only what was committed): a static busybox (usr/bin/busybox,
+# usr/bin/sh, bin -> usr/bin, sbin -> usr/sbin) and pid1-lib.sh's test init
+# at usr/sbin/init.
 # The build runs in the chroot's own private namespace on its /tmp tmpfs
 # (`ostree admin deploy` freezes the filesystem holding /boot).
 #
@@ -30,14 +34,21 @@ REPO_ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${MOUNTNS_CACHE:-$REPO_ROOT/target/mountns-cache}/composefs
 REF_RUN=$REPO_ROOT/scripts/composefs-ref-run.sh
 REF_STAMP=${COMPOSEFS_REF_CACHE:-$REPO_ROOT/.cache/composefs-ref}/stamp
-FIXTURE_VERSION=1
+FIXTURE_VERSION=2
 OSNAME=testos
 
 die() { echo "composefs-fixture.sh: $*" >&2; exit 1; }
 
+# What the committed trees take from outside (the test init's writer, busybox):
+# a change rebuilds the fixture.
+extra_sum() {
+  cat "$HERE/pid1-lib.sh" "${PID1_BUSYBOX:-/usr/bin/busybox}" | sha256sum | cut -c1-16
+}
+
 fixture_ok() {
   [[ -d $CACHE/sysroot/ostree/repo && -f $CACHE/fixture.env && -x $CACHE/ref/ostree-prepare-root ]] &&
     grep -qx "FIXTURE_VERSION=$FIXTURE_VERSION" "$CACHE/fixture.env" &&
+    grep -qx "EXTRA_SUM=$(extra_sum)" "$CACHE/fixture.env" &&
     cmp -s <(grep '^VERSION_' "$REF_STAMP") <(grep '^VERSION_' "$CACHE/fixture.env")
 }
 
@@ -61,6 +72,7 @@ build_in_chroot() {
     printf '#!/bin/sh\necho hello from %s\n' "$letter" >"$t/usr/bin/hello"
     chmod 0755 "$t/usr/bin/hello"
     printf '[composefs]\nenabled = yes\n' >"$t/usr/lib/ostree/prepare-root.conf"
+    cp -a /extra/. "$t/"
     csum=$(ostree --repo="$s/ostree/repo" commit -b "$OSNAME/stable" --tree=dir="$t" --no-xattrs \
       --generate-composefs-metadata)
     echo "COMPOSEFS_DIGEST_$letter=$(ostree --repo="$s/ostree/repo" show --print-metadata-key=ostree.composefs.digest.v0 "$csum" |
@@ -98,6 +110,19 @@ EOF
   chmod 0755 "$out/ostree-prepare-root"
 }
 
+# extra_files DIR: what pid1.sh needs in the committed trees.
+extra_files() {
+  local dir=$1
+  # shellcheck source=pid1-lib.sh
+  source "$HERE/pid1-lib.sh"
+  mkdir -p "$dir/usr/bin" "$dir/usr/sbin"
+  install -m 0755 "$PID1_BUSYBOX" "$dir/usr/bin/busybox"
+  ln -s busybox "$dir/usr/bin/sh"
+  ln -s usr/bin "$dir/bin"
+  ln -s usr/sbin "$dir/sbin"
+  pid1_write_test_init "$dir/usr/sbin/init" init
+}
+
 # write_env SYSROOT OUT: as fixture.sh's (tree A = 1, tree B = 2).
 write_env() {
   local s=$1 out=$2 entry target deploy letter n
@@ -115,6 +140,7 @@ write_env() {
   [[ -n ${tgt[1]:-} && -n ${tgt[2]:-} ]] || die "expected two boot entries"
   {
     echo "FIXTURE_VERSION=$FIXTURE_VERSION"
+    echo "EXTRA_SUM=$(extra_sum)"
     printf 'OSNAME=%q\n' "$OSNAME"
     printf 'OSTREE_TARGET_1=%q\n' "${tgt[1]}"
     printf 'OSTREE_TARGET_2=%q\n' "${tgt[2]}"
@@ -143,7 +169,8 @@ main() {
     chroot=$(dirname "$REF_STAMP")/root
     rm -rf "$CACHE/sysroot" "$CACHE/fixture.env" "$CACHE/build" "$CACHE/ref"
     mkdir -p "$CACHE/build"
-    "$REF_RUN" --bind "$CACHE/build" /out --bind "$HERE" /harness \
+    extra_files "$CACHE/build/extra"
+    "$REF_RUN" --bind "$CACHE/build" /out --bind "$HERE" /harness --bind "$CACHE/build/extra" /extra \
       /usr/bin/bash /harness/composefs-fixture.sh --in-chroot
     # ostree marks deployment roots immutable where it can; scenarios add files.
     for d in "$CACHE"/build/sysroot/ostree/deploy/"$OSNAME"/deploy/*; do

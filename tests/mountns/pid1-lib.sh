@@ -19,6 +19,11 @@
 #   late.img     base.img relabelled "late"
 #   gpt.img      a GPT disk whose partition 1 holds base.img, with a known
 #                PARTUUID and PARTLABEL
+#   composefs.img  ext4 "osroot" of composefs-fixture.sh's sysroot (made by
+#                ostree 2026.4: each deployment has its .ostree.cfs image, and
+#                busybox and the test init in the image itself), the binary
+#                under test in deployment 1's physical directory (for init=)
+#                and the var marker; only when PID1_COMPOSEFS_SYSROOT is set
 #
 # A boot (pid1_boot) attaches nothing itself: the scenario attaches loop
 # devices (pid1_attach) and says which ones the namespace's /dev holds.
@@ -106,6 +111,8 @@ yn run_ostree /run/ostree
 yn mount_var_marker /run/ostree/initramfs-mount-var
 yn ro_stamp /run/ostree-sysroot-ro.stamp
 say var_marker "$(cat /var/pid1-var-marker 2>/dev/null)"
+# The composefs keys of /run/ostree-booted (a GVariant: its key names are text).
+say booted_composefs "$(tr -c 'a-z.' '\n' </run/ostree-booted 2>/dev/null | grep '^composefs' | sort | tr '\n' ' ')"
 say root_entries "$(ls -A / | tr '\n' ' ')"
 say sysroot_entries "$(ls -A /sysroot | tr '\n' ' ')"
 say uptime "$(cut -d' ' -f1 /proc/uptime)"
@@ -156,6 +163,13 @@ label: gpt
 start=2048, size=524288, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$PID1_PARTUUID, name="$PID1_PARTLABEL"
 EOF
   dd if="$img/base.img" of="$img/gpt.img" bs=1M seek=1 conv=notrunc,sparse status=none
+  if [[ -n ${PID1_COMPOSEFS_SYSROOT:-} ]]; then
+    cp -a "$PID1_COMPOSEFS_SYSROOT" "$tree"
+    install -m 0755 "$bin" "$tree/$PID1_COMPOSEFS_DEPLOY_1/usr/lib/ostree/ostree-prepare-root"
+    echo stateroot-var >"$tree/$STATEROOT_VAR/pid1-var-marker"
+    mkfs.ext4 -q -L osroot -d "$tree" "$img/composefs.img" 256M >/dev/null
+    rm -rf "$tree"
+  fi
 }
 
 # pid1_copy IMAGE NAME: a private copy of a built image; prints its path.
@@ -287,6 +301,8 @@ pid1_majmin() {
 #                           parent mount is shared (EINVAL)
 #   --init PATH             (root mode) what to execute (default: the T1 path
 #                           + /usr/lib/ostree/ostree-prepare-root)
+#   --conf TEXT             (initramfs) R/etc/ostree/prepare-root.conf holds TEXT
+#                           (printf %b: \n for a new line)
 #   --shell                 (initramfs) add a /bin/sh that reports it ran
 #   --console               a regular file DIR/console bound on R/dev/console
 #   --close-stderr          PID 1 starts with descriptor 2 closed (as when the
@@ -295,7 +311,7 @@ pid1_majmin() {
 #   ARG...                  arguments given to PID 1 (after argv[0])
 # Results in DIR: out, err, status ("exit N" or "signal NAME"), rc, ms.
 pid1_boot() {
-  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0 shell=0 console=0 close_stderr=0
+  local dir=$1 mode=initramfs cmdline="" image="" mount_ro=1 sysfs=0 init="" bg=0 nopivot=0 kmsg=0 symlink=0 shell=0 console=0 close_stderr=0 conf=""
   local -a devs=()
   shift
   while (($#)); do
@@ -314,6 +330,7 @@ pid1_boot() {
       --console) console=1; shift ;;
       --close-stderr) close_stderr=1; shift ;;
       --init) init=$2; shift 2 ;;
+      --conf) conf=$2; shift 2 ;;
       --background) bg=1; shift ;;
       --) shift; break ;;
       *) echo "pid1_boot: unknown option '$1'" >&2; return 2 ;;
@@ -329,6 +346,8 @@ pid1_boot() {
   done
   : >"$dir/args"
   if (($#)); then printf '%s\n' "$@" >"$dir/args"; fi
+  rm -f "$dir/conf"
+  if [[ -n $conf ]]; then printf '%b\n' "$conf" >"$dir/conf"; fi
   date +%s%N >"$dir/start"
   # shellcheck disable=SC2016,SC2153 # $1 is the child's; PID1_BIN, T1: the caller's
   (
@@ -393,6 +412,9 @@ pid1_stage() {
       install -m 0755 "$PID1_STAGE_BIN" "$r/init"
     fi
     mkdir -m 0755 "$r/dev" "$r/proc"
+    if [[ -f $dir/conf ]]; then
+      install -D -m 0644 "$dir/conf" "$r/etc/ostree/prepare-root.conf"
+    fi
     if ((PID1_STAGE_SHELL)); then
       # An initramfs with a shell for rd.shell: /bin/sh here reports that it
       # ran (as PID 1, with its arguments) and ends.

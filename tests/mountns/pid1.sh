@@ -707,9 +707,78 @@ t_initramfs_hotfix() {
   [[ $got == "written by init" ]] || fail "hotfix write not in the image's .usr-ovl-upper (got '$got')"
 }
 
+# expect_composefs_booted DEPLOY: the composefs of DEPLOY (a deployment of
+# composefs.img) booted and its init ran: / the overlay, /etc the
+# deployment's own and writable, /usr in the read-only image.
+expect_composefs_booted() {
+  local deploy=$1
+  expect_status "exit 0"
+  if [[ $(pid1_check "$BOOT_DIR" "done") != yes ]]; then
+    fail "the test init did not run (or not to the end): nothing else to check"
+    return 1
+  fi
+  expect_check pid 1
+  expect_check others 0
+  expect_check which A
+  expect_check var_marker stateroot-var
+  expect_check usr_writable no
+  expect_check booted_composefs "composefs composefs.verity "
+  expect_mount / fstype=overlay source=composefs opts='^ro(,|$)'
+  expect_no_mount /usr
+  expect_mount /etc root="/$deploy/etc" fstype=ext4 opts='^rw(,|$)'
+  expect_mount /sysroot root=/ fstype=ext4
+  expect_mount /var root="/$STATEROOT_VAR" fstype=ext4
+  expect_mount /run fstype=tmpfs
+}
+
+# need_composefs: composefs.img was built (composefs-fixture.sh's sysroot).
+need_composefs() {
+  [[ -n ${PID1_COMPOSEFS_SYSROOT:-} ]] && return 0
+  fail "no composefs sysroot: run scripts/fetch-composefs-ref.sh (make mountns does)"
+  return 1
+}
+
+scenario initramfs_composefs "initramfs: [composefs] enabled=yes in the initramfs: / the deployment's composefs, /etc its own and writable"
+t_initramfs_composefs() {
+  local img dev d
+  need_composefs || return 0
+  img=$(pid1_copy composefs cfsinitramfs)
+  dev=$(pid1_attach "$img")
+  boot main --conf '[composefs]\nenabled = yes' --dev "$dev" \
+    --cmdline "root=LABEL=osroot rw ostree=$CFS_T1 $QUICK_FAIL"
+  d=$BOOT_DIR
+  if expect_composefs_booted "$CFS_DEPLOY_1"; then
+    # composefs makes the physical root read-only by default.
+    expect_mount /sysroot opts='^ro(,|$)' source="/dev/$dev"
+    expect_check ro_stamp yes
+  fi
+  show_boot "$d"
+}
+
 ##############################################################################
 # Scenarios: no initramfs (init= on the physical root)
 ##############################################################################
+
+scenario root_composefs "init=: a composefs deployment (its own prepare-root.conf: enabled=yes), root mounted ro: / the composefs, assembled without writing to the disk"
+t_root_composefs() {
+  local img dev d before after T1=$CFS_T1
+  need_composefs || return 0
+  img=$(pid1_copy composefs cfsroot)
+  before=$(md5sum <"$img")
+  dev=$(pid1_attach "$img")
+  boot main --mode root --image "$dev" --ro --cmdline "root=/dev/vda ro ostree=$CFS_T1 $QUICK_FAIL"
+  d=$BOOT_DIR
+  if expect_composefs_booted "$CFS_DEPLOY_1"; then
+    expect_mount /sysroot root=/ source="/dev/$dev" opts='^ro(,|$)'
+    # The tmpfs the root was assembled on is gone.
+    expect_no_mount "/sysroot/$CFS_DEPLOY_1/run"
+    expect_output "booting $CFS_DEPLOY_1 \\(no initramfs\\)" "'booting ... (no initramfs)'"
+  fi
+  show_boot "$d"
+  pid1_detach "$dev"
+  after=$(md5sum <"$img")
+  [[ $before == "$after" ]] || fail "the image changed (md5 $before -> $after) although mounted ro"
+}
 
 scenario root_ro "init=: root mounted ro, booted twice: deployment booted, /run a tmpfs with the markers, image unchanged"
 t_root_ro() {
@@ -878,6 +947,14 @@ inner_main() {
   # shellcheck source=/dev/null
   source "$MOUNTNS_CACHE/fixture.env"
   T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
+  # The composefs sysroot (composefs-fixture.sh), when its chroot is there.
+  if [[ -f $MOUNTNS_CACHE/composefs/fixture.env ]]; then
+    PID1_COMPOSEFS_SYSROOT=$MOUNTNS_CACHE/composefs/sysroot
+    # shellcheck disable=SC1091
+    read -r CFS_T1 CFS_DEPLOY_1 < <(source "$MOUNTNS_CACHE/composefs/fixture.env" &&
+      echo "$OSTREE_TARGET_1 $DEPLOY_1")
+    PID1_COMPOSEFS_DEPLOY_1=$CFS_DEPLOY_1
+  fi
   tap_select pid1.sh "$filter" || return 1
   echo "# impl: $PID1_BIN"
   pid1_build_images "$PID1_BIN"
@@ -926,6 +1003,10 @@ main() {
     command -v "$tool" >/dev/null || { echo "pid1.sh: $tool not found (scripts/install-deps.sh)" >&2; return 2; }
   done
   "$HERE/fixture.sh" >/dev/null
+  # The composefs scenarios need ostree 2026.4's chroot (fetch-composefs-ref.sh).
+  if [[ -f $MOUNTNS_REPO_ROOT/.cache/composefs-ref/stamp ]]; then
+    "$HERE/composefs-fixture.sh" >/dev/null
+  fi
   pass=(--impl "$PID1_BIN")
   tap_common_args pass "$keep" "$filter"
   tap_reexec PID1_SCRATCH pid1ns "$HERE/pid1.sh" "${pass[@]}"
