@@ -30,6 +30,11 @@ FORMAT of a tree line (fields separated by one space):
          component usr, .usr-ovl-upper or .usr-ovl-work is replaced by "..."
          (upstream versions spell these relative, via /sysroot.tmp, or
          absolute; the staging prefix no longer exists after the switch).
+With NORMALIZE_ALL_OPTS=1 in the environment (composefs.sh), overlay lines
+  also get source=SOURCE opts=OPTS (every superblock option but ro/rw and
+  the lowerdir/upperdir/workdir already shown, e.g.
+  lowerdir+=...,datadir+=...,redirect_dir=on,metacopy=on,verity=require) and
+  erofs lines source=loop|file opts=OPTS.
 Everywhere: "transient-etc.XXXXXX" -> "transient-etc.*", and the two fixture
 deployment names ($DEPLOY_1_NAME, $DEPLOY_2_NAME) -> {D1}, {D2}.
 Lines are sorted by mount point, stacked mounts bottom first.
@@ -145,6 +150,16 @@ def describe(m, devname):
         for key, label in (("lowerdir", "lower"), ("upperdir", "upper"), ("workdir", "work")):
             if key in opts:
                 fields.append(label + "=" + overlay_dir(opts[key]))
+        if os.environ.get("NORMALIZE_ALL_OPTS") == "1":
+            fields.append("source=" + m["source"])
+            fields.append("opts=" + ",".join(
+                o for o in m["superopts"]
+                if o not in ("ro", "rw") and o.split("=", 1)[0] not in ("lowerdir", "upperdir", "workdir")))
+    if m["fstype"] == "erofs" and os.environ.get("NORMALIZE_ALL_OPTS") == "1":
+        # A composefs image: through a loop device, or the file itself (6.12+).
+        kind = "loop" if re.match(r"/dev/loop[0-9]+$", m["source"]) else "file"
+        fields.append("source=" + kind)
+        fields.append("opts=" + ",".join(o for o in m["superopts"] if o not in ("ro", "rw")))
     return substitute(" ".join(fields))
 
 

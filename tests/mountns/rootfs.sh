@@ -32,3 +32,18 @@ mountns_dev_nodes() {
   ln -s /proc/self/fd/1 "$dev/stdout"
   ln -s /proc/self/fd/2 "$dev/stderr"
 }
+
+# mountns_loop_nodes DEV: /dev/loop-control and block nodes loop0..loopN
+# (N: 64 past the highest loop device the kernel has now), so that a loop
+# device LOOP_CTL_GET_FREE hands out has its node. Device numbers are the
+# kernel's fixed ones (misc 10:237, block major 7); the kernel detaches an
+# autoclear loop device when its last mount goes with the namespace.
+mountns_loop_nodes() {
+  local dev=$1 max=0 n
+  for n in /sys/class/block/loop*; do
+    n=${n##*/loop}
+    [[ $n =~ ^[0-9]+$ ]] && ((n > max)) && max=$n
+  done
+  mknod -m 0600 "$dev/loop-control" c 10 237
+  for ((n = 0; n <= max + 64; n++)); do mknod -m 0600 "$dev/loop$n" b 7 "$n"; done
+}

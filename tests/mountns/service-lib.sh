@@ -49,7 +49,7 @@ NS_PYTHON=/usr/bin/python3
 
 # ns_run --impl BIN [--label NAME] [--cmdline STR] [--no-argv-cmdline]
 #        [--arg ARG]... [--setup FN] [--check FN] [--physroot DIR]
-#        [--env NAME=VALUE]...
+#        [--env NAME=VALUE]... [--loop]
 #   --cmdline       kernel command line (default $NS_DEFAULT_CMDLINE). It is
 #                   always bind-mounted over /proc/cmdline (newline-terminated,
 #                   like the kernel's) and, unless --no-argv-cmdline, also
@@ -59,12 +59,15 @@ NS_PYTHON=/usr/bin/python3
 #   --physroot      bind DIR (a tmpfs mount point) as the physical root
 #                   instead of a fresh copy; changes persist across runs
 #   --env NAME=VAL  extra environment for the setup/check functions
+#   --loop          /dev/loop-control and /dev/loopN block nodes in R's /dev
+#                   (a tool may attach a loop device: composefs images);
+#                   also NS_LOOP=1 in the environment
 # The tool runs as: ostree-prepare-root [ARG...] /sysroot [CMDLINE]
 # Sets NS_LAST_RESULTS to the run's results directory. Returns non-zero if
 # the namespace could not be built or any check failed.
 ns_run() {
   local impl="" label="run" cmdline=${NS_DEFAULT_CMDLINE-} argv_cmdline=1
-  local setup="" check="" physroot="" results n=1
+  local setup="" check="" physroot="" results n=1 loop=${NS_LOOP:-0}
   local -a tool_args=() extra_env=()
   while (($#)); do
     case $1 in
@@ -77,6 +80,7 @@ ns_run() {
       --check) check=$2; shift 2 ;;
       --physroot) physroot=$2; shift 2 ;;
       --env) extra_env+=("$2"); shift 2 ;;
+      --loop) loop=1; shift ;;
       *) echo "ns_run: unknown option '$1'" >&2; return 2 ;;
     esac
   done
@@ -99,7 +103,7 @@ ns_run() {
   mkdir -p "$NS_SCRATCH/newroot"
   # shellcheck disable=SC2016 # $1 is expanded by the child bash
   env NS_IMPL="$impl" NS_LABEL="$label" NS_CMDLINE="$cmdline" \
-    NS_ARGV_CMDLINE="$argv_cmdline" NS_SETUP="$setup" NS_CHECK="$check" \
+    NS_ARGV_CMDLINE="$argv_cmdline" NS_LOOP="$loop" NS_SETUP="$setup" NS_CHECK="$check" \
     NS_PHYSROOT="$physroot" NS_RESULTS="$results" NS_NEWROOT="$NS_SCRATCH/newroot" \
     NS_SOURCES="${NS_SOURCES:-}" MOUNTNS_CACHE="$MOUNTNS_CACHE" "${extra_env[@]}" \
     LIBMOUNT_UTAB="$NS_SCRATCH/libmount-utab" \
@@ -166,7 +170,13 @@ ns_stage1() {
   # usr/lib/ostree/prepare-root.conf and the tool lives there.
   mount -t tmpfs -o mode=0755 ostree-lib "$r/usr/lib/ostree"
   install -m 0755 "$NS_IMPL" "$r/usr/lib/ostree/ostree-prepare-root"
+  # A tool that is a wrapper (composefs.sh's reference: a dynamic C binary
+  # with its own libraries) has them in BIN.bundle, next to it.
+  if [[ -d $NS_IMPL.bundle ]]; then
+    cp -a "$NS_IMPL.bundle" "$r/usr/lib/ostree/ostree-prepare-root.bundle"
+  fi
   mountns_dev_nodes "$r/dev"
+  if [[ ${NS_LOOP:-0} == 1 ]]; then mountns_loop_nodes "$r/dev"; fi
   mount -t proc proc "$r/proc"
   printf '%s\n' "$NS_CMDLINE" >"$r/harness/cmdline"
   mount --bind "$r/harness/cmdline" "$r/proc/cmdline"
