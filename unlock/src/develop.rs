@@ -10,7 +10,7 @@
 use core::fmt;
 
 use otcore::contract;
-use otcore::path::PathBuf;
+use otcore::path::{Lossy, PathBuf};
 use otcore::sys::{self, MountFlags, UnmountFlags};
 
 use crate::error::{Context, Result};
@@ -39,8 +39,13 @@ pub enum Op {
     /// filesystem cannot be written).
     MountTmpfs { path: PathBuf },
     /// Mount the overlay on `/usr` with the data in `dir` (`upper`, `work`),
-    /// read-only for a transient unlock.
-    MountOverlay { dir: PathBuf, readonly: bool },
+    /// read-only for a transient unlock, over `lower` (the deployment's own
+    /// `usr` directory on a composefs root), or the live `/usr` (`None`).
+    MountOverlay {
+        dir: PathBuf,
+        readonly: bool,
+        lower: Option<PathBuf>,
+    },
     /// Detach the tmpfs's mount point and remove it: the overlay keeps the
     /// tmpfs alive. The last operation; nothing after it can fail.
     ReleaseTmpfs { path: PathBuf },
@@ -57,11 +62,22 @@ impl fmt::Display for Op {
             Op::RemoveStale { path } => write!(f, "remove {path} (left from before)"),
             Op::WriteFlag { path } => write!(f, "write {path}"),
             Op::MountTmpfs { path } => write!(f, "mount tmpfs {path}"),
-            Op::MountOverlay { dir, readonly } => write!(
-                f,
-                "mount overlay /usr upper {dir}/upper work {dir}/work{}",
-                if *readonly { " ro" } else { "" }
-            ),
+            Op::MountOverlay {
+                dir,
+                readonly,
+                lower,
+            } => {
+                f.write_str("mount overlay /usr lower ")?;
+                match lower {
+                    Some(l) => write!(f, "{l}")?,
+                    None => f.write_str("/usr")?,
+                }
+                write!(
+                    f,
+                    " upper {dir}/upper work {dir}/work{}",
+                    if *readonly { " ro" } else { "" }
+                )
+            }
             Op::ReleaseTmpfs { path } => write!(f, "detach {path}"),
         }
     }
@@ -80,13 +96,14 @@ pub enum Data<'a> {
 
 /// The operations of a development (or, `transient`, read-only) unlock:
 /// the overlay's directories with `/usr`'s `mode`, the runtime `flag` in
-/// `state_dir`, then the overlay.
+/// `state_dir`, then the overlay over `lower` (see [`Op::MountOverlay`]).
 pub fn plan(
     data: Data<'_>,
     mode: u32,
     state_dir: &PathBuf,
     flag: &[u8],
     transient: bool,
+    lower: Option<&PathBuf>,
 ) -> Result<Ops> {
     let mut ops = Ops::new();
     let mut add = |op: Op| ops.push(op).map_err(|_| crate::err!("too many operations"));
@@ -149,6 +166,7 @@ pub fn plan(
     add(Op::MountOverlay {
         dir,
         readonly: transient,
+        lower: lower.cloned(),
     })?;
     if let Data::Tmpfs { scratch } = data {
         add(Op::ReleaseTmpfs {
@@ -168,7 +186,15 @@ pub trait Effects {
     fn write_file(&mut self, path: &[u8]) -> Result<()>;
     fn remove_file(&mut self, path: &[u8]) -> Result<()>;
     fn mount_tmpfs(&mut self, path: &[u8]) -> Result<()>;
-    fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()>;
+    /// The overlay on `/usr`; `lower` names the deployment's `usr` (see
+    /// [`Op::MountOverlay`]).
+    fn mount_usr_overlay(
+        &mut self,
+        upper: &[u8],
+        work: &[u8],
+        lower: Option<&[u8]>,
+        readonly: bool,
+    ) -> Result<()>;
     fn detach(&mut self, path: &[u8]) -> Result<()>;
 }
 
@@ -181,6 +207,9 @@ pub struct RealSystem<'a> {
     /// it, never followed through a symlink ([`fsutil::Tree`]); other paths
     /// (the runtime flags in `/run`, the scratch tmpfs) by path.
     pub tree: Option<&'a fsutil::Tree>,
+    /// The deployment's `usr` directory, opened (walked from the sysroot)
+    /// before anything changed: the lower layer on a composefs root.
+    pub deployment_usr: Option<&'a fsutil::Tree>,
 }
 
 impl RealSystem<'_> {
@@ -253,9 +282,20 @@ impl Effects for RealSystem<'_> {
         )
         .ctx("mount tmpfs on", path)
     }
-    fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
+    fn mount_usr_overlay(
+        &mut self,
+        upper: &[u8],
+        work: &[u8],
+        lower: Option<&[u8]>,
+        readonly: bool,
+    ) -> Result<()> {
         let (up, wk) = (self.open_dir(upper)?, self.open_dir(work)?);
-        mounts::mount_usr_overlay(&up, &wk, upper, readonly)
+        let lower = match (lower, self.deployment_usr) {
+            (None, _) => None,
+            (Some(_), Some(usr)) => Some(usr.fd()),
+            (Some(l), None) => return Err(crate::err!("{}: not opened", Lossy(l))),
+        };
+        mounts::mount_usr_overlay(&up, &wk, lower, upper, readonly)
     }
     fn detach(&mut self, path: &[u8]) -> Result<()> {
         sys::umount2(path, UnmountFlags::DETACH).ctx("detach", path)
@@ -316,9 +356,14 @@ fn apply<'a>(fx: &mut impl Effects, op: &'a Op) -> Result<Option<Undo<'a>>> {
             fx.mount_tmpfs(path.as_bytes())?;
             Some(Undo::Detach(path.as_bytes()))
         }
-        Op::MountOverlay { dir, readonly } => {
+        Op::MountOverlay {
+            dir,
+            readonly,
+            lower,
+        } => {
             let (upper, work) = (dir.join(b"upper")?, dir.join(b"work")?);
-            fx.mount_usr_overlay(upper.as_bytes(), work.as_bytes(), *readonly)?;
+            let lower = lower.as_ref().map(|l| l.as_bytes());
+            fx.mount_usr_overlay(upper.as_bytes(), work.as_bytes(), lower, *readonly)?;
             Some(Undo::Detach(b"/usr"))
         }
         Op::ReleaseTmpfs { path } => {
@@ -417,7 +462,13 @@ mod tests {
             self.mounts.push(text(path));
             Ok(())
         }
-        fn mount_usr_overlay(&mut self, upper: &[u8], _work: &[u8], _ro: bool) -> Result<()> {
+        fn mount_usr_overlay(
+            &mut self,
+            upper: &[u8],
+            _work: &[u8],
+            _lower: Option<&[u8]>,
+            _ro: bool,
+        ) -> Result<()> {
             self.call("mount overlay", upper)?;
             self.mounts.push("/usr".into());
             Ok(())
@@ -451,7 +502,11 @@ mod tests {
         let scratch = p("/run/ostree/.private/usr-transient");
         let state = p("/run/ostree/deployment-state/abc.0");
         let mut checked = 0;
-        for (tmpfs, transient, earlier) in (0..8).map(|b| (b & 1 != 0, b & 2 != 0, b & 4 != 0)) {
+        let lower = p("/sysroot/ostree/deploy/os/deploy/abc.0/usr");
+        for b in 0..16 {
+            let (tmpfs, transient, earlier) = (b & 1 != 0, b & 2 != 0, b & 4 != 0);
+            // Over the live /usr, or the deployment's usr (composefs).
+            let lower = (b & 8 != 0).then_some(&lower);
             let data = if tmpfs {
                 Data::Tmpfs { scratch: &scratch }
             } else {
@@ -462,7 +517,7 @@ mod tests {
             } else {
                 contract::UNLOCKED_DEVELOPMENT
             };
-            let ops = plan(data, 0o755, &state, flag, transient).unwrap();
+            let ops = plan(data, 0o755, &state, flag, transient, lower).unwrap();
             let mut start = World::default();
             start
                 .dirs
@@ -496,7 +551,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked > 60, "{checked}");
+        assert!(checked > 120, "{checked}");
     }
 
     #[test]
@@ -509,6 +564,7 @@ mod tests {
             &state,
             b"unlocked-development",
             false,
+            None,
         )
         .unwrap();
         let shown: Vec<String> = ops.iter().map(|o| std::format!("{o}")).collect();
@@ -519,5 +575,27 @@ mod tests {
             .unwrap();
         assert_eq!(overlay, shown.len() - 1);
         assert!(flag < overlay, "{shown:#?}");
+        assert!(shown[overlay].starts_with("mount overlay /usr lower /usr upper "));
+    }
+
+    #[test]
+    fn composefs_lower_is_the_deployments_usr() {
+        let state = p("/run/ostree/deployment-state/abc.0");
+        let backing = p("/b/os/backing/abc.0");
+        let usr = p("/sysroot/ostree/deploy/os/deploy/abc.0/usr");
+        let ops = plan(
+            Data::Backing { backing: &backing },
+            0o755,
+            &state,
+            b"unlocked-transient",
+            true,
+            Some(&usr),
+        )
+        .unwrap();
+        let last = std::format!("{}", ops.last().unwrap());
+        assert_eq!(
+            last,
+            "mount overlay /usr lower /sysroot/ostree/deploy/os/deploy/abc.0/usr upper /b/os/backing/abc.0/usr-transient/upper work /b/os/backing/abc.0/usr-transient/work ro"
+        );
     }
 }
