@@ -639,19 +639,22 @@ impl core::fmt::Display for JsonComposefs {
 /// (`composefs.signed` in /run/ostree-booted); offline, the deployment's
 /// own prepare-root.conf.
 fn refuse_signed_hotfix(t: &Target) -> Result<()> {
-    const WHY: &str = "a writable /usr over a signed composefs image would void its signature, and ostree-prepare-root does not mount the hotfix overlay there";
+    let signed_by = |what: core::fmt::Arguments<'_>| {
+        // The reason on a line of its own: error messages are cut at a few
+        // hundred bytes, and the path of an offline sysroot can be long.
+        warn!("ostree-unlock: a writable /usr over a signed composefs image would void its signature; ostree-prepare-root does not mount the hotfix overlay there");
+        Err(err!("refusing --hotfix: {what}"))
+    };
     if t.live {
         if t.composefs.is_some_and(|c| c.signed) {
-            return Err(err!(
-                "refusing --hotfix: {t} is booted from a signed composefs image ({} has {}): {WHY}",
+            return signed_by(format_args!(
+                "{t} booted a signed composefs image ({} in {})",
+                contract::booted_keys::COMPOSEFS_SIGNED,
                 Lossy(contract::OSTREE_BOOTED),
-                contract::booted_keys::COMPOSEFS_SIGNED
             ));
         }
     } else if let Some(conf) = deployment::signed_by_conf(t)? {
-        return Err(err!(
-            "refusing --hotfix: {conf} says [composefs] enabled = signed: {WHY}"
-        ));
+        return signed_by(format_args!("{conf} says [composefs] enabled = signed"));
     }
     Ok(())
 }

@@ -67,7 +67,6 @@ impl Composefs {
             signed: otcore::gvariant::lookup(data, k::COMPOSEFS_SIGNED).is_some(),
         })
     }
-
 }
 
 /// `composefs`, then `, verity` and `, signed` when they apply.
@@ -475,7 +474,9 @@ mod tests {
     fn signed_conf() {
         let yes = |t: &str| conf_says_signed(t.as_bytes()).unwrap();
         assert!(yes("[composefs]\nenabled = signed\n"));
-        assert!(yes("# x\n[etc]\ntransient=true\n[composefs]\nenabled=signed\nkeypath=/k\n"));
+        assert!(yes(
+            "# x\n[etc]\ntransient=true\n[composefs]\nenabled=signed\nkeypath=/k\n"
+        ));
         assert!(!yes("[composefs]\nenabled = yes\n"));
         assert!(!yes("[composefs]\nenabled = signed\nenabled = verity\n"));
         assert!(!yes("[other]\nenabled = signed\n"));
