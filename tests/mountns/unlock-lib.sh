@@ -122,12 +122,13 @@ use_composefs() {
 
 UL_BOOTS=0
 # boot PHYS [--shared] [--deployment 1|2] [--cmdline STR] [--append STR]
-#      [--prepare ours|c] [--tag TAG] <<'EOF' (busybox sh script) EOF
+#      [--prepare ours|c] [--tag TAG] [--extra DIR] <<'EOF' (busybox sh script) EOF
+# --extra DIR: the host directory DIR is bound at $H/extra in the booted system.
 # Default cmdline: "root=LABEL=osroot rw ostree=<entry of deployment 1>".
 # Returns non-zero if the boot failed or the script reported a failure
 # (both also counted with fail).
 boot() {
-  local phys=$1 shared=0 dep=1 cmdline="" append="" prepare=ours tag res rc name fails
+  local phys=$1 shared=0 dep=1 cmdline="" append="" prepare=ours tag res rc name fails extra=""
   shift
   while (($#)); do
     case $1 in
@@ -137,7 +138,8 @@ boot() {
       --append) append=$2; shift 2 ;;
       --prepare) prepare=$2; shift 2 ;;
       --tag) tag=$2; shift 2 ;;
-      *) echo "boot: unknown option $1" >&2; return 2 ;;
+      --extra) extra=$2; shift 2 ;;
+      *) fail "boot: unknown option $1"; return 2 ;;
     esac
   done
   UL_BOOTS=$((UL_BOOTS + 1))
@@ -158,7 +160,7 @@ boot() {
   # shellcheck disable=SC2016 # $1 is expanded by the child bash
   env UL_PHYS="$phys" UL_SHARED="$shared" UL_CMDLINE="$cmdline" UL_RESULTS="$res" \
     UL_PREPARE_WHICH="$prepare" UL_PREPARE="$UL_PREPARE" UL_OSNAME="$OSNAME" UL_NEWROOT="$UL_SCRATCH/newroot" \
-    UL_COMPOSEFS="${UL_COMPOSEFS:-}" UL_FIXTURE_ENV="${UL_FIXTURE_ENV:-$MOUNTNS_CACHE/fixture.env}" \
+    UL_EXTRA="$extra" UL_COMPOSEFS="${UL_COMPOSEFS:-}" UL_FIXTURE_ENV="${UL_FIXTURE_ENV:-$MOUNTNS_CACHE/fixture.env}" \
     LIBMOUNT_UTAB="$UL_SCRATCH/libmount-utab" \
     timeout --kill-after=5 60 \
     unshare --mount --propagation private --pid --fork --kill-child -- \
@@ -213,6 +215,10 @@ ul_stage1() {
   install -m 0755 "$UL_PREPARE" "$r/h/ostree-prepare-root"
   cp "$UL_DIR/unlock-lib.sh" "$UL_DIR/assert.sh" "$UL_RESULTS/scenario.sh" "$r/h/"
   cp "$UL_FIXTURE_ENV" "$r/h/fixture.env"
+  if [[ -n $UL_EXTRA ]]; then
+    mkdir "$r/h/extra"
+    mount --bind "$UL_EXTRA" "$r/h/extra"
+  fi
   if [[ -n $UL_COMPOSEFS ]]; then
     # The initramfs's prepare-root.conf, and the tools the image lacks.
     mkdir -p "$r/etc/ostree" "$r/h/cfs"
@@ -260,6 +266,10 @@ ul_stage2() {
   mount -o remount,bind,ro /sysroot/tmp/.h/usr
   mount --bind /h/results /sysroot/tmp/.h/results
   cp /h/unlock-lib.sh /h/assert.sh /h/fixture.env /h/scenario.sh /sysroot/tmp/.h/
+  if [[ -n $UL_EXTRA ]]; then
+    mkdir /sysroot/tmp/.h/extra
+    mount --bind /h/extra /sysroot/tmp/.h/extra
+  fi
   local bb=/usr/bin/busybox
   if [[ -n $UL_COMPOSEFS ]]; then
     cp -a /h/cfs /sysroot/tmp/.h/cfs

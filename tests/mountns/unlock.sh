@@ -1854,6 +1854,54 @@ t_composefs_offline_signed() {
   true
 }
 
+# ref_ostree_bundle: ostree 2026.4's CLI from the composefs reference chroot
+# with the shared libraries it loads and their loader (as
+# composefs-fixture.sh bundles its prepare-root), built once in the cache;
+# prints its directory (ostree, ld.so, lib/).
+ref_ostree_bundle() {
+  local out=$MOUNTNS_CACHE/composefs/ref-ostree chroot=$UL_REPO_ROOT/.cache/composefs-ref/root lib
+  if [[ ! -x $out/ostree ]]; then
+    [[ -x $chroot/usr/bin/ostree ]] || { echo "no reference chroot ($chroot)" >&2; return 1; }
+    rm -rf "$out.new"
+    mkdir -p "$out.new/lib"
+    cp "$chroot/usr/bin/ostree" "$out.new/"
+    "$UL_REPO_ROOT/scripts/composefs-ref-run.sh" ldd /usr/bin/ostree >"$out.new/ldd.txt" || return 1
+    while read -r lib; do
+      cp -L "$chroot$lib" "$out.new/lib/"
+    done < <(grep -oE '/[^ ]+\.so[^ ]*' "$out.new/ldd.txt" | sort -u)
+    cp -L "$chroot/usr/lib64/ld-linux-x86-64.so.2" "$out.new/ld.so"
+    rm -rf "$out"
+    mv "$out.new" "$out"
+  fi
+  echo "$out"
+}
+
+scenario composefs_upstream_development "composefs root: ostree 2026.4's own 'ostree admin unlock' (shared propagation, as it needs) also mounts over the deployment's own usr; ostree-unlock reads its state"
+t_composefs_upstream_development() {
+  local p bundle
+  use_composefs || return 1
+  bundle=$(ref_ostree_bundle) || { fail "cannot bundle ostree 2026.4's CLI"; return 1; }
+  p=$(cfs_phys cfs-upstream) || return 1
+  boot "$p" --shared --extra "$bundle" < <(echo "$CFS_BOOTED"; cat <<'EOF'
+ostree26() { "$H/extra/ld.so" --library-path "$H/extra/lib" "$H/extra/ostree" "$@"; }
+run c-version ostree26 --version
+expect_output "2026.4"
+run c-unlock ostree26 admin unlock
+expect_success "ostree 2026.4's admin unlock on a composefs root"
+expect_usr_overlay "after ostree 2026.4's unlock"
+note "ostree 2026.4's /usr overlay: $(top_mount /usr)"
+expect_file_content /usr/share/physical-only physical
+touch /usr/x 2>/dev/null || fail "/usr not writable after ostree 2026.4's unlock"
+expect_file "$BK1/usr-transient/upper/x" "2026.4's data in the deployment's backing usr-transient"
+run status $U --status
+expect_output "Unlocked: development$" "ostree-unlock reads 2026.4's state"
+run again $U
+expect_success "ostree-unlock after 2026.4's development unlock"
+expect_output "already unlocked"
+EOF
+  )
+}
+
 ##############################################################################
 # Driver
 ##############################################################################
