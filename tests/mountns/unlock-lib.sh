@@ -101,11 +101,11 @@ target_of() {
 # has_immutable PATH: lsattr shows the `i` attribute on directory PATH.
 has_immutable() { lsattr -d "$1" 2>/dev/null | awk '{print $1}' | grep -q i; }
 
-# use_composefs [CONF]: from here on (in this scenario's subshell), the
+# use_composefs: from here on (in this scenario's subshell), the
 # physical roots are copies of composefs-fixture.sh's sysroot (made by
 # ostree 2026.4, an .ostree.cfs image in each deployment), the fixture
 # variables are its, and boot's initramfs has /etc/ostree/prepare-root.conf
-# with CONF (default: [composefs] enabled = yes), so that prepare-root
+# with [composefs] enabled = yes (UL_COMPOSEFS), so that prepare-root
 # boots a composefs root. The deployments' /usr is the image's: busybox and
 # ostree-unlock are run from the harness ($H/cfs; U points there).
 use_composefs() {
@@ -116,7 +116,7 @@ use_composefs() {
   fi
   # shellcheck source=/dev/null
   source "$env"
-  UL_COMPOSEFS=${1:-$'[composefs]\nenabled = yes'}
+  UL_COMPOSEFS=$'[composefs]\nenabled = yes'
   UL_FIXTURE_ENV=$env
 }
 

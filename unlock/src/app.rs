@@ -99,15 +99,22 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
             develop::Data::Tmpfs { scratch: &scratch }
         }
     };
-    // On a composefs root the lower layer is the deployment's own usr on
-    // the physical root, as upstream's `lowerdir=usr` from the deployment
-    // directory: the image's /usr is not a directory of the deployment.
+    // On a composefs root (where /usr is the image's) the lower layer is the
+    // deployment's own usr on the physical root, as upstream's `lowerdir=usr`
+    // from the deployment directory (ostree 2026.4 measured: unlock.sh
+    // composefs_upstream_development). Opened now, walked from the sysroot.
     let deployment_usr = match t.composefs {
         Some(_) => Some(t.dir_tree()?.sub(b"usr")?),
         None => None,
     };
-    let lower = deployment_usr.as_ref().map(|u| &u.path);
-    let ops = develop::plan(data, mode, &t.state_dir, flag, transient, lower)?;
+    let ops = develop::plan(
+        data,
+        mode,
+        &t.state_dir,
+        flag,
+        transient,
+        deployment_usr.is_some(),
+    )?;
     let usr_label = t.dir_tree()?.selinux_label(b"usr")?;
     let tree = view.as_ref().ok().map(|v| &v.tree);
     let deployment_usr = deployment_usr.as_ref();

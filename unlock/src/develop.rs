@@ -10,7 +10,7 @@
 use core::fmt;
 
 use otcore::contract;
-use otcore::path::{Lossy, PathBuf};
+use otcore::path::PathBuf;
 use otcore::sys::{self, MountFlags, UnmountFlags};
 
 use crate::error::{Context, Result};
@@ -39,12 +39,12 @@ pub enum Op {
     /// filesystem cannot be written).
     MountTmpfs { path: PathBuf },
     /// Mount the overlay on `/usr` with the data in `dir` (`upper`, `work`),
-    /// read-only for a transient unlock, over `lower` (the deployment's own
-    /// `usr` directory on a composefs root), or the live `/usr` (`None`).
+    /// read-only for a transient unlock, over the deployment's own `usr`
+    /// directory (`deployment_usr`, on a composefs root) or the live `/usr`.
     MountOverlay {
         dir: PathBuf,
         readonly: bool,
-        lower: Option<PathBuf>,
+        deployment_usr: bool,
     },
     /// Detach the tmpfs's mount point and remove it: the overlay keeps the
     /// tmpfs alive. The last operation; nothing after it can fail.
@@ -65,19 +65,17 @@ impl fmt::Display for Op {
             Op::MountOverlay {
                 dir,
                 readonly,
-                lower,
-            } => {
-                f.write_str("mount overlay /usr lower ")?;
-                match lower {
-                    Some(l) => write!(f, "{l}")?,
-                    None => f.write_str("/usr")?,
-                }
-                write!(
-                    f,
-                    " upper {dir}/upper work {dir}/work{}",
-                    if *readonly { " ro" } else { "" }
-                )
-            }
+                deployment_usr,
+            } => write!(
+                f,
+                "mount overlay /usr lower {} upper {dir}/upper work {dir}/work{}",
+                if *deployment_usr {
+                    "(the deployment's usr)"
+                } else {
+                    "/usr"
+                },
+                if *readonly { " ro" } else { "" }
+            ),
             Op::ReleaseTmpfs { path } => write!(f, "detach {path}"),
         }
     }
@@ -96,14 +94,15 @@ pub enum Data<'a> {
 
 /// The operations of a development (or, `transient`, read-only) unlock:
 /// the overlay's directories with `/usr`'s `mode`, the runtime `flag` in
-/// `state_dir`, then the overlay over `lower` (see [`Op::MountOverlay`]).
+/// `state_dir`, then the overlay (over the deployment's own usr if
+/// `deployment_usr`, see [`Op::MountOverlay`]).
 pub fn plan(
     data: Data<'_>,
     mode: u32,
     state_dir: &PathBuf,
     flag: &[u8],
     transient: bool,
-    lower: Option<&PathBuf>,
+    deployment_usr: bool,
 ) -> Result<Ops> {
     let mut ops = Ops::new();
     let mut add = |op: Op| ops.push(op).map_err(|_| crate::err!("too many operations"));
@@ -166,7 +165,7 @@ pub fn plan(
     add(Op::MountOverlay {
         dir,
         readonly: transient,
-        lower: lower.cloned(),
+        deployment_usr,
     })?;
     if let Data::Tmpfs { scratch } = data {
         add(Op::ReleaseTmpfs {
@@ -186,13 +185,12 @@ pub trait Effects {
     fn write_file(&mut self, path: &[u8]) -> Result<()>;
     fn remove_file(&mut self, path: &[u8]) -> Result<()>;
     fn mount_tmpfs(&mut self, path: &[u8]) -> Result<()>;
-    /// The overlay on `/usr`; `lower` names the deployment's `usr` (see
-    /// [`Op::MountOverlay`]).
+    /// The overlay on `/usr` (see [`Op::MountOverlay`]).
     fn mount_usr_overlay(
         &mut self,
         upper: &[u8],
         work: &[u8],
-        lower: Option<&[u8]>,
+        deployment_usr: bool,
         readonly: bool,
     ) -> Result<()>;
     fn detach(&mut self, path: &[u8]) -> Result<()>;
@@ -286,14 +284,14 @@ impl Effects for RealSystem<'_> {
         &mut self,
         upper: &[u8],
         work: &[u8],
-        lower: Option<&[u8]>,
+        deployment_usr: bool,
         readonly: bool,
     ) -> Result<()> {
         let (up, wk) = (self.open_dir(upper)?, self.open_dir(work)?);
-        let lower = match (lower, self.deployment_usr) {
-            (None, _) => None,
-            (Some(_), Some(usr)) => Some(usr.fd()),
-            (Some(l), None) => return Err(crate::err!("{}: not opened", Lossy(l))),
+        let lower = match (deployment_usr, self.deployment_usr) {
+            (false, _) => None,
+            (true, Some(usr)) => Some(usr.fd()),
+            (true, None) => return Err(crate::err!("the deployment's usr was not opened")),
         };
         mounts::mount_usr_overlay(&up, &wk, lower, upper, readonly)
     }
@@ -359,11 +357,15 @@ fn apply<'a>(fx: &mut impl Effects, op: &'a Op) -> Result<Option<Undo<'a>>> {
         Op::MountOverlay {
             dir,
             readonly,
-            lower,
+            deployment_usr,
         } => {
             let (upper, work) = (dir.join(b"upper")?, dir.join(b"work")?);
-            let lower = lower.as_ref().map(|l| l.as_bytes());
-            fx.mount_usr_overlay(upper.as_bytes(), work.as_bytes(), lower, *readonly)?;
+            fx.mount_usr_overlay(
+                upper.as_bytes(),
+                work.as_bytes(),
+                *deployment_usr,
+                *readonly,
+            )?;
             Some(Undo::Detach(b"/usr"))
         }
         Op::ReleaseTmpfs { path } => {
@@ -466,7 +468,7 @@ mod tests {
             &mut self,
             upper: &[u8],
             _work: &[u8],
-            _lower: Option<&[u8]>,
+            _deployment_usr: bool,
             _ro: bool,
         ) -> Result<()> {
             self.call("mount overlay", upper)?;
@@ -502,11 +504,10 @@ mod tests {
         let scratch = p("/run/ostree/.private/usr-transient");
         let state = p("/run/ostree/deployment-state/abc.0");
         let mut checked = 0;
-        let lower = p("/sysroot/ostree/deploy/os/deploy/abc.0/usr");
         for b in 0..16 {
             let (tmpfs, transient, earlier) = (b & 1 != 0, b & 2 != 0, b & 4 != 0);
             // Over the live /usr, or the deployment's usr (composefs).
-            let lower = (b & 8 != 0).then_some(&lower);
+            let deployment_usr = b & 8 != 0;
             let data = if tmpfs {
                 Data::Tmpfs { scratch: &scratch }
             } else {
@@ -517,7 +518,7 @@ mod tests {
             } else {
                 contract::UNLOCKED_DEVELOPMENT
             };
-            let ops = plan(data, 0o755, &state, flag, transient, lower).unwrap();
+            let ops = plan(data, 0o755, &state, flag, transient, deployment_usr).unwrap();
             let mut start = World::default();
             start
                 .dirs
@@ -564,7 +565,7 @@ mod tests {
             &state,
             b"unlocked-development",
             false,
-            None,
+            false,
         )
         .unwrap();
         let shown: Vec<String> = ops.iter().map(|o| std::format!("{o}")).collect();
@@ -582,20 +583,19 @@ mod tests {
     fn composefs_lower_is_the_deployments_usr() {
         let state = p("/run/ostree/deployment-state/abc.0");
         let backing = p("/b/os/backing/abc.0");
-        let usr = p("/sysroot/ostree/deploy/os/deploy/abc.0/usr");
         let ops = plan(
             Data::Backing { backing: &backing },
             0o755,
             &state,
             b"unlocked-transient",
             true,
-            Some(&usr),
+            true,
         )
         .unwrap();
         let last = std::format!("{}", ops.last().unwrap());
         assert_eq!(
             last,
-            "mount overlay /usr lower /sysroot/ostree/deploy/os/deploy/abc.0/usr upper /b/os/backing/abc.0/usr-transient/upper work /b/os/backing/abc.0/usr-transient/work ro"
+            "mount overlay /usr lower (the deployment's usr) upper /b/os/backing/abc.0/usr-transient/upper work /b/os/backing/abc.0/usr-transient/work ro"
         );
     }
 }
