@@ -51,11 +51,14 @@ source "$UL_DIR/assert.sh"
 ASSERT_IGNORE_CASE=1
 
 # make_phys NAME: a fresh physical root, mounted at $UL_SCRATCH/NAME (printed).
-# Deployments are made immutable, as ostree leaves them.
+# Deployments are made immutable, as ostree leaves them. With UL_COMPOSEFS
+# set (use_composefs), a copy of composefs-fixture.sh's sysroot instead.
 make_phys() {
   local name=$1 src=$UL_SCRATCH/$1.src img=$UL_SCRATCH/$1.img mnt=$UL_SCRATCH/$1 d
+  local from=$MOUNTNS_CACHE/sysroot
+  if [[ -n ${UL_COMPOSEFS:-} ]]; then from=$MOUNTNS_CACHE/composefs/sysroot; fi
   rm -rf "$src"
-  cp -a "$MOUNTNS_CACHE/sysroot" "$src"
+  cp -a "$from" "$src"
   for d in "$src/$DEPLOY_1" "$src/$DEPLOY_2"; do
     # New files only: existing ones are hardlinks into the repo.
     install -m 0755 "$UL_BUSYBOX" "$d/usr/bin/busybox"
@@ -98,14 +101,34 @@ target_of() {
 # has_immutable PATH: lsattr shows the `i` attribute on directory PATH.
 has_immutable() { lsattr -d "$1" 2>/dev/null | awk '{print $1}' | grep -q i; }
 
+# use_composefs: from here on (in this scenario's subshell), the
+# physical roots are copies of composefs-fixture.sh's sysroot (made by
+# ostree 2026.4, an .ostree.cfs image in each deployment), the fixture
+# variables are its, and boot's initramfs has /etc/ostree/prepare-root.conf
+# with [composefs] enabled = yes (UL_COMPOSEFS), so that prepare-root
+# boots a composefs root. The deployments' /usr is the image's: busybox and
+# ostree-unlock are run from the harness ($H/cfs; U points there).
+use_composefs() {
+  local env=$MOUNTNS_CACHE/composefs/fixture.env
+  if [[ ! -f $env ]]; then
+    fail "no composefs fixture ($env): run scripts/fetch-composefs-ref.sh, then tests/mountns/composefs-fixture.sh"
+    return 1
+  fi
+  # shellcheck source=/dev/null
+  source "$env"
+  UL_COMPOSEFS=$'[composefs]\nenabled = yes'
+  UL_FIXTURE_ENV=$env
+}
+
 UL_BOOTS=0
 # boot PHYS [--shared] [--deployment 1|2] [--cmdline STR] [--append STR]
-#      [--prepare ours|c] [--tag TAG] <<'EOF' (busybox sh script) EOF
+#      [--prepare ours|c] [--tag TAG] [--extra DIR] <<'EOF' (busybox sh script) EOF
+# --extra DIR: the host directory DIR is bound at $H/extra in the booted system.
 # Default cmdline: "root=LABEL=osroot rw ostree=<entry of deployment 1>".
 # Returns non-zero if the boot failed or the script reported a failure
 # (both also counted with fail).
 boot() {
-  local phys=$1 shared=0 dep=1 cmdline="" append="" prepare=ours tag res rc name fails
+  local phys=$1 shared=0 dep=1 cmdline="" append="" prepare=ours tag res rc name fails extra=""
   shift
   while (($#)); do
     case $1 in
@@ -115,7 +138,8 @@ boot() {
       --append) append=$2; shift 2 ;;
       --prepare) prepare=$2; shift 2 ;;
       --tag) tag=$2; shift 2 ;;
-      *) echo "boot: unknown option $1" >&2; return 2 ;;
+      --extra) extra=$2; shift 2 ;;
+      *) fail "boot: unknown option $1"; return 2 ;;
     esac
   done
   UL_BOOTS=$((UL_BOOTS + 1))
@@ -136,6 +160,7 @@ boot() {
   # shellcheck disable=SC2016 # $1 is expanded by the child bash
   env UL_PHYS="$phys" UL_SHARED="$shared" UL_CMDLINE="$cmdline" UL_RESULTS="$res" \
     UL_PREPARE_WHICH="$prepare" UL_PREPARE="$UL_PREPARE" UL_OSNAME="$OSNAME" UL_NEWROOT="$UL_SCRATCH/newroot" \
+    UL_EXTRA="$extra" UL_COMPOSEFS="${UL_COMPOSEFS:-}" UL_FIXTURE_ENV="${UL_FIXTURE_ENV:-$MOUNTNS_CACHE/fixture.env}" \
     LIBMOUNT_UTAB="$UL_SCRATCH/libmount-utab" \
     timeout --kill-after=5 60 \
     unshare --mount --propagation private --pid --fork --kill-child -- \
@@ -188,7 +213,19 @@ ul_stage1() {
   mount -t tmpfs -o mode=0755 run "$r/run"
   mount --bind "$UL_PHYS" "$r/sysroot"
   install -m 0755 "$UL_PREPARE" "$r/h/ostree-prepare-root"
-  cp "$UL_DIR/unlock-lib.sh" "$UL_DIR/assert.sh" "$MOUNTNS_CACHE/fixture.env" "$UL_RESULTS/scenario.sh" "$r/h/"
+  cp "$UL_DIR/unlock-lib.sh" "$UL_DIR/assert.sh" "$UL_RESULTS/scenario.sh" "$r/h/"
+  cp "$UL_FIXTURE_ENV" "$r/h/fixture.env"
+  if [[ -n $UL_EXTRA ]]; then
+    mkdir "$r/h/extra"
+    mount --bind "$UL_EXTRA" "$r/h/extra"
+  fi
+  if [[ -n $UL_COMPOSEFS ]]; then
+    # The initramfs's prepare-root.conf, and the tools the image lacks.
+    mkdir -p "$r/etc/ostree" "$r/h/cfs"
+    printf '%s\n' "$UL_COMPOSEFS" >"$r/etc/ostree/prepare-root.conf"
+    install -m 0755 "$UL_BUSYBOX" "$r/h/cfs/busybox"
+    install -m 0755 "$UL_UNLOCK" "$r/h/cfs/ostree-unlock"
+  fi
   mkdir "$r/h/results"
   mount --bind "$UL_RESULTS" "$r/h/results"
   cd "$r"
@@ -229,6 +266,15 @@ ul_stage2() {
   mount -o remount,bind,ro /sysroot/tmp/.h/usr
   mount --bind /h/results /sysroot/tmp/.h/results
   cp /h/unlock-lib.sh /h/assert.sh /h/fixture.env /h/scenario.sh /sysroot/tmp/.h/
+  if [[ -n $UL_EXTRA ]]; then
+    mkdir /sysroot/tmp/.h/extra
+    mount --bind /h/extra /sysroot/tmp/.h/extra
+  fi
+  local bb=/usr/bin/busybox
+  if [[ -n $UL_COMPOSEFS ]]; then
+    cp -a /h/cfs /sysroot/tmp/.h/cfs
+    bb=/tmp/.h/cfs/busybox
+  fi
   # switch root, as an initramfs does
   mount --move /proc /sysroot/proc
   mount --move /dev /sysroot/dev
@@ -236,7 +282,6 @@ ul_stage2() {
   cd /sysroot
   /usr/sbin/pivot_root . tmp/.h/oldroot
   cd /
-  local bb=/usr/bin/busybox
   $bb umount -l /tmp/.h/oldroot
   $bb rmdir /tmp/.h/oldroot
   if ((UL_SHARED)); then $bb mount --make-rshared /; fi
@@ -248,7 +293,7 @@ ul_stage2() {
   set +e
   # The script, as a child of PID 1 (which stays in this mount namespace).
   # shellcheck disable=SC2016 # expanded by busybox sh
-  $bb env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" \
+  $bb env -i PATH=/tmp/.h/bin:/usr/sbin:/usr/bin HOME=/ UL_SHARED="$UL_SHARED" UL_COMPOSEFS="$UL_COMPOSEFS" \
     $bb sh -c '. /tmp/.h/fixture.env && . /tmp/.h/assert.sh && eval "$(sed -n "/^#BEGIN-PRELUDE/,/^#END-PRELUDE/p" /tmp/.h/unlock-lib.sh)" && . /tmp/.h/scenario.sh' \
     >/tmp/.h/results/script.log 2>&1 </dev/null
   rc=$?
@@ -267,6 +312,8 @@ H=/tmp/.h
 U=/usr/bin/ostree-unlock
 # The same, built with the crash-hook feature (OSTREE_UNLOCK_STOP_AFTER).
 UC=/usr/bin/ostree-unlock-crash-hook
+# On a composefs root, /usr is the image's: the tool is the harness's copy.
+if [ -n "$UL_COMPOSEFS" ]; then U=$H/cfs/ostree-unlock; fi
 PHYS=/sysroot
 D1=$PHYS/$DEPLOY_1
 D2=$PHYS/$DEPLOY_2

@@ -1629,6 +1629,280 @@ EOF
   true
 }
 
+# --- composefs -----------------------------------------------------------------
+# Roots booted by our ostree-prepare-root from composefs-fixture.sh's sysroot
+# (made by ostree 2026.4: an .ostree.cfs EROFS image in each deployment):
+# / is the composefs overlay, /usr a directory of it (no mount of its own).
+
+# cfs_phys NAME: a composefs physical root whose deployment 1 has, in its
+# own usr on the physical root, a file the image lacks: it shows in /usr
+# only when that usr is an overlay's lower layer.
+cfs_phys() {
+  local p
+  p=$(phys "$1") || return 1
+  if [[ ! -e $p/$DEPLOY_1/usr/share/physical-only ]]; then
+    printf 'physical\n' >"$p/$DEPLOY_1/usr/share/physical-only"
+  fi
+  echo "$p"
+}
+
+# The checks every composefs boot starts with (busybox sh).
+# shellcheck disable=SC2016 # expanded in the booted system
+CFS_BOOTED='
+top_mount / | grep -q " - overlay composefs " || fail "/ is not the composefs overlay: $(top_mount /)"
+[ -z "$(top_mount /usr)" ] || fail "/usr is a mount of its own on a composefs root: $(top_mount /usr)"
+expect_not_writable /usr "the composefs /usr"
+expect_no_file /usr/share/physical-only "the image has no physical-only"
+'
+
+scenario composefs_development "composefs root: development unlock over the deployment's own usr (as upstream's lowerdir=usr), writes in its backing dir, status says composefs; gone at the next boot"
+t_composefs_development() {
+  local p
+  use_composefs || return 1
+  p=$(cfs_phys cfs-dev) || return 1
+  boot "$p" < <(echo "$CFS_BOOTED"; cat <<'EOF'
+run unlock $U
+expect_success "development unlock on a composefs root"
+expect_output "Development mode enabled"
+expect_usr_overlay "after development unlock"
+note "the /usr overlay: $(top_mount /usr)"
+expect_file_content /usr/share/physical-only physical
+expect_file_content /usr/share/which-deployment A
+touch /usr/x 2>/dev/null || fail "touch /usr/x failed: /usr not writable after unlock"
+expect_file "$BK1/usr-transient/upper/x" "the write lands in the deployment's backing usr-transient/upper"
+expect_no_file "$D1/usr/x" "the write stays out of the deployment's usr"
+expect_file "$STATE1/unlocked-development"
+top_mount / | grep -q " - overlay composefs " || fail "/ is no longer the composefs overlay"
+run status $U --status
+expect_success "--status"
+expect_output "Unlocked: development$"
+expect_output "Root: composefs$" "--status names the composefs root"
+run json $U --status --json
+expect_success "--status --json"
+expect_output '"unlocked":"development",.*"composefs":\{"verity":false,"signed":false\}' "--status --json: composefs"
+EOF
+  )
+  boot "$p" --tag reboot < <(echo "$CFS_BOOTED"; cat <<'EOF'
+expect_no_file /usr/x "development file after reboot"
+expect_no_file "$BK1/usr-transient" "stale development data (prepare-root deletes it)"
+expect_no_file "$STATE1/unlocked-development"
+run status $U --status
+expect_output "Unlocked: none$"
+EOF
+  )
+}
+
+scenario composefs_transient "composefs root: transient unlock, read-only overlay over the deployment's own usr, writable after a private remount"
+t_composefs_transient() {
+  local p
+  use_composefs || return 1
+  p=$(cfs_phys cfs-transient) || return 1
+  boot "$p" --shared < <(echo "$CFS_BOOTED"; cat <<'EOF'
+run unlock $U --transient
+expect_success "--transient on a composefs root"
+expect_usr_overlay
+expect_not_writable /usr "transient overlay, normal writes"
+expect_file_content /usr/share/physical-only physical
+expect_file "$STATE1/unlocked-transient"
+run remount unshare -m sh -c 'mount -o remount,rw /usr && touch /usr/y'
+expect_success "remount rw and write in a private namespace"
+expect_file /usr/y "the write is visible (read-only) outside"
+expect_file "$BK1/usr-transient/upper/y"
+run status $U --status
+expect_output "Unlocked: transient$"
+EOF
+  )
+}
+
+scenario composefs_hotfix "composefs root (enabled=yes): --hotfix writable now over the composefs /usr; the next boot's prepare-root mounts it over the image's /usr"
+t_composefs_hotfix() {
+  local p
+  use_composefs || return 1
+  p=$(cfs_phys cfs-hotfix) || return 1
+  boot "$p" < <(echo "$CFS_BOOTED"; cat <<'EOF'
+run unlock $U --hotfix --no-clone
+expect_success "--hotfix on a composefs root"
+expect_usr_overlay
+echo fixed >/usr/hf 2>/dev/null || fail "/usr not writable after --hotfix"
+expect_file_content "$D1/.usr-ovl-upper/hf" fixed
+expect_no_file /usr/share/physical-only "the live hotfix overlay is over the image's /usr, as at boot"
+[ "$(origin_unlocked "$DEPLOY_1_NAME")" = hotfix ] || fail "origin has no unlocked=hotfix"
+EOF
+  )
+  has_immutable "$p/$DEPLOY_1" || fail "deployment 1 not immutable after --hotfix"
+  boot "$p" --tag reboot <<'EOF'
+top_mount / | grep -q " - overlay composefs " || fail "/ is not the composefs overlay: $(top_mount /)"
+expect_usr_overlay "prepare-root's hotfix overlay over the composefs /usr"
+expect_file_content /usr/hf fixed
+expect_no_file /usr/share/physical-only "the hotfix overlay's lower is the image's /usr"
+run status $U --status
+expect_output "Unlocked: hotfix$"
+expect_output "Root: composefs$"
+EOF
+}
+
+# signed_booted PHYS: /run/ostree-booted (base64) as ostree-prepare-root
+# writes it after a signed composefs boot of deployment 1 of PHYS (the
+# device and inode of its directory, composefs, composefs.verity,
+# composefs.signed with the key file): a GVariant a{sv}, serialized here.
+signed_booted() {
+  python3 - "$(stat -c %d "$1/$DEPLOY_1")" "$(stat -c %i "$1/$DEPLOY_1")" <<'PY'
+import base64, struct, sys
+
+def osize(n):
+    return 0 if n == 0 else 1 if n <= 0xff else 2 if n <= 0xffff else 4
+
+def framed(body, offsets):
+    # The smallest offset size that can address the whole container.
+    for z in (1, 2, 4, 8):
+        total = len(body) + len(offsets) * z
+        if osize(total) <= z:
+            return body + b"".join(o.to_bytes(z, "little") for o in offsets)
+    raise ValueError
+
+def pad8(b):
+    return b + b"\0" * (-len(b) % 8)
+
+def entry(key, value, typ):
+    k = key.encode() + b"\0"
+    return framed(pad8(k) + value + b"\0" + typ.encode(), [len(k)])
+
+dev, ino = int(sys.argv[1]), int(sys.argv[2])
+items = [
+    entry("backing-root-device-inode", struct.pack("<QQ", dev, ino), "(tt)"),
+    entry("composefs", b"\1", "b"),
+    entry("composefs.signed", b"/etc/ostree/initramfs-root-binding.key\0", "s"),
+    entry("composefs.verity", b"\1", "b"),
+    entry("root.transient", b"\0", "b"),
+    entry("root.transient-ro", b"\0", "b"),
+    entry("sysroot-ro", b"\1", "b"),
+]
+body, ends = b"", []
+for e in items:
+    body = pad8(body) + e
+    ends.append(len(body))
+sys.stdout.write(base64.b64encode(framed(body, ends)).decode() + "\n")
+PY
+}
+
+scenario composefs_hotfix_signed "signed composefs boot (faked: composefs.signed written into /run/ostree-booted, no signed boot here): --hotfix refused before anything changes; development still works"
+t_composefs_hotfix_signed() {
+  local p b64
+  use_composefs || return 1
+  p=$(cfs_phys cfs-signed) || return 1
+  b64=$(signed_booted "$p") || { fail "cannot serialize the signed /run/ostree-booted"; return 1; }
+  # A real signed boot needs a commit signed with Ed25519, which Debian's
+  # ostree 2026.4 cannot make; prepare-root's record of it is what
+  # ostree-unlock reads, so the record is written over the real one.
+  boot "$p" < <(echo "$CFS_BOOTED"; echo "B64='$b64'"; cat <<'EOF'
+echo "$B64" | base64 -d >/run/ostree-booted.new && mv /run/ostree-booted.new /run/ostree-booted
+run status $U --status
+expect_success "--status with the signed record"
+expect_output "Root: composefs, verity, signed$" "--status names the signed composefs root"
+run json $U --status --json
+expect_output '"composefs":\{"verity":true,"signed":true\}' "--status --json: signed"
+run hotfix $U --hotfix --no-clone
+expect_failure "--hotfix on a signed composefs root"
+expect_output "signed" "the reason names the signature"
+expect_output "composefs.signed" "and where it was read"
+expect_no_file "$D1/.usr-ovl-upper" "refused --hotfix left no marker"
+expect_no_file "$D1/.usr-ovl-work" "refused --hotfix left no marker"
+[ -z "$(origin_unlocked "$DEPLOY_1_NAME")" ] || fail "refused --hotfix wrote unlocked= into the origin"
+[ -z "$(top_mount /usr)" ] || fail "refused --hotfix mounted on /usr: $(top_mount /usr)"
+expect_no_file "/boot/loader/entries/pristine-$DEPLOY_1_NAME.conf" "refused --hotfix wrote no pristine entry"
+ls /boot/loader/entries/ | grep -q pristine && fail "a pristine entry after the refusal: $(ls /boot/loader/entries/)"
+run unlock $U
+expect_success "development on a signed composefs root (upstream allows it too)"
+expect_writable /usr
+EOF
+  )
+}
+
+scenario composefs_offline_signed "offline: --hotfix refused when the deployment's own prepare-root.conf says enabled = signed (/etc's before /usr/lib's), allowed for yes"
+t_composefs_offline_signed() {
+  local p d etc lib
+  use_composefs || return 1
+  p=$(cfs_phys cfs-offline) || return 1
+  d=$p/$DEPLOY_1
+  etc=$d/etc/ostree/prepare-root.conf lib=$d/usr/lib/ostree/prepare-root.conf
+  # usr/lib's file is a hard link into the repository: replaced, never written through.
+  rm -f "$lib"
+  printf '[composefs]\nenabled = signed\n' >"$lib"
+  run_host signed-lib "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix --no-clone
+  expect_failure "offline --hotfix, usr/lib/ostree/prepare-root.conf says signed"
+  expect_output "usr/lib/ostree/prepare-root.conf says \[composefs\] enabled = signed" "the reason names the file"
+  [[ -e $d/.usr-ovl-upper || -e $d/.usr-ovl-work ]] && fail "the refused offline --hotfix made markers"
+  grep -q '^unlocked=' "$d.origin" && fail "the refused offline --hotfix wrote unlocked= into the origin"
+  compgen -G "$p/boot/loader/entries/pristine-*" >/dev/null && fail "the refused offline --hotfix wrote a pristine entry"
+  # /etc's file is the one read when it exists.
+  mkdir -p "$(dirname "$etc")"
+  printf '[composefs]\nenabled = yes\n' >"$etc"
+  run_host etc-yes "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --status
+  expect_success "offline --status"
+  printf '# the deployment'"'"'s own\n[composefs]\nenabled=signed\n' >"$etc"
+  rm -f "$lib"
+  printf '[composefs]\nenabled = yes\n' >"$lib"
+  run_host signed-etc "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix --no-clone
+  expect_failure "offline --hotfix, etc/ostree/prepare-root.conf says signed"
+  expect_output "etc/ostree/prepare-root.conf says" "the reason names /etc's file"
+  [[ -e $d/.usr-ovl-upper ]] && fail "the refused offline --hotfix made markers"
+  printf '[composefs]\nenabled = yes\n' >"$etc"
+  rm -f "$lib"
+  printf '[composefs]\nenabled = signed\n' >"$lib"
+  run_host etc-wins "$UL_UNLOCK" --sysroot "$p" --deployment "$DEPLOY_1_NAME" --hotfix --no-clone
+  expect_success "offline --hotfix: /etc's enabled = yes wins over /usr/lib's signed"
+  [[ -d $d/.usr-ovl-upper && -d $d/.usr-ovl-work ]] || fail "offline --hotfix made no markers"
+  true
+}
+
+# ref_ostree_bundle: ostree 2026.4's CLI from the composefs reference chroot
+# with the shared libraries it loads and their loader (as
+# composefs-fixture.sh bundles its prepare-root), built once in the cache;
+# prints its directory (ostree, ld.so, lib/).
+ref_ostree_bundle() {
+  local out=$MOUNTNS_CACHE/composefs/ref-ostree chroot=$UL_REPO_ROOT/.cache/composefs-ref/root lib
+  if [[ ! -x $out/ostree ]]; then
+    [[ -x $chroot/usr/bin/ostree ]] || { echo "no reference chroot ($chroot)" >&2; return 1; }
+    rm -rf "$out.new"
+    mkdir -p "$out.new/lib"
+    cp "$chroot/usr/bin/ostree" "$out.new/"
+    "$UL_REPO_ROOT/scripts/composefs-ref-run.sh" ldd /usr/bin/ostree >"$out.new/ldd.txt" || return 1
+    while read -r lib; do
+      cp -L "$chroot$lib" "$out.new/lib/"
+    done < <(grep -oE '/[^ ]+\.so[^ ]*' "$out.new/ldd.txt" | sort -u)
+    cp -L "$chroot/usr/lib64/ld-linux-x86-64.so.2" "$out.new/ld.so"
+    rm -rf "$out"
+    mv "$out.new" "$out"
+  fi
+  echo "$out"
+}
+
+scenario composefs_upstream_development "composefs root: ostree 2026.4's own 'ostree admin unlock' (shared propagation, as it needs) also mounts over the deployment's own usr; ostree-unlock reads its state"
+t_composefs_upstream_development() {
+  local p bundle
+  use_composefs || return 1
+  bundle=$(ref_ostree_bundle) || { fail "cannot bundle ostree 2026.4's CLI"; return 1; }
+  p=$(cfs_phys cfs-upstream) || return 1
+  boot "$p" --shared --extra "$bundle" < <(echo "$CFS_BOOTED"; cat <<'EOF'
+ostree26() { "$H/extra/ld.so" --library-path "$H/extra/lib" "$H/extra/ostree" "$@"; }
+run c-version ostree26 --version
+expect_output "2026.4"
+run c-unlock ostree26 admin unlock
+expect_success "ostree 2026.4's admin unlock on a composefs root"
+expect_usr_overlay "after ostree 2026.4's unlock"
+note "ostree 2026.4's /usr overlay: $(top_mount /usr)"
+expect_file_content /usr/share/physical-only physical
+touch /usr/x 2>/dev/null || fail "/usr not writable after ostree 2026.4's unlock"
+expect_file "$BK1/usr-transient/upper/x" "2026.4's data in the deployment's backing usr-transient"
+run status $U --status
+expect_output "Unlocked: development$" "ostree-unlock reads 2026.4's state"
+run again $U
+expect_success "ostree-unlock after 2026.4's development unlock"
+expect_output "already unlocked"
+EOF
+  )
+}
+
 ##############################################################################
 # Driver
 ##############################################################################
@@ -1737,6 +2011,11 @@ main() {
     return 1
   fi
   "$HERE/fixture.sh" >/dev/null
+  # The composefs scenarios' sysroot (use_composefs), when the reference
+  # chroot it is built in is there (scripts/fetch-composefs-ref.sh).
+  if [[ -f $UL_REPO_ROOT/.cache/composefs-ref/stamp || -n ${COMPOSEFS_REF_CACHE:-} ]]; then
+    "$HERE/composefs-fixture.sh" >/dev/null
+  fi
   pass=(--unlock "$UL_UNLOCK" --unlock-crash "$UL_UNLOCK_CRASH" --prepare "$UL_PREPARE")
   tap_common_args pass "$keep" "$filter"
   tap_reexec UL_INNER unlock-mountns "$HERE/unlock.sh" "${pass[@]}"

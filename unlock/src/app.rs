@@ -99,10 +99,33 @@ fn unlock_development(t: &Target, transient: bool) -> Result<()> {
             develop::Data::Tmpfs { scratch: &scratch }
         }
     };
-    let ops = develop::plan(data, mode, &t.state_dir, flag, transient)?;
+    // On a composefs root (where /usr is the image's) the lower layer is the
+    // deployment's own usr on the physical root, as upstream's `lowerdir=usr`
+    // from the deployment directory (ostree 2026.4 measured: unlock.sh
+    // composefs_upstream_development). Opened now, walked from the sysroot.
+    let deployment_usr = match t.composefs {
+        Some(_) => Some(t.dir_tree()?.sub(b"usr")?),
+        None => None,
+    };
+    let ops = develop::plan(
+        data,
+        mode,
+        &t.state_dir,
+        flag,
+        transient,
+        deployment_usr.is_some(),
+    )?;
     let usr_label = t.dir_tree()?.selinux_label(b"usr")?;
     let tree = view.as_ref().ok().map(|v| &v.tree);
-    develop::run(&mut develop::RealSystem { usr_label, tree }, &ops)?;
+    let deployment_usr = deployment_usr.as_ref();
+    develop::run(
+        &mut develop::RealSystem {
+            usr_label,
+            tree,
+            deployment_usr,
+        },
+        &ops,
+    )?;
     if let Ok(view) = &view {
         // libostree's "something changed" signal; the unlock is done already.
         if let Err(e) = view.tree.touch() {
@@ -442,7 +465,9 @@ fn hotfix_steps(
     step(7, "pristine boot entry written");
     view.tree.touch()?;
     if t.live && !mounts::usr_is_overlay() {
-        mounts::mount_usr_overlay(&upper_fd, &work_fd, upper.as_bytes(), false)?;
+        // Over the live /usr, as ostree-prepare-root mounts it at every boot
+        // (on a composefs root: the image's /usr).
+        mounts::mount_usr_overlay(&upper_fd, &work_fd, None, upper.as_bytes(), false)?;
     }
     Ok(())
 }
@@ -539,7 +564,7 @@ fn status(t: &Target, json: bool) -> Result<()> {
             None => (name, None),
         };
         say!(
-            "{{\"deployments\":[{{\"checksum\":{},\"stateroot\":{},\"serial\":{},\"booted\":{},\"unlocked\":{},\"hotfix-markers\":{},\"pristine-clone\":{},\"pristine-entry\":{}}}]}}",
+            "{{\"deployments\":[{{\"checksum\":{},\"stateroot\":{},\"serial\":{},\"booted\":{},\"unlocked\":{},\"hotfix-markers\":{},\"pristine-clone\":{},\"pristine-entry\":{},\"composefs\":{}}}]}}",
             json::Str(checksum),
             json::Str(t.stateroot.as_bytes()),
             serial.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0),
@@ -548,10 +573,14 @@ fn status(t: &Target, json: bool) -> Result<()> {
             markers,
             JsonClone(clone.as_ref()),
             JsonName(entry.as_ref().map(|p| p.file_name())),
+            JsonComposefs(t.composefs),
         );
     } else {
         say!("{t}{}", if t.live { " (booted)" } else { "" });
         say!("    Unlocked: {}", state.name());
+        if let Some(c) = t.composefs {
+            say!("    Root: {c}");
+        }
         hotfix_off_notes(t);
         if state == Unlocked::Hotfix || markers {
             ways_back(clone.as_ref(), entry.as_ref());
@@ -596,6 +625,45 @@ impl core::fmt::Display for JsonClone<'_> {
             None => f.write_str("null"),
         }
     }
+}
+
+/// `{"verity": B, "signed": B}` for a composefs root, else `null`.
+struct JsonComposefs(Option<deployment::Composefs>);
+
+impl core::fmt::Display for JsonComposefs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, "{{\"verity\":{},\"signed\":{}}}", c.verity, c.signed),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+/// Refuse a hotfix of a signed composefs deployment, before anything
+/// changes: a writable /usr over a signed image would void what the
+/// signature vouches for, and ostree-prepare-root (ours and upstream's)
+/// does not mount the hotfix overlay there. Live, the boot says so
+/// (`composefs.signed` in /run/ostree-booted); offline, the deployment's
+/// own prepare-root.conf.
+fn refuse_signed_hotfix(t: &Target) -> Result<()> {
+    let signed_by = |what: core::fmt::Arguments<'_>| {
+        // The reason on a line of its own: error messages are cut at a few
+        // hundred bytes, and the path of an offline sysroot can be long.
+        warn!("ostree-unlock: a writable /usr over a signed composefs image would void its signature; ostree-prepare-root does not mount the hotfix overlay there");
+        Err(err!("refusing --hotfix: {what}"))
+    };
+    if t.live {
+        if t.composefs.is_some_and(|c| c.signed) {
+            return signed_by(format_args!(
+                "{t} booted a signed composefs image ({} in {})",
+                contract::booted_keys::COMPOSEFS_SIGNED,
+                Lossy(contract::OSTREE_BOOTED),
+            ));
+        }
+    } else if let Some(conf) = deployment::signed_by_conf(t)? {
+        return signed_by(format_args!("{conf} says [composefs] enabled = signed"));
+    }
+    Ok(())
 }
 
 /// A JSON string, or `null`.
@@ -791,6 +859,9 @@ fn run(args: &Args<'_>, envp: &[&CStr]) -> Result<()> {
         }
     };
     target.check_confined()?;
+    if let Command::Unlock(Unlocked::Hotfix) = args.command {
+        refuse_signed_hotfix(&target)?;
+    }
     if !is_status {
         remove_stale_pristine_links(&target);
     }

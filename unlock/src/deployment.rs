@@ -40,6 +40,89 @@ pub struct Target {
     pub origin_rel: PathBuf,
     /// `/run/ostree/deployment-state/CSUM.SERIAL`.
     pub state_dir: PathBuf,
+    /// The booted root is a composefs (from `/run/ostree-booted`; live only).
+    pub composefs: Option<Composefs>,
+}
+
+/// A composefs root, as `ostree-prepare-root` recorded it in
+/// `/run/ostree-booted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Composefs {
+    /// Every file's fs-verity digest is checked (`composefs.verity`).
+    pub verity: bool,
+    /// The image is that of a signed commit (`composefs.signed`).
+    pub signed: bool,
+}
+
+impl Composefs {
+    /// From the `a{sv}` of `/run/ostree-booted`: `None` unless `composefs`
+    /// is true.
+    pub fn from_booted(data: &[u8]) -> Option<Composefs> {
+        use contract::booted_keys as k;
+        if otcore::gvariant::lookup_bool(data, k::COMPOSEFS) != Some(true) {
+            return None;
+        }
+        Some(Composefs {
+            verity: otcore::gvariant::lookup_bool(data, k::COMPOSEFS_VERITY) == Some(true),
+            signed: otcore::gvariant::lookup(data, k::COMPOSEFS_SIGNED).is_some(),
+        })
+    }
+}
+
+/// `composefs`, then `, verity` and `, signed` when they apply.
+impl fmt::Display for Composefs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("composefs")?;
+        if self.verity {
+            f.write_str(", verity")?;
+        }
+        if self.signed {
+            f.write_str(", signed")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a deployment's `prepare-root.conf` may be, relative to it: the
+/// first that exists is the one (as `ostree-prepare-root` reads them).
+pub const PREPARE_ROOT_CONFS: [&[u8]; 2] = [
+    b"etc/ostree/prepare-root.conf",
+    b"usr/lib/ostree/prepare-root.conf",
+];
+
+/// Whether the `prepare-root.conf` `text` says `[composefs] enabled =
+/// signed` (the last such key counts, as GKeyFile reads it); a malformed
+/// file is an error naming its line.
+pub fn conf_says_signed(text: &[u8]) -> core::result::Result<bool, otcore::keyfile::SyntaxError> {
+    let mut signed = false;
+    otcore::keyfile::parse(text, |e| {
+        if e.group == b"composefs" && e.key == b"enabled" {
+            signed = e.value == b"signed";
+        }
+        Ok(())
+    })?;
+    Ok(signed)
+}
+
+/// The deployment's own `prepare-root.conf` (walked, never through a
+/// symlink) if it asks for a signed composefs image.
+pub fn signed_by_conf(t: &Target) -> Result<Option<PathBuf>> {
+    let dir = t.dir_tree()?;
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    for rel in PREPARE_ROOT_CONFS {
+        let text = match dir.read_small(rel, &mut buf) {
+            Ok(text) => text,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(dir.read_error(rel, e, SMALL_FILE_MAX)),
+        };
+        let path = dir.shown(rel);
+        return match conf_says_signed(text) {
+            Ok(true) => Ok(Some(path)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(err!("{path}: line {} {}", e.line, e.what)),
+        };
+    }
+    Ok(None)
 }
 
 impl Target {
@@ -61,6 +144,7 @@ impl Target {
             deploy,
             rel_in_deploy,
             origin_rel,
+            composefs: None,
         })
     }
 
@@ -217,6 +301,7 @@ pub fn booted(sysroot: &[u8]) -> Result<Target> {
         }
         Err(e) => return Err(read_error(BOOTED, e, SMALL_FILE_MAX)),
     };
+    let composefs = Composefs::from_booted(data);
     let id = match otcore::gvariant::lookup_u64_pair(data, "backing-root-device-inode") {
         Some(id) => id,
         None => {
@@ -233,7 +318,9 @@ pub fn booted(sysroot: &[u8]) -> Result<Target> {
             .lstat(dir.as_bytes())
             .is_ok_and(|st| (st.dev, st.ino) == id)
         {
-            return Target::new(sysroot, os, name, true);
+            let mut t = Target::new(sysroot, os, name, true)?;
+            t.composefs = composefs;
+            return Ok(t);
         }
     }
     Err(err!(
@@ -381,6 +468,39 @@ mod tests {
             b"/run/ostree/deployment-state/abc.0"
         );
         assert_eq!(t.to_string(), "os/abc.0");
+    }
+
+    #[test]
+    fn signed_conf() {
+        let yes = |t: &str| conf_says_signed(t.as_bytes()).unwrap();
+        assert!(yes("[composefs]\nenabled = signed\n"));
+        assert!(yes(
+            "# x\n[etc]\ntransient=true\n[composefs]\nenabled=signed\nkeypath=/k\n"
+        ));
+        assert!(!yes("[composefs]\nenabled = yes\n"));
+        assert!(!yes("[composefs]\nenabled = signed\nenabled = verity\n"));
+        assert!(!yes("[other]\nenabled = signed\n"));
+        assert!(!yes(""));
+        assert_eq!(conf_says_signed(b"[composefs]\nbad\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn composefs_from_booted() {
+        use otcore::gvariant::{Value, VarDict};
+        let mut d = VarDict::new();
+        d.insert("composefs", Value::Bool(true)).unwrap();
+        d.insert("composefs.verity", Value::Bool(true)).unwrap();
+        d.insert("composefs.signed", Value::Str(b"/etc/k")).unwrap();
+        let c = Composefs::from_booted(d.finish().unwrap()).unwrap();
+        assert_eq!(c.to_string(), "composefs, verity, signed");
+        let mut d = VarDict::new();
+        d.insert("composefs", Value::Bool(true)).unwrap();
+        d.insert("composefs.verity", Value::Bool(false)).unwrap();
+        let c = Composefs::from_booted(d.finish().unwrap()).unwrap();
+        assert_eq!((c.verity, c.signed), (false, false));
+        let mut d = VarDict::new();
+        d.insert("composefs", Value::Bool(false)).unwrap();
+        assert_eq!(Composefs::from_booted(d.finish().unwrap()), None);
     }
 
     #[test]

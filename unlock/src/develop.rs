@@ -39,8 +39,13 @@ pub enum Op {
     /// filesystem cannot be written).
     MountTmpfs { path: PathBuf },
     /// Mount the overlay on `/usr` with the data in `dir` (`upper`, `work`),
-    /// read-only for a transient unlock.
-    MountOverlay { dir: PathBuf, readonly: bool },
+    /// read-only for a transient unlock, over the deployment's own `usr`
+    /// directory (`deployment_usr`, on a composefs root) or the live `/usr`.
+    MountOverlay {
+        dir: PathBuf,
+        readonly: bool,
+        deployment_usr: bool,
+    },
     /// Detach the tmpfs's mount point and remove it: the overlay keeps the
     /// tmpfs alive. The last operation; nothing after it can fail.
     ReleaseTmpfs { path: PathBuf },
@@ -57,9 +62,18 @@ impl fmt::Display for Op {
             Op::RemoveStale { path } => write!(f, "remove {path} (left from before)"),
             Op::WriteFlag { path } => write!(f, "write {path}"),
             Op::MountTmpfs { path } => write!(f, "mount tmpfs {path}"),
-            Op::MountOverlay { dir, readonly } => write!(
+            Op::MountOverlay {
+                dir,
+                readonly,
+                deployment_usr,
+            } => write!(
                 f,
-                "mount overlay /usr upper {dir}/upper work {dir}/work{}",
+                "mount overlay /usr lower {} upper {dir}/upper work {dir}/work{}",
+                if *deployment_usr {
+                    "(the deployment's usr)"
+                } else {
+                    "/usr"
+                },
                 if *readonly { " ro" } else { "" }
             ),
             Op::ReleaseTmpfs { path } => write!(f, "detach {path}"),
@@ -80,13 +94,15 @@ pub enum Data<'a> {
 
 /// The operations of a development (or, `transient`, read-only) unlock:
 /// the overlay's directories with `/usr`'s `mode`, the runtime `flag` in
-/// `state_dir`, then the overlay.
+/// `state_dir`, then the overlay (over the deployment's own usr if
+/// `deployment_usr`, see [`Op::MountOverlay`]).
 pub fn plan(
     data: Data<'_>,
     mode: u32,
     state_dir: &PathBuf,
     flag: &[u8],
     transient: bool,
+    deployment_usr: bool,
 ) -> Result<Ops> {
     let mut ops = Ops::new();
     let mut add = |op: Op| ops.push(op).map_err(|_| crate::err!("too many operations"));
@@ -149,6 +165,7 @@ pub fn plan(
     add(Op::MountOverlay {
         dir,
         readonly: transient,
+        deployment_usr,
     })?;
     if let Data::Tmpfs { scratch } = data {
         add(Op::ReleaseTmpfs {
@@ -168,7 +185,14 @@ pub trait Effects {
     fn write_file(&mut self, path: &[u8]) -> Result<()>;
     fn remove_file(&mut self, path: &[u8]) -> Result<()>;
     fn mount_tmpfs(&mut self, path: &[u8]) -> Result<()>;
-    fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()>;
+    /// The overlay on `/usr` (see [`Op::MountOverlay`]).
+    fn mount_usr_overlay(
+        &mut self,
+        upper: &[u8],
+        work: &[u8],
+        deployment_usr: bool,
+        readonly: bool,
+    ) -> Result<()>;
     fn detach(&mut self, path: &[u8]) -> Result<()>;
 }
 
@@ -181,6 +205,9 @@ pub struct RealSystem<'a> {
     /// it, never followed through a symlink ([`fsutil::Tree`]); other paths
     /// (the runtime flags in `/run`, the scratch tmpfs) by path.
     pub tree: Option<&'a fsutil::Tree>,
+    /// The deployment's `usr` directory, opened (walked from the sysroot)
+    /// before anything changed: the lower layer on a composefs root.
+    pub deployment_usr: Option<&'a fsutil::Tree>,
 }
 
 impl RealSystem<'_> {
@@ -253,9 +280,20 @@ impl Effects for RealSystem<'_> {
         )
         .ctx("mount tmpfs on", path)
     }
-    fn mount_usr_overlay(&mut self, upper: &[u8], work: &[u8], readonly: bool) -> Result<()> {
+    fn mount_usr_overlay(
+        &mut self,
+        upper: &[u8],
+        work: &[u8],
+        deployment_usr: bool,
+        readonly: bool,
+    ) -> Result<()> {
         let (up, wk) = (self.open_dir(upper)?, self.open_dir(work)?);
-        mounts::mount_usr_overlay(&up, &wk, upper, readonly)
+        let lower = match (deployment_usr, self.deployment_usr) {
+            (false, _) => None,
+            (true, Some(usr)) => Some(usr.fd()),
+            (true, None) => return Err(crate::err!("the deployment's usr was not opened")),
+        };
+        mounts::mount_usr_overlay(&up, &wk, lower, upper, readonly)
     }
     fn detach(&mut self, path: &[u8]) -> Result<()> {
         sys::umount2(path, UnmountFlags::DETACH).ctx("detach", path)
@@ -316,9 +354,18 @@ fn apply<'a>(fx: &mut impl Effects, op: &'a Op) -> Result<Option<Undo<'a>>> {
             fx.mount_tmpfs(path.as_bytes())?;
             Some(Undo::Detach(path.as_bytes()))
         }
-        Op::MountOverlay { dir, readonly } => {
+        Op::MountOverlay {
+            dir,
+            readonly,
+            deployment_usr,
+        } => {
             let (upper, work) = (dir.join(b"upper")?, dir.join(b"work")?);
-            fx.mount_usr_overlay(upper.as_bytes(), work.as_bytes(), *readonly)?;
+            fx.mount_usr_overlay(
+                upper.as_bytes(),
+                work.as_bytes(),
+                *deployment_usr,
+                *readonly,
+            )?;
             Some(Undo::Detach(b"/usr"))
         }
         Op::ReleaseTmpfs { path } => {
@@ -417,7 +464,13 @@ mod tests {
             self.mounts.push(text(path));
             Ok(())
         }
-        fn mount_usr_overlay(&mut self, upper: &[u8], _work: &[u8], _ro: bool) -> Result<()> {
+        fn mount_usr_overlay(
+            &mut self,
+            upper: &[u8],
+            _work: &[u8],
+            _deployment_usr: bool,
+            _ro: bool,
+        ) -> Result<()> {
             self.call("mount overlay", upper)?;
             self.mounts.push("/usr".into());
             Ok(())
@@ -451,7 +504,10 @@ mod tests {
         let scratch = p("/run/ostree/.private/usr-transient");
         let state = p("/run/ostree/deployment-state/abc.0");
         let mut checked = 0;
-        for (tmpfs, transient, earlier) in (0..8).map(|b| (b & 1 != 0, b & 2 != 0, b & 4 != 0)) {
+        for b in 0..16 {
+            let (tmpfs, transient, earlier) = (b & 1 != 0, b & 2 != 0, b & 4 != 0);
+            // Over the live /usr, or the deployment's usr (composefs).
+            let deployment_usr = b & 8 != 0;
             let data = if tmpfs {
                 Data::Tmpfs { scratch: &scratch }
             } else {
@@ -462,7 +518,7 @@ mod tests {
             } else {
                 contract::UNLOCKED_DEVELOPMENT
             };
-            let ops = plan(data, 0o755, &state, flag, transient).unwrap();
+            let ops = plan(data, 0o755, &state, flag, transient, deployment_usr).unwrap();
             let mut start = World::default();
             start
                 .dirs
@@ -496,7 +552,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked > 60, "{checked}");
+        assert!(checked > 120, "{checked}");
     }
 
     #[test]
@@ -509,6 +565,7 @@ mod tests {
             &state,
             b"unlocked-development",
             false,
+            false,
         )
         .unwrap();
         let shown: Vec<String> = ops.iter().map(|o| std::format!("{o}")).collect();
@@ -519,5 +576,26 @@ mod tests {
             .unwrap();
         assert_eq!(overlay, shown.len() - 1);
         assert!(flag < overlay, "{shown:#?}");
+        assert!(shown[overlay].starts_with("mount overlay /usr lower /usr upper "));
+    }
+
+    #[test]
+    fn composefs_lower_is_the_deployments_usr() {
+        let state = p("/run/ostree/deployment-state/abc.0");
+        let backing = p("/b/os/backing/abc.0");
+        let ops = plan(
+            Data::Backing { backing: &backing },
+            0o755,
+            &state,
+            b"unlocked-transient",
+            true,
+            true,
+        )
+        .unwrap();
+        let last = std::format!("{}", ops.last().unwrap());
+        assert_eq!(
+            last,
+            "mount overlay /usr lower (the deployment's usr) upper /b/os/backing/abc.0/usr-transient/upper work /b/os/backing/abc.0/usr-transient/work ro"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use otcore::contract;
 use otcore::overlay::OverlayData;
 use otcore::path::{Lossy, PathBuf};
-use otcore::sys::{self, Errno, Fd, MountFlags, Namespace, OFlags, UnmountFlags};
+use otcore::sys::{self, BorrowedFd, Errno, Fd, MountFlags, Namespace, OFlags, UnmountFlags};
 
 use crate::err;
 use crate::error::{Context, Error, Result};
@@ -120,13 +120,21 @@ impl Drop for WritableView {
 }
 
 /// Mount an overlay over `/usr` (read-only if `readonly`) with the
-/// directories open as `upper` and `work` (named `shown` in messages):
-/// overlayfs gets their `/proc/self/fd/N`, so the layers are exactly the
-/// directories opened (walked without following symlinks), whatever their
-/// paths lead to by now.
-pub fn mount_usr_overlay(upper: &Fd, work: &Fd, shown: &[u8], readonly: bool) -> Result<()> {
+/// directories open as `upper` and `work` (named `shown` in messages), on
+/// top of `lower` (the live `/usr` when `None`): overlayfs gets their
+/// `/proc/self/fd/N`, so the layers are exactly the directories opened
+/// (walked without following symlinks), whatever their paths lead to by now.
+pub fn mount_usr_overlay(
+    upper: &Fd,
+    work: &Fd,
+    lower: Option<BorrowedFd<'_>>,
+    shown: &[u8],
+    readonly: bool,
+) -> Result<()> {
     let (up, wk) = (sys::fd_proc_path(upper), sys::fd_proc_path(work));
-    let data = OverlayData::new(b"/usr", up.as_bytes(), wk.as_bytes())
+    let low = lower.map(sys::fd_proc_path);
+    let low = low.as_ref().map_or(&b"/usr"[..], |l| l.as_bytes());
+    let data = OverlayData::new(low, up.as_bytes(), wk.as_bytes())
         .map_err(|_| err!("mount overlay on /usr: the options are longer than a page"))?;
     let flags = if readonly {
         MountFlags::RDONLY
