@@ -185,14 +185,14 @@ install-list:
 # (measured: 196 s, 53 MB downloaded, 192 MB on disk the first time; a
 # no-op after). The suite takes about 80 s alone, 100-200 s with --impl.
 # COMPOSEFS_MODE=--ref-only checks only the reference against its recorded
-# results (tests/mountns/composefs-expected). unlock.sh's composefs_* scenarios
-# use the same chroot (fetched first).
+# results (tests/mountns/composefs-expected). pid1.sh's and unlock.sh's
+# composefs scenarios use the same chroot (fetched first).
 COMPOSEFS_MODE ?= --impl $(PREPARE_ROOT)
 
 mountns: build crash-hook
+	scripts/fetch-composefs-ref.sh
 	tests/mountns/run.sh --impl $(PREPARE_ROOT)
 	tests/mountns/pid1.sh --impl $(PREPARE_ROOT)
-	scripts/fetch-composefs-ref.sh
 	tests/mountns/unlock.sh --unlock $(UNLOCK) --unlock-crash $(UNLOCK_CRASH_HOOK) --prepare $(PREPARE_ROOT)
 	tests/mountns/composefs.sh $(COMPOSEFS_MODE)
 
