@@ -27,9 +27,10 @@ Options:
   -V, --version  show the version
 
 Configuration: /etc/ostree/prepare-root.conf, else /usr/lib/ostree/prepare-root.conf
-([sysroot] readonly, [etc] transient, [composefs] enabled=no|maybe), and the
-legacy [sysroot] readonly in SYSROOT/ostree/repo/config.
-Kernel arguments: ostree=, ostree.prepare-root.composefs=0|1,
+([sysroot] readonly, [etc] transient, [composefs] enabled and keypath,
+[root] transient and transient-ro), and the legacy [sysroot] readonly in
+SYSROOT/ostree/repo/config.
+Kernel arguments: ostree=, ostree.prepare-root.composefs=0|1|maybe|signed,
 ostree.prepare-root.hotfix=0 (boot without the hotfix overlay once).
 ";
 
