@@ -17,6 +17,8 @@
 pub mod app;
 #[cfg(feature = "pid1")]
 pub mod bootparams;
+#[cfg(feature = "composefs")]
+pub mod composefs;
 pub mod config;
 pub mod error;
 pub mod exec;

@@ -1,0 +1,3 @@
+//! composefs roots.
+
+pub mod signed;
