@@ -622,6 +622,7 @@ mod tests {
     const BASE_META: &[u8] = include_bytes!("../../tests/fixtures/signed/base.commitmeta");
     const DERIVED: &[u8] = include_bytes!("../../tests/fixtures/signed/derived.commit");
     const NODIGEST: &[u8] = include_bytes!("../../tests/fixtures/signed/nodigest.commit");
+    const CHILD: &[u8] = include_bytes!("../../tests/fixtures/signed/child.commit");
     const NODIGEST_META: &[u8] = include_bytes!("../../tests/fixtures/signed/nodigest.commitmeta");
     const KEY1: &[u8] = include_bytes!("../../tests/fixtures/signed/key1.pub");
     const KEY2: &[u8] = include_bytes!("../../tests/fixtures/signed/key2.pub");
@@ -735,6 +736,11 @@ mod tests {
         let digest = derived.composefs_digest().unwrap().unwrap();
         assert_eq!(digest.to_vec(), unhex(expected("digest-derived")));
         assert_eq!(derived.bootc_base(), Some(checksum("base")));
+
+        // A parent, but no image config: not bootc's.
+        let child = Commit::parse(CHILD).unwrap();
+        assert_eq!(child.parent, unhex(expected("base")));
+        assert_eq!(child.bootc_base(), None);
 
         let nodigest = Commit::parse(NODIGEST).unwrap();
         assert_eq!(nodigest.composefs_digest(), Ok(None));
@@ -947,6 +953,23 @@ mod tests {
                 })
             );
         }
+        // A child commit without detached metadata: its signed parent is
+        // no fallback, as it is not bootc's.
+        let r = Repo::new(
+            "child",
+            &[
+                ("base", "commit", BASE),
+                ("base", "commitmeta", BASE_META),
+                ("child", "commit", CHILD),
+            ],
+        );
+        assert_eq!(
+            r.verify("child", &[KEY1]),
+            Err(SignedError::NoCommitmeta {
+                commit: checksum("child"),
+                base: None
+            })
+        );
         // A plain commit without detached metadata.
         let r = Repo::new("nometa", &[("base", "commit", BASE)]);
         let e = r.verify("base", &[KEY1]).unwrap_err();
