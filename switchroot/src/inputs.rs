@@ -158,21 +158,14 @@ pub fn gather(
         Err(why) => return Err(unsupported_error(why, conf_file)),
     };
     #[cfg(feature = "composefs")]
-    let composefs = {
-        let commit = deployment
-            .name()
-            .split(|&c| c == b'.')
-            .next()
-            .unwrap_or(b"");
-        crate::composefs::decide(
-            policy,
-            &conf,
-            conf_file.as_ref(),
-            sysroot,
-            &deploy_path,
-            commit,
-        )?
-    };
+    let composefs = crate::composefs::decide(
+        policy,
+        &conf,
+        conf_file.as_ref(),
+        sysroot,
+        &deploy_path,
+        deployment.name(),
+    )?;
 
     let st = sys::lstat(deploy_path.as_bytes())
         .map_err(|e| Error::sys("lstat", deploy_path.as_bytes(), e))?;

@@ -5,6 +5,7 @@
 //! to plan with); mounted by [`mount`]; signatures checked by [`signed`].
 
 pub mod mount;
+#[cfg(feature = "signed")]
 pub mod signed;
 
 use otcore::path::PathBuf;
@@ -41,7 +42,8 @@ pub struct Signed {
 }
 
 /// Whether the deployment at `deploy` (under `sysroot`) boots as a
-/// composefs: `None` when composefs is off, or `maybe` finds no image.
+/// composefs (`name`: its directory's name, `CHECKSUM.SERIAL`): `None`
+/// when composefs is off, or `maybe` finds no image.
 /// `conf_file` is where `conf` came from (its key path is read for `signed`).
 pub fn decide(
     policy: ComposefsPolicy,
@@ -49,7 +51,7 @@ pub fn decide(
     conf_file: Option<&PathBuf>,
     sysroot: &PathBuf,
     deploy: &PathBuf,
-    commit: &[u8],
+    name: &[u8],
 ) -> Result<Option<Root>, Error> {
     if policy.enabled == Use::No {
         return Ok(None);
@@ -79,7 +81,7 @@ pub fn decide(
     }
     let signed = if policy.signed {
         let keypath = keypath(conf_file)?;
-        let digest = signed::expected_digest(sysroot, commit, keypath.as_bytes())?;
+        let digest = expected_digest(sysroot, name, &keypath)?;
         Some(Signed { keypath, digest })
     } else {
         None
@@ -107,4 +109,48 @@ fn keypath(conf_file: Option<&PathBuf>) -> Result<PathBuf, Error> {
         err,
     })?;
     Ok(PathBuf::from(path)?)
+}
+
+/// The image digest the signed commit of the deployment `name` (under
+/// `sysroot`) names, its signature checked with the keys of `keypath`.
+#[cfg(feature = "signed")]
+#[inline(never)]
+fn expected_digest(sysroot: &PathBuf, name: &[u8], keypath: &PathBuf) -> Result<[u8; 32], Error> {
+    let checksum = signed::deployment_checksum(name).map_err(|e| composefs_error(&e))?;
+    let keys = signed::load_keys(keypath.as_bytes()).map_err(|e| composefs_error(&e))?;
+    let repo = sysroot.join(b"ostree/repo")?;
+    let dir = sys::open(repo.as_bytes(), sys::OFlags::DIRECTORY, 0)
+        .map_err(|e| Error::sys("open", repo.as_bytes(), e))?;
+    let verified =
+        signed::verify_commit(&dir, &checksum, &keys).map_err(|e| composefs_error(&e))?;
+    if let Some(base) = verified.base {
+        otcore::say!(
+            "ostree-prepare-root: composefs: signature and digest of the bootc base commit {} (the deployment's commit has no detached metadata)",
+            signed::Hex(&base)
+        );
+    }
+    otcore::say!(
+        "ostree-prepare-root: composefs: commit signature verified with key {} of {keypath}",
+        verified.key + 1
+    );
+    Ok(verified.digest)
+}
+
+/// Without the `signed` feature: a clear refusal.
+#[cfg(not(feature = "signed"))]
+fn expected_digest(_: &PathBuf, _: &[u8], keypath: &PathBuf) -> Result<[u8; 32], Error> {
+    let mut t = otcore::out::Text::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut t,
+        format_args!("composefs: enabled=signed, but this ostree-prepare-root is built without signature checks (the signed feature: make signed); keys in {keypath} not used"),
+    );
+    Err(Error::Composefs(t))
+}
+
+/// A composefs failure as the tool's error.
+#[cfg(feature = "signed")]
+pub(crate) fn composefs_error(e: &dyn core::fmt::Display) -> Error {
+    let mut t = otcore::out::Text::new();
+    let _ = core::fmt::Write::write_fmt(&mut t, format_args!("composefs: {e}"));
+    Error::Composefs(t)
 }

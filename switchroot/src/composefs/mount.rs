@@ -56,8 +56,10 @@ const NO_OVERLAY: &str = "the kernel has no overlayfs: CONFIG_OVERLAY_FS, module
 pub fn mount(req: &Request<'_>) -> Result<(), Error> {
     let image = sys::open(req.image, OFlags::RDONLY, 0)
         .map_err(|e| fail("cannot open the image", req.image, e, ""))?;
+    #[cfg(feature = "signed")]
     if let Some(want) = req.digest {
-        super::signed::check_image_digest(&image, req.image, want)?;
+        let want: &[u8; 32] = want.try_into().map_err(|_| Error::PathTooLong)?;
+        super::signed::check_image(&image, want).map_err(|e| super::composefs_error(&e))?;
     }
     let mut header = [0u8; 32];
     let n = sys::pread(&image, &mut header, 0)
