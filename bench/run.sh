@@ -170,7 +170,7 @@ bundle_closure_of() {
 # One strace'd run: total syscalls, heap syscalls, loop devices attached.
 syscalls_of() {
     local tool=$1 name=strace.$RANDOM
-    "$RUNNER" "$tool" strace -f -qq -o "/work/$name" 3>/dev/null
+    "$RUNNER" "$tool" strace -f -qq -o "/work/$name" 3>/dev/null || { echo "bench: the strace run of $tool failed" >&2; return 1; }
     local out=$WORK/$name
     [ -z "${BENCH_KEEP_TRACE:-}" ] || cp "$out" "$BENCH_KEEP_TRACE.$(echo "$tool" | md5sum | cut -c1-6)"
     local total brk anon loop
@@ -226,8 +226,10 @@ plain_main() {
 
     local rs_size c_size c_closure rs_sys rs_brk rs_anon c_sys c_brk c_anon
     rs_size=$(size_of "$RUST_BIN"); c_size=$(size_of "$C_BIN"); c_closure=$(closure_of "$C_BIN")
-    read -r rs_sys rs_brk rs_anon _ <<<"$(syscalls_of "$RUST_BIN")"
-    read -r c_sys c_brk c_anon _ <<<"$(syscalls_of "$C_BIN")"
+    local rs_trace c_trace
+    rs_trace=$(syscalls_of "$RUST_BIN"); c_trace=$(syscalls_of "$C_BIN")
+    read -r rs_sys rs_brk rs_anon _ <<<"$rs_trace"
+    read -r c_sys c_brk c_anon _ <<<"$c_trace"
     time_both >"$WORK/times"
 
     row metric ostree-switchroot "C (ostree)" ratio
@@ -284,6 +286,7 @@ cfs_main() {
     echo
 
     local rs_size c_size c_closure cfs_lib rs_sys rs_brk rs_anon rs_loop c_sys c_brk c_anon c_loop
+    local rs_trace c_trace
     rs_size=$(size_of "$RUST_BIN"); c_size=$(size_of "$bundle/ostree-prepare-root")
     c_closure=$(bundle_closure_of "$bundle"); cfs_lib=$(size_of "$bundle/lib/libcomposefs.so.1")
     row metric ostree-switchroot "C (ostree)" ratio
@@ -292,8 +295,9 @@ cfs_main() {
     row "    of which libcomposefs" 0 "$cfs_lib" -
     for phys in "${phys_list[@]}"; do
         CFS_PHYS=$phys
-        read -r rs_sys rs_brk rs_anon rs_loop <<<"$(syscalls_of "$RUST_BIN")"
-        read -r c_sys c_brk c_anon c_loop <<<"$(syscalls_of "$C_BIN")"
+        rs_trace=$(syscalls_of "$RUST_BIN"); c_trace=$(syscalls_of "$C_BIN")
+        read -r rs_sys rs_brk rs_anon rs_loop <<<"$rs_trace"
+        read -r c_sys c_brk c_anon c_loop <<<"$c_trace"
         time_both >"$WORK/times.$phys"
         title="physical root on tmpfs: EROFS through a loop device"
         [[ $phys == tmpfs ]] || title="physical root on ext4: EROFS from the image file"
