@@ -10,7 +10,13 @@
 # 2026.4's own CLI built (tests/mountns/composefs-fixture.sh; it needs the
 # chroot of scripts/fetch-composefs-ref.sh), an initramfs prepare-root.conf
 # with `[composefs] enabled = yes`, against that chroot's C tool (the
-# fixture's bundle: the binary, its shared libraries and their loader).
+# fixture's bundle: the binary, its shared libraries and their loader). Two
+# physical roots, each with its own rows: a tmpfs (EROFS cannot read a file
+# there, so both tools attach a loop device) and, unless BENCH_EXT4=0, an
+# ext4 image loop-mounted in each namespace (EROFS reads the image file
+# itself, on kernels with CONFIG_EROFS_FS_BACKED_BY_FILE). Every run must
+# exit 0 and leave /sysroot the composefs overlay of deployment 1, or the
+# bench stops.
 #
 # Measures: stripped size (and the C tool's shared-library closure), system calls
 # in one service-mode run (strace -f -c), heap system calls (brk, anonymous mmap),
@@ -19,7 +25,8 @@
 # while slows both alike and the ratio of the medians holds; the median of the
 # ratios of each pair of consecutive runs is printed too. Each run happens in a
 # fresh private mount namespace with a tmpfs root; the machine's real / is
-# never touched.
+# never touched. On a busy machine the absolute times swing widely from one
+# run of the bench to the next; the ratio of each pair is the number to quote.
 # Both tools read the kernel command line from /proc/cmdline (a bind-mounted file).
 set -euo pipefail
 
