@@ -3,14 +3,15 @@
 # on identical copies of one real OSTree sysroot.
 #
 #   bench/run.sh [RUST_BINARY] [C_BINARY]
-#   bench/run.sh --composefs [RUST_BINARY] [C_WRAPPER]
+#   bench/run.sh --composefs [RUST_BINARY] [C_BINARY]
 #
 # Plain: the sysroot of tests/mountns/fixture.sh, against the machine's C tool
 # (Debian 12: ostree 2022.7). --composefs: the composefs sysroot that ostree
 # 2026.4's own CLI built (tests/mountns/composefs-fixture.sh; it needs the
 # chroot of scripts/fetch-composefs-ref.sh), an initramfs prepare-root.conf
 # with `[composefs] enabled = yes`, against that chroot's C tool (the
-# fixture's bundle: the binary, its shared libraries and their loader). Two
+# fixture's bundle: the binary, its shared libraries and their loader; a
+# C_BINARY without a C_BINARY.bundle beside it runs as it is). Two
 # physical roots, each with its own rows: a tmpfs (EROFS cannot read a file
 # there, so both tools attach a loop device) and, unless BENCH_EXT4=0, an
 # ext4 image loop-mounted in each namespace (EROFS reads the image file
@@ -95,7 +96,6 @@ cfs_run_in_ns() {
         bash -s "$tool" "$CFS_PHYS" "$CACHE/sysroot" "$WORK" "$REPO" "$@" <<'NS'
 set -euo pipefail
 tool=$1 phys=$2 pristine=$3 work=$4 repo=$5; shift 5
-# shellcheck source=../tests/mountns/rootfs.sh
 source "$repo/tests/mountns/rootfs.sh"
 R=$work/root
 mountns_root "$R" work
@@ -279,7 +279,6 @@ cfs_main() {
     . "$CACHE/fixture.env"
     echo "root=LABEL=osroot rw quiet ostree=$OSTREE_TARGET_1" >"$WORK/cmdline"
     local bundle=$C_BIN.bundle phys_list=(tmpfs) phys title
-    [ -d "$bundle" ] || { echo "bench: $C_BIN has no $bundle" >&2; exit 1; }
     if [[ ${BENCH_EXT4:-1} != 0 ]]; then
         phys_list+=(ext4)
         truncate -s 64M "$WORK/physroot.img"
@@ -294,8 +293,16 @@ cfs_main() {
 
     local rs_size c_size c_closure cfs_lib rs_sys rs_brk rs_anon rs_loop c_sys c_brk c_anon c_loop
     local rs_trace c_trace
-    rs_size=$(size_of "$RUST_BIN"); c_size=$(size_of "$bundle/ostree-prepare-root")
-    c_closure=$(bundle_closure_of "$bundle"); cfs_lib=$(size_of "$bundle/lib/libcomposefs.so.1")
+    rs_size=$(size_of "$RUST_BIN")
+    if [[ -d $bundle ]]; then
+        c_size=$(size_of "$bundle/ostree-prepare-root")
+        c_closure=$(bundle_closure_of "$bundle"); cfs_lib=$(size_of "$bundle"/lib/libcomposefs.so.*)
+    else
+        # A C tool of the machine's own, with the machine's libraries.
+        c_size=$(size_of "$C_BIN"); c_closure=$(closure_of "$C_BIN")
+        cfs_lib=$(ldd "$C_BIN" | awk '/libcomposefs/ {print $3}')
+        if [[ -n $cfs_lib ]]; then cfs_lib=$(size_of "$cfs_lib"); else cfs_lib=0; fi
+    fi
     row metric ostree-switchroot "C (ostree)" ratio
     row "stripped size, bytes" "$rs_size" "$c_size" "$(ratio "$rs_size" "$c_size")"
     row "  + shared libraries loaded, bytes" 0 "$c_closure" "$(ratio "$rs_size" $((c_size + c_closure)))"
