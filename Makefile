@@ -10,7 +10,8 @@
 #   make demo            the README's story: four real boots under QEMU
 #   make qemu-matrix     every QEMU scenario on every test kernel (5.10, 6.1, 6.12);
 #                        make test runs all of them on 6.1 and a subset on the others
-#   make bench           benchmark against ostree's C ostree-prepare-root (root)
+#   make bench           benchmark against ostree's C ostree-prepare-root (root):
+#                        the plain boot, then composefs (make bench-composefs: alone)
 #   make fuzz            every fuzz target for 5 minutes (make test runs 15 s of each)
 #   make install DESTDIR=... PREFIX=/usr
 #
@@ -121,7 +122,7 @@ FUZZ_SECONDS ?= 15
 
 CHECK_DEPS = TARGET=$(TARGET) scripts/check-deps.sh
 
-.PHONY: all build service-only signed crash-hook deps test lint lint-target unit size smoke matrix install-list fuzz fuzz-smoke mountns bench install clean \
+.PHONY: all build service-only signed crash-hook deps test lint lint-target unit size smoke matrix install-list fuzz fuzz-smoke mountns bench bench-composefs install clean \
 	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
@@ -302,8 +303,17 @@ qemu-matrix: qemu-prep qemu-prep-aarch64
 demo: deps qemu-prep
 	@$(QEMU_HARNESS) demo
 
+# Two tables: the plain boot against the machine's C tool (ostree 2022.7),
+# then composefs against ostree 2026.4's (the chroot composefs.sh uses;
+# fetched once, a no-op after). bench-composefs: the second alone.
 bench: build
 	bench/run.sh $(PREPARE_ROOT)
+	scripts/fetch-composefs-ref.sh
+	bench/run.sh --composefs $(PREPARE_ROOT)
+
+bench-composefs: build
+	scripts/fetch-composefs-ref.sh
+	bench/run.sh --composefs $(PREPARE_ROOT)
 
 # ostree-mkinitramfs, the initramfs builder: a tool of the build host (std,
 # the host's own target, not musl). `make install` installs it; the QEMU
