@@ -156,7 +156,10 @@ pub fn check_static_elf(bytes: &[u8]) -> Result<(), &'static str> {
 
 /// Check a `prepare-root.conf` with the parser `/init` uses: a file it
 /// would refuse at boot is refused now.
-pub fn check_config(path: &Path, text: &[u8]) -> Result<bool, Error> {
+/// `init` is the `/init` binary: a configuration asking for signed
+/// composefs needs a build with signature checks (the `signed` feature),
+/// recognised by the metadata key only that code names.
+pub fn check_config(path: &Path, text: &[u8], init: &[u8]) -> Result<bool, Error> {
     use switchroot::config::{check_supported, ComposefsPolicy, PrepareRootConf, Unsupported};
     let conf = PrepareRootConf::parse(text)
         .map_err(|e| Error::Input(format!("{}: line {}: {}", path.display(), e.line, e.what)))?;
@@ -176,7 +179,17 @@ pub fn check_config(path: &Path, text: &[u8]) -> Result<bool, Error> {
             Unsupported::BadComposefsKarg => format!("{}: unsupported composefs setting", path.display()),
         })
     })?;
+    if policy.signed && !contains(init, b"ostree.sign.ed25519") {
+        return Err(Error::Input(format!(
+            "{}: [composefs] enabled=signed, but this ostree-prepare-root has no signature checks: build it with the signed feature (make signed)",
+            path.display()
+        )));
+    }
     Ok(policy.enabled != switchroot::config::Use::No)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The modules a composefs root needs: EROFS for the image, overlayfs, and
@@ -237,14 +250,13 @@ impl Image {
                 spec.init.display()
             ))
         })?;
-        img.add("init", 0o755, Node::File(Data::Bytes(init)))?;
-
         let mut composefs = false;
         if let Some(conf) = &spec.config {
             let text = fs::read(conf).map_err(|e| Error::Io(conf.clone(), e))?;
-            composefs = check_config(conf, &text)?;
+            composefs = check_config(conf, &text, &init)?;
             img.add(CONFIG, 0o644, Node::File(Data::Bytes(text)))?;
         }
+        img.add("init", 0o755, Node::File(Data::Bytes(init)))?;
 
         if !spec.modules.is_empty() {
             img.add_modules(spec, composefs)?;
@@ -664,6 +676,15 @@ mod tests {
         sp.config = Some(conf.clone());
         let e = Image::plan(&sp).unwrap_err().to_string();
         assert!(e.contains("transient needs composefs"), "{e}");
+        // signed, and an /init without signature checks.
+        write(&conf, b"[composefs]\nenabled=signed\n");
+        let e = Image::plan(&sp).unwrap_err().to_string();
+        assert!(e.contains("has no signature checks"), "{e}");
+        let mut init = static_elf();
+        init.extend_from_slice(b"ostree.sign.ed25519");
+        write(&sp.init, &init);
+        Image::plan(&sp).unwrap();
+        write(&sp.init, &static_elf());
         write(&conf, b"[sysroot\nreadonly=true\n");
         let e = Image::plan(&sp).unwrap_err().to_string();
         assert!(e.contains("bad.conf: line 1"), "{e}");
