@@ -208,9 +208,9 @@ install-list:
 # COMPOSEFS_MODE=--ref-only checks only the reference against its recorded
 # results (tests/mountns/composefs-expected). pid1.sh's and unlock.sh's
 # composefs scenarios use the same chroot (fetched first).
-COMPOSEFS_MODE ?= --impl $(PREPARE_ROOT)
+COMPOSEFS_MODE ?= --impl $(PREPARE_ROOT) --signed-impl $(SIGNED)
 
-mountns: build crash-hook
+mountns: build signed crash-hook
 	scripts/fetch-composefs-ref.sh
 	tests/mountns/run.sh --impl $(PREPARE_ROOT)
 	tests/mountns/pid1.sh --impl $(PREPARE_ROOT)

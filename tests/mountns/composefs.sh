@@ -11,6 +11,9 @@
 #   --impl      also run PATH on an identical copy and require the same
 #               results as the reference (exceptions: see below)
 #   --record    run the reference and (re)write composefs-expected/NAME
+#   --signed-impl PATH  also run the signed_* scenarios with PATH, a build
+#               with signature checks (make signed); ours only: Debian's
+#               2026.4 has no Ed25519
 #   --keep      copy every run's results (tool output, mount dumps) to DIR
 #   -v          print the log of passing scenarios too
 #   FILTER      extended regex; only scenarios whose name matches run
@@ -470,6 +473,81 @@ check_file_backed() {
 t_file_backed() { cfs_case file_backed --ext4 --setup setup_yes --check check_file_backed; }
 
 ##############################################################################
+# Signed (ours only: the reference is built without Ed25519). Deployment 1's
+# commit is signed here with OpenSSL (key 1; key 2 signs nothing), its
+# .commitmeta written with GLib. This kernel has no fs-verity, so a right
+# signature ends at the image's digest, which cannot be measured: the
+# verified signature is seen in the output, then the refusal. The digest
+# match itself is booted under QEMU (qemu/README.md).
+##############################################################################
+
+# sign_fixture DIR: key1.pub, key2.pub and D1's .commitmeta in DIR, and the
+# object's path (relative to the physical root) in DIR/object.
+sign_fixture() {
+  local dir=$1 c obj k
+  mkdir -p "$dir"
+  c=${DEPLOY_1##*/}
+  c=${c%%.*}
+  obj=ostree/repo/objects/${c:0:2}/${c:2}
+  for k in 1 2; do
+    openssl genpkey -algorithm ed25519 -out "$dir/key$k.pem" 2>/dev/null
+    openssl pkey -in "$dir/key$k.pem" -pubout -outform DER | tail -c 32 | base64 -w0 >"$dir/key$k.pub"
+  done
+  openssl pkeyutl -sign -rawin -inkey "$dir/key1.pem" -in "$MOUNTNS_CACHE/sysroot/$obj.commit" -out "$dir/sig"
+  /usr/bin/python3 - "$dir/commitmeta" "$dir/sig" <<'PYEOF2'
+import sys
+from gi.repository import GLib
+sig = open(sys.argv[2], 'rb').read()
+v = GLib.Variant('a{sv}', {'ostree.sign.ed25519': GLib.Variant('aay', [sig])})
+open(sys.argv[1], 'wb').write(v.get_data_as_bytes().get_data())
+PYEOF2
+  echo "$obj" >"$dir/object"
+}
+
+# Inside the run: SIGNED_KEY (key file content), SIGNED_META (base64 of the
+# .commitmeta, or empty for none), SIGNED_OBJECT.
+setup_signed_case() {
+  conf '[composefs]' 'enabled = signed'
+  mkdir -p "$R/etc/ostree"
+  printf '%s\n' "$SIGNED_KEY" >"$R/etc/ostree/initramfs-root-binding.key"
+  if [[ -n $SIGNED_META ]]; then
+    base64 -d <<<"$SIGNED_META" >"$PHYS/$SIGNED_OBJECT.commitmeta"
+  fi
+}
+check_signed_refused() { expect_failure; expect_mounts_unchanged; expect_output "$SIGNED_WANT"; }
+
+# signed_case NAME KEY(1|2) META(yes|no) BINARY ERE: ours (BINARY) with key
+# KEY in the initramfs, with or without the signature; refused, saying ERE.
+signed_case() {
+  local name=$1 key=$2 meta=$3 bin=$4 want=$5 dir=$NS_SCRATCH/signed m=""
+  if [[ -z $IMPL ]]; then
+    echo "note: ours only, not run with --ref-only"
+    return 0
+  fi
+  [[ -n $bin ]] || { echo "FAIL: no signed build given (--signed-impl PATH: make signed)"; return 1; }
+  [[ -f $dir/object ]] || sign_fixture "$dir"
+  if [[ $meta == yes ]]; then m=$(base64 -w0 "$dir/commitmeta"); fi
+  ns_run --impl "$bin" --loop --label "$name" --setup setup_signed_case --check check_signed_refused \
+    --env "SIGNED_KEY=$(cat "$dir/key$key.pub")" --env "SIGNED_META=$m" \
+    --env "SIGNED_OBJECT=$(cat "$dir/object")" --env "SIGNED_WANT=$want"
+}
+
+scenario signed_right_key "signed, the right key: signature verified, then the image digest (no fs-verity here): refused, nothing mounted"
+t_signed_right_key() {
+  signed_case signed_right_key 1 yes "$SIGNED_IMPL" 'commit signature verified with key 1 of /etc/ostree/initramfs-root-binding.key' &&
+    signed_case signed_right_key_digest 1 yes "$SIGNED_IMPL" 'has no fs-verity'
+}
+
+scenario signed_wrong_key "signed, a key that signed nothing: refused (no signature matches), nothing mounted"
+t_signed_wrong_key() { signed_case signed_wrong_key 2 yes "$SIGNED_IMPL" 'signature'; }
+
+scenario signed_no_commitmeta "signed, the commit has no .commitmeta: refused, saying so"
+t_signed_no_commitmeta() { signed_case signed_no_commitmeta 1 no "$SIGNED_IMPL" 'detached metadata'; }
+
+scenario signed_without_feature "signed with the default build (no signature checks): refused, naming the signed feature"
+t_signed_without_feature() { signed_case signed_without_feature 1 yes "$IMPL" 'built without signature checks'; }
+
+##############################################################################
 # Driver
 ##############################################################################
 
@@ -517,10 +595,11 @@ inner_main() {
 main() {
   local filter="" keep="" mode=""
   local -a pass=()
-  IMPL="" VERBOSE=0 RECORD=0
+  IMPL="" SIGNED_IMPL="" VERBOSE=0 RECORD=0
   while (($#)); do
     case $1 in
       --impl) IMPL=$(realpath -m "$2"); mode=impl; shift 2 ;;
+      --signed-impl) SIGNED_IMPL=$(realpath -m "$2"); shift 2 ;;
       --ref-only) mode=ref; shift ;;
       --record) RECORD=1; mode=record; shift ;;
       --keep) keep=$(realpath -m "$2"); shift 2 ;;
@@ -546,6 +625,7 @@ main() {
   "$HERE/composefs-fixture.sh" >/dev/null
   pass=()
   if [[ -n $IMPL ]]; then pass+=(--impl "$IMPL"); fi
+  if [[ -n $SIGNED_IMPL ]]; then pass+=(--signed-impl "$SIGNED_IMPL"); fi
   if ((RECORD)); then pass+=(--record); fi
   tap_common_args pass "$keep" "$filter"
   tap_reexec MOUNTNS_INNER mountns-cfs "$HERE/composefs.sh" --ref-only "${pass[@]}"

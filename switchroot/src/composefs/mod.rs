@@ -116,13 +116,13 @@ fn keypath(conf_file: Option<&PathBuf>) -> Result<PathBuf, Error> {
 #[cfg(feature = "signed")]
 #[inline(never)]
 fn expected_digest(sysroot: &PathBuf, name: &[u8], keypath: &PathBuf) -> Result<[u8; 32], Error> {
-    let checksum = signed::deployment_checksum(name).map_err(|e| composefs_error(&e))?;
-    let keys = signed::load_keys(keypath.as_bytes()).map_err(|e| composefs_error(&e))?;
+    let checksum = signed::deployment_checksum(name).map_err(|e| composefs_error(&e, None))?;
+    let keys = signed::load_keys(keypath.as_bytes()).map_err(|e| composefs_error(&e, None))?;
     let repo = sysroot.join(b"ostree/repo")?;
     let dir = sys::open(repo.as_bytes(), sys::OFlags::DIRECTORY, 0)
         .map_err(|e| Error::sys("open", repo.as_bytes(), e))?;
     let verified =
-        signed::verify_commit(&dir, &checksum, &keys).map_err(|e| composefs_error(&e))?;
+        signed::verify_commit(&dir, &checksum, &keys).map_err(|e| composefs_error(&e, None))?;
     if let Some(base) = verified.base {
         otcore::say!(
             "ostree-prepare-root: composefs: signature and digest of the bootc base commit {} (the deployment's commit has no detached metadata)",
@@ -147,10 +147,16 @@ fn expected_digest(_: &PathBuf, _: &[u8], keypath: &PathBuf) -> Result<[u8; 32],
     Err(Error::Composefs(t))
 }
 
-/// A composefs failure as the tool's error.
+/// A signature failure as the tool's error (its text says "signed
+/// composefs"), with the file it concerns when there is one.
 #[cfg(feature = "signed")]
-pub(crate) fn composefs_error(e: &dyn core::fmt::Display) -> Error {
+pub(crate) fn composefs_error(e: &dyn core::fmt::Display, path: Option<&[u8]>) -> Error {
     let mut t = otcore::out::Text::new();
-    let _ = core::fmt::Write::write_fmt(&mut t, format_args!("composefs: {e}"));
+    let _ = match path {
+        Some(p) => {
+            core::fmt::Write::write_fmt(&mut t, format_args!("{}: {e}", otcore::path::Lossy(p)))
+        }
+        None => core::fmt::Write::write_fmt(&mut t, format_args!("{e}")),
+    };
     Error::Composefs(t)
 }

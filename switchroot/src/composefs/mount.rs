@@ -59,7 +59,8 @@ pub fn mount(req: &Request<'_>) -> Result<(), Error> {
     #[cfg(feature = "signed")]
     if let Some(want) = req.digest {
         let want: &[u8; 32] = want.try_into().map_err(|_| Error::PathTooLong)?;
-        super::signed::check_image(&image, want).map_err(|e| super::composefs_error(&e))?;
+        super::signed::check_image(&image, want)
+            .map_err(|e| super::composefs_error(&e, Some(req.image)))?;
     }
     let mut header = [0u8; 32];
     let n = sys::pread(&image, &mut header, 0)
