@@ -111,7 +111,7 @@ FUZZ_SECONDS ?= 15
 
 CHECK_DEPS = TARGET=$(TARGET) scripts/check-deps.sh
 
-.PHONY: all build service-only crash-hook deps test lint lint-target unit size smoke matrix install-list fuzz fuzz-smoke mountns bench install clean \
+.PHONY: all build service-only crash-hook deps test lint lint-target unit size smoke matrix mountns-qemu-user install-list fuzz fuzz-smoke mountns bench install clean \
 	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
@@ -173,9 +173,19 @@ smoke: build service-only
 	@$(CHECK_DEPS) smoke
 	scripts/smoke-qemu-user.sh "$(QEMU_USER)" $(PREPARE_ROOT) $(SERVICE_ONLY) $(UNLOCK)
 
-# Every target of TARGETS: build (both flavours), size budgets, smoke runs.
+# Every target of TARGETS: build (both flavours), size budgets, smoke runs,
+# and the service-mode and PID 1 namespace suites under qemu-user (root).
 matrix:
-	for t in $(TARGETS); do $(MAKE) --no-print-directory size smoke TARGET=$$t || exit 1; done
+	for t in $(TARGETS); do $(MAKE) --no-print-directory size smoke mountns-qemu-user TARGET=$$t || exit 1; done
+
+# The namespace suites of ostree-prepare-root (tests/mountns: run.sh, the
+# service mode; pid1.sh, the PID 1 modes; as root) with TARGET's binary run
+# by its qemu-user emulator, named rather than left to binfmt_misc, which a
+# container may lack. Nothing for the host's own target: `make mountns`.
+mountns-qemu-user: build
+	@$(CHECK_DEPS) smoke
+	$(if $(QEMU_USER),tests/mountns/run.sh --impl $(PREPARE_ROOT) --impl-wrapper $(QEMU_USER))
+	$(if $(QEMU_USER),tests/mountns/pid1.sh --impl $(PREPARE_ROOT) --impl-wrapper $(QEMU_USER))
 
 install-list:
 	tests/install-list.sh

@@ -3,9 +3,11 @@
 # pid1.sh - ostree-prepare-root as PID 1 (initramfs /init, and init= with no
 # initramfs), each boot in a new PID + mount namespace on a real ext4 image.
 #
-# Usage: pid1.sh [--impl PATH] [--keep DIR] [-v] [FILTER]
+# Usage: pid1.sh [--impl PATH] [--impl-wrapper EMU] [--keep DIR] [-v] [FILTER]
 #   --impl  binary under test (default: <repo>/target/x86_64-unknown-linux-musl/
 #           release/ostree-prepare-root)
+#   --impl-wrapper  boot it under this emulator (qemu-arm-static...: a binary
+#           of another CPU); the emulator is PID 1, the binary its argument
 #   --keep  copy every boot's output (out, err, status, cmdline) to DIR
 #   -v      print the log of passing scenarios too
 #   FILTER  extended regex; only scenarios whose name matches run
@@ -879,7 +881,7 @@ inner_main() {
   source "$MOUNTNS_CACHE/fixture.env"
   T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
   tap_select pid1.sh "$filter" || return 1
-  echo "# impl: $PID1_BIN"
+  echo "# impl: $PID1_BIN${PID1_WRAPPER:+ (under $PID1_WRAPPER)}"
   pid1_build_images "$PID1_BIN"
   echo "# images built in $((($(date +%s%N) - t0) / 1000000)) ms"
   # shellcheck disable=SC2119 # no after-each command
@@ -901,6 +903,7 @@ main() {
   while (($#)); do
     case $1 in
       --impl) PID1_BIN=$2; shift 2 ;;
+      --impl-wrapper) PID1_WRAPPER=$2; shift 2 ;;
       --keep) keep=$(realpath -m "$2"); shift 2 ;;
       -v) VERBOSE=1; shift ;;
       -h | --help) usage; return 0 ;;
@@ -909,6 +912,12 @@ main() {
     esac
   done
   PID1_BIN=$(realpath -m "$PID1_BIN")
+  if [[ -n $PID1_WRAPPER ]]; then
+    PID1_WRAPPER=$(command -v "$PID1_WRAPPER") || {
+      echo "pid1.sh: --impl-wrapper: not found" >&2
+      return 2
+    }
+  fi
   if [[ -n ${PID1_SCRATCH:-} ]]; then
     inner_main "$filter" "$keep"
     return
@@ -927,6 +936,7 @@ main() {
   done
   "$HERE/fixture.sh" >/dev/null
   pass=(--impl "$PID1_BIN")
+  if [[ -n $PID1_WRAPPER ]]; then pass+=(--impl-wrapper "$PID1_WRAPPER"); fi
   tap_common_args pass "$keep" "$filter"
   tap_reexec PID1_SCRATCH pid1ns "$HERE/pid1.sh" "${pass[@]}"
 }
