@@ -5,7 +5,7 @@
 #   make matrix          every target of TARGETS: build, size, smoke run under qemu-user
 #   make deps            install what the build and the tests need (root, Debian 12):
 #                        the packages of scripts/packages.txt, the musl target,
-#                        nightly + cargo-fuzz
+#                        the pinned nightly (RUST_NIGHTLY) + cargo-fuzz
 #   make test            every test, stage by stage (see `test:` below)
 #   make demo            the README's story: four real boots under QEMU
 #   make qemu-matrix     every QEMU scenario on every test kernel (5.10, 6.1, 6.12);
@@ -42,12 +42,15 @@ QEMU_riscv64gc-unknown-linux-musl := qemu-riscv64-static
 # (nightly, rust-src) and musl is Debian's, fetched into .cache/cross/TARGET
 # (scripts/fetch-cross-musl.sh).
 BUILD_STD_TARGETS := armv7-unknown-linux-musleabihf riscv64gc-unknown-linux-musl
+# The nightly of those builds and of cargo-fuzz, a dated one: pinned in
+# scripts/targets.sh, which make deps installs it from.
+RUST_NIGHTLY := $(shell sed -n 's/^RUST_NIGHTLY=//p' scripts/targets.sh)
 # 32-bit targets whose musl has a 64-bit time_t: musl's libc.a, against which
 # scripts/check-time64.sh checks the binaries (linked with their symbols).
 TIME64_LIBC_armv7-unknown-linux-musleabihf := .cache/cross/armv7-unknown-linux-musleabihf/root/usr/lib/arm-linux-musleabihf/libc.a
 
 BUILD_STD = $(filter $(TARGET),$(BUILD_STD_TARGETS))
-CARGO_T = cargo$(if $(BUILD_STD), +nightly)
+CARGO_T = cargo$(if $(BUILD_STD), +$(RUST_NIGHTLY))
 TARGET_FLAGS = --target $(TARGET)$(if $(BUILD_STD), -Zbuild-std=core)
 OBJCOPY = $(CROSS_$(TARGET))objcopy
 QEMU_USER = $(QEMU_$(TARGET))
@@ -208,7 +211,7 @@ fuzz-smoke:
 	@mkdir -p target/fuzz-logs
 	@cd fuzz && for t in $(FUZZ_TARGETS); do \
 		log=../target/fuzz-logs/$$t.log; \
-		if cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
+		if cargo +$(RUST_NIGHTLY) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
 			echo "ok - fuzz $$t: $$(grep -o 'Done [0-9]* runs' $$log | tail -1), no crash"; \
 		else \
 			tail -40 $$log; echo "not ok - fuzz $$t crashed (log: target/fuzz-logs/$$t.log)"; exit 1; \
