@@ -2,7 +2,8 @@
 #
 #   make                 static release builds of ostree-prepare-root and ostree-unlock
 #                        (TARGET=aarch64-unknown-linux-musl, ...: see TARGETS below)
-#   make matrix          every target of TARGETS: build, size, smoke run under qemu-user
+#   make matrix          every target of TARGETS: build, size, smoke run under qemu-user,
+#                        and (root) the namespace suites run.sh and pid1.sh under it
 #   make deps            install what the build and the tests need (root, Debian 12):
 #                        the packages of scripts/packages.txt, the musl target,
 #                        the pinned nightly (RUST_NIGHTLY) + cargo-fuzz

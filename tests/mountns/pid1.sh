@@ -471,7 +471,10 @@ t_initramfs_late_device() {
       echo "device found $(((found - t_attach) / 1000)) ms after losetup started"
       ((found > t_attach)) || fail "device 'found' before it was attached"
       # A uevent wakes the search at once; a 1 s rescan would often be later.
-      ((found - t_attach < 500000)) || fail "device found $(((found - t_attach) / 1000)) ms after it was attached (no uevent wake-up?)"
+      # Not under an emulator (see inner_main).
+      if [[ -z $PID1_WRAPPER ]]; then
+        ((found - t_attach < 500000)) || fail "device found $(((found - t_attach) / 1000)) ms after it was attached (no uevent wake-up?)"
+      fi
     fi
   fi
   show_boot "$d"
@@ -664,7 +667,7 @@ t_initramfs_default_emergency() {
   # RB_AUTOBOOT in a PID namespace: its init is killed by SIGHUP.
   expect_status "signal HUP"
   ms=$(cat "$d/ms")
-  ((ms >= 10000 && ms < 13000)) || fail "ended after $ms ms, expected a reboot after 10 s"
+  ((ms >= 10000 && ms < 13000 + ${PID1_EMULATED_SLACK_MS:-0})) || fail "ended after $ms ms, expected a reboot after 10 s"
   expect_output 'no block devices|block devices seen' "the block devices"
   expect_output 'boot failed while finding the root device' "'boot failed while finding the root device'"
   expect_output 'rebooting in 10 s' "'rebooting in 10 s'"
@@ -882,6 +885,15 @@ inner_main() {
   T1=$OSTREE_TARGET_1 T2=$OSTREE_TARGET_2
   tap_select pid1.sh "$filter" || return 1
   echo "# impl: $PID1_BIN${PID1_WRAPPER:+ (under $PID1_WRAPPER)}"
+  if [[ -n $PID1_WRAPPER ]]; then
+    # Measured under qemu-user on a loaded 2-CPU machine (load 8): the root
+    # device found 1.4-1.7 s after it was attached in 2 of 3 boots (the
+    # native binary: 0.15-0.28 s), the reboot 13.1-14.8 s after the start
+    # (native: 10.4 s). Both depend on the machine's load, not on the code.
+    PID1_EMULATED_SLACK_MS=4000
+    echo "# under an emulator: initramfs_late_device does not check that the device is found within 500 ms (the uevent wake-up)"
+    echo "# under an emulator: initramfs_default_emergency allows the reboot until $((13000 + PID1_EMULATED_SLACK_MS)) ms (not 13000)"
+  fi
   pid1_build_images "$PID1_BIN"
   echo "# images built in $((($(date +%s%N) - t0) / 1000000)) ms"
   # shellcheck disable=SC2119 # no after-each command
