@@ -2,10 +2,11 @@
 #
 #   make                 static release builds of ostree-prepare-root and ostree-unlock
 #                        (TARGET=aarch64-unknown-linux-musl, ...: see TARGETS below)
-#   make matrix          every target of TARGETS: build, size, smoke run under qemu-user
+#   make matrix          every target of TARGETS: build, size, smoke run under qemu-user,
+#                        and (root) the namespace suites run.sh and pid1.sh under it
 #   make deps            install what the build and the tests need (root, Debian 12):
 #                        the packages of scripts/packages.txt, the musl target,
-#                        nightly + cargo-fuzz
+#                        the pinned nightly (RUST_NIGHTLY) + cargo-fuzz
 #   make test            every test, stage by stage (see `test:` below)
 #   make demo            the README's story: four real boots under QEMU
 #   make qemu-matrix     every QEMU scenario on every test kernel (5.10, 6.1, 6.12);
@@ -43,12 +44,15 @@ QEMU_riscv64gc-unknown-linux-musl := qemu-riscv64-static
 # (nightly, rust-src) and musl is Debian's, fetched into .cache/cross/TARGET
 # (scripts/fetch-cross-musl.sh).
 BUILD_STD_TARGETS := armv7-unknown-linux-musleabihf riscv64gc-unknown-linux-musl
+# The nightly of those builds and of cargo-fuzz, a dated one: pinned in
+# scripts/targets.sh, which make deps installs it from.
+RUST_NIGHTLY := $(shell sed -n 's/^RUST_NIGHTLY=//p' scripts/targets.sh)
 # 32-bit targets whose musl has a 64-bit time_t: musl's libc.a, against which
 # scripts/check-time64.sh checks the binaries (linked with their symbols).
 TIME64_LIBC_armv7-unknown-linux-musleabihf := .cache/cross/armv7-unknown-linux-musleabihf/root/usr/lib/arm-linux-musleabihf/libc.a
 
 BUILD_STD = $(filter $(TARGET),$(BUILD_STD_TARGETS))
-CARGO_T = cargo$(if $(BUILD_STD), +nightly)
+CARGO_T = cargo$(if $(BUILD_STD), +$(RUST_NIGHTLY))
 TARGET_FLAGS = --target $(TARGET)$(if $(BUILD_STD), -Zbuild-std=core)
 OBJCOPY = $(CROSS_$(TARGET))objcopy
 QEMU_USER = $(QEMU_$(TARGET))
@@ -122,7 +126,7 @@ FUZZ_SECONDS ?= 15
 
 CHECK_DEPS = TARGET=$(TARGET) scripts/check-deps.sh
 
-.PHONY: all build service-only signed crash-hook deps test lint lint-target unit size smoke matrix install-list fuzz fuzz-smoke mountns bench bench-composefs install clean \
+.PHONY: all build service-only signed crash-hook deps test lint lint-target unit size smoke matrix mountns-qemu-user install-list fuzz fuzz-smoke mountns bench bench-composefs install clean \
 	qemu-harness ktest kernel qemu-prep qemu-test demo
 
 all: build
@@ -194,9 +198,27 @@ smoke: build service-only
 	@$(CHECK_DEPS) smoke
 	scripts/smoke-qemu-user.sh "$(QEMU_USER)" $(PREPARE_ROOT) $(SERVICE_ONLY) $(UNLOCK)
 
-# Every target of TARGETS: build (both flavours), size budgets, smoke runs.
+# Every target of TARGETS: build (both flavours), size budgets, smoke runs,
+# and the service-mode and PID 1 namespace suites under qemu-user (root).
+# With the service-mode suite under qemu-user for the targets that are not
+# booted under QEMU (armv7, riscv64: about 80 s each); `make
+# mountns-qemu-user TARGET=T` runs both suites for any target (about 3 min).
 matrix:
 	for t in $(TARGETS); do $(MAKE) --no-print-directory size smoke TARGET=$$t || exit 1; done
+	for t in $(QEMU_USER_SUITE_TARGETS); do $(MAKE) --no-print-directory mountns-qemu-user SUITES=run TARGET=$$t || exit 1; done
+
+# The namespace suites of ostree-prepare-root (tests/mountns: run.sh, the
+# service mode; pid1.sh, the PID 1 modes; as root) with TARGET's binary run
+# by its qemu-user emulator, named rather than left to binfmt_misc, which a
+# container may lack. Nothing for the host's own target: `make mountns`.
+# SUITES=run runs only run.sh. pid1.sh's composefs scenarios need the
+# composefs reference (scripts/fetch-composefs-ref.sh).
+QEMU_USER_SUITE_TARGETS := armv7-unknown-linux-musleabihf riscv64gc-unknown-linux-musl
+SUITES ?= run pid1
+mountns-qemu-user: build
+	@$(CHECK_DEPS) smoke
+	$(if $(and $(QEMU_USER),$(filter run,$(SUITES))),tests/mountns/run.sh --impl $(PREPARE_ROOT) --impl-wrapper $(QEMU_USER))
+	$(if $(and $(QEMU_USER),$(filter pid1,$(SUITES))),scripts/fetch-composefs-ref.sh && tests/mountns/pid1.sh --impl $(PREPARE_ROOT) --impl-wrapper $(QEMU_USER))
 
 install-list:
 	tests/install-list.sh
@@ -230,7 +252,7 @@ fuzz-smoke:
 	@mkdir -p target/fuzz-logs
 	@cd fuzz && for t in $(FUZZ_TARGETS); do \
 		log=../target/fuzz-logs/$$t.log; \
-		if cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
+		if cargo +$(RUST_NIGHTLY) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) >$$log 2>&1; then \
 			echo "ok - fuzz $$t: $$(grep -o 'Done [0-9]* runs' $$log | tail -1), no crash"; \
 		else \
 			tail -40 $$log; echo "not ok - fuzz $$t crashed (log: target/fuzz-logs/$$t.log)"; exit 1; \

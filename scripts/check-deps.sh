@@ -5,11 +5,12 @@
 #   scripts/check-deps.sh GROUP...
 #
 #   build      cargo, rustc with the standard library of $TARGET (or, for
-#              armv7 and riscv64, nightly with rust-src and clippy: core is
+#              armv7 and riscv64, the pinned nightly (RUST_NIGHTLY in
+#              targets.sh) with rust-src and clippy: core is
 #              built from source), its linker (cc or Debian's cross gcc),
 #              objcopy and nm (scripts/targets.sh says which)
 #   smoke      the qemu-user emulator of $TARGET (none for x86_64)
-#   fuzz       the nightly toolchain and cargo-fuzz (`make fuzz-smoke`)
+#   fuzz       that nightly and cargo-fuzz (`make fuzz-smoke`)
 #   packages   every package of scripts/packages.txt, seen by the file it provides
 #
 # TARGET defaults to x86_64-unknown-linux-musl (the Makefile passes its own).
@@ -44,15 +45,15 @@ check_build() {
         lack "cargo and rustc" "install Rust, e.g. with rustup (https://rustup.rs)"
     elif [ -n "$TARGET_BUILD_STD" ]; then
         # No prebuilt standard library for $TARGET: core from rust-src.
-        if ! present rustup || ! rustup toolchain list | grep -q '^nightly'; then
-            lack "the nightly Rust toolchain ($TARGET builds core from source)" "rustup toolchain install nightly --profile minimal --component rust-src,clippy"
+        if ! present rustup || ! rustup toolchain list | grep -q "^$RUST_NIGHTLY-"; then
+            lack "the $RUST_NIGHTLY Rust toolchain ($TARGET builds core from source)" "rustup toolchain install $RUST_NIGHTLY --profile minimal --component rust-src,clippy"
         else
             local sysroot
-            sysroot=$(rustc +nightly --print sysroot)
+            sysroot=$(rustc "+$RUST_NIGHTLY" --print sysroot)
             [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] ||
-                lack "rust-src of the nightly toolchain ($TARGET builds core from source)" "rustup component add rust-src --toolchain nightly"
-            cargo +nightly clippy --version >/dev/null 2>&1 ||
-                lack "clippy of the nightly toolchain (make lint: $TARGET)" "rustup component add clippy --toolchain nightly"
+                lack "rust-src of $RUST_NIGHTLY ($TARGET builds core from source)" "rustup component add rust-src --toolchain $RUST_NIGHTLY"
+            cargo "+$RUST_NIGHTLY" clippy --version >/dev/null 2>&1 ||
+                lack "clippy of $RUST_NIGHTLY (make lint: $TARGET)" "rustup component add clippy --toolchain $RUST_NIGHTLY"
         fi
     else
         local sysroot
@@ -79,9 +80,9 @@ check_smoke() {
 }
 
 check_fuzz() {
-    if ! present rustup || ! rustup toolchain list | grep -q '^nightly'; then
-        lack "the nightly Rust toolchain" "rustup toolchain install nightly --profile minimal"
-    elif ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    if ! present rustup || ! rustup toolchain list | grep -q "^$RUST_NIGHTLY-"; then
+        lack "the $RUST_NIGHTLY Rust toolchain" "rustup toolchain install $RUST_NIGHTLY --profile minimal --component rust-src,clippy"
+    elif ! cargo "+$RUST_NIGHTLY" fuzz --version >/dev/null 2>&1; then
         lack "cargo-fuzz" "cargo install cargo-fuzz --locked"
     fi
 }

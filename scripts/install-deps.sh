@@ -5,11 +5,12 @@
 #     recommendations: ostree-boot's would pull in dracut and a boot loader);
 #   - the Rust targets of the build matrix (scripts/targets.sh): the prebuilt
 #     standard library of x86_64 and aarch64 musl; for armv7 and riscv64,
-#     whose prebuilt one cannot be had, nightly's rust-src and clippy (core is
+#     whose prebuilt one cannot be had, the pinned nightly (RUST_NIGHTLY in
+#     targets.sh) with its rust-src and clippy (core is
 #     built from source) and Debian's musl for them, fetched into
 #     .cache/cross (scripts/fetch-cross-musl.sh: the machine's apt sources
 #     and dpkg architectures are left alone);
-#   - the nightly toolchain and cargo-fuzz, for `make fuzz-smoke`.
+#   - that nightly and cargo-fuzz, for `make fuzz-smoke`.
 # It installs only what is missing: with everything there it changes nothing
 # and needs no root. Debian's cloud kernel for the boots is not installed but
 # fetched into .cache/qemu by `make kernel`.
@@ -39,10 +40,10 @@ install_apt() {
 }
 
 install_nightly() {
-    command -v rustup >/dev/null || die "the nightly toolchain needs rustup"
-    if ! rustup toolchain list | grep -q '^nightly'; then
-        say "rustup toolchain install nightly"
-        rustup toolchain install nightly --profile minimal --component rust-src,clippy
+    command -v rustup >/dev/null || die "the $RUST_NIGHTLY toolchain needs rustup"
+    if ! rustup toolchain list | grep -q "^$RUST_NIGHTLY-"; then
+        say "rustup toolchain install $RUST_NIGHTLY"
+        rustup toolchain install "$RUST_NIGHTLY" --profile minimal --component rust-src,clippy
     fi
 }
 
@@ -52,14 +53,14 @@ install_rust_target() { # TARGET
     target_info "$1" || die "unknown target $1 (not one of: $MATRIX_TARGETS)"
     if [ -n "$TARGET_BUILD_STD" ]; then
         install_nightly
-        sysroot=$(rustc +nightly --print sysroot)
+        sysroot=$(rustc "+$RUST_NIGHTLY" --print sysroot)
         for component in rust-src clippy; do
             case $component in
                 rust-src) [ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ] || continue ;;
-                clippy) ! cargo +nightly clippy --version >/dev/null 2>&1 || continue ;;
+                clippy) ! cargo "+$RUST_NIGHTLY" clippy --version >/dev/null 2>&1 || continue ;;
             esac
-            say "rustup component add $component --toolchain nightly"
-            rustup component add "$component" --toolchain nightly
+            say "rustup component add $component --toolchain $RUST_NIGHTLY"
+            rustup component add "$component" --toolchain "$RUST_NIGHTLY"
         done
         "$HERE/fetch-cross-musl.sh" "$1"
         return 0
@@ -71,8 +72,8 @@ install_rust_target() { # TARGET
 }
 
 install_fuzz() {
-    ! RUSTUP_AUTO_INSTALL=0 cargo +nightly fuzz --version >/dev/null 2>&1 || return 0
-    command -v rustup >/dev/null || die "cargo fuzz runs on the nightly toolchain: install rustup"
+    ! RUSTUP_AUTO_INSTALL=0 cargo "+$RUST_NIGHTLY" fuzz --version >/dev/null 2>&1 || return 0
+    command -v rustup >/dev/null || die "cargo fuzz runs on the $RUST_NIGHTLY toolchain: install rustup"
     install_nightly
     if ! cargo fuzz --version >/dev/null 2>&1; then
         say "cargo install cargo-fuzz"

@@ -4,10 +4,16 @@
 # BUILD_STD_TARGETS). Sourced; sets, for $1:
 #   TARGET_GCC        the linker (.cargo/config.toml), a program on PATH
 #   TARGET_BINUTILS   the prefix of its objcopy and nm
-#   TARGET_BUILD_STD  1 when `core` is built from source (nightly + rust-src)
+#   TARGET_BUILD_STD  1 when `core` is built from source ($RUST_NIGHTLY + rust-src)
 #   TARGET_QEMU       the qemu-user emulator that runs its binaries here, or ""
 #   TARGET_PACKAGES   the Debian packages that bring the above
 # and returns 1 for a target it does not know.
+# The nightly toolchain, pinned to a date known to build, lint and fuzz this
+# tree (nightly changes every day, -Zbuild-std and clippy with it): the
+# armv7/riscv64 builds (-Zbuild-std=core, rust-src) and cargo-fuzz use it; the
+# Makefile reads it from here. Moving it: install the new one with `make deps`,
+# then `make lint matrix fuzz-smoke`.
+RUST_NIGHTLY=nightly-2026-05-20
 MATRIX_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf riscv64gc-unknown-linux-musl"
 target_info() {
     TARGET_BUILD_STD="" TARGET_QEMU=""

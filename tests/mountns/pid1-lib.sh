@@ -43,6 +43,10 @@
 #              old root parked on R/tmp, then detached: nothing is written to
 #              the image) and exec the init= path, as the kernel does with no
 #              initramfs.
+# With PID1_WRAPPER (an emulator, qemu-user, for a binary of another CPU) it
+# is PID 1 instead, with the binary's path as its first argument: copied to
+# /.impl-wrapper of the initramfs, and of every image (for init=; it is never
+# written to during a boot, so "image unchanged" still holds).
 # Everything the namespace prints goes to $dir/out and $dir/err; the test init
 # (see pid1_write_test_init) prints "CHECK name=value" lines and every line of
 # its /proc/self/mountinfo as "MOUNT <line>", then exits, which ends the
@@ -55,6 +59,7 @@ PID1_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=assert.sh
 source "$PID1_DIR/assert.sh"
 PID1_BUSYBOX=${PID1_BUSYBOX:-/usr/bin/busybox}
+PID1_WRAPPER=${PID1_WRAPPER:-}
 # shellcheck disable=SC2034 # used by pid1.sh
 PID1_PYTHON=/usr/bin/python3
 # Identifiers of the GPT image's root partition.
@@ -146,6 +151,7 @@ pid1_build_images() {
   cp -a "$MOUNTNS_CACHE/sysroot" "$tree"
   for d in "$tree/$DEPLOY_1" "$tree/$DEPLOY_2"; do pid1_add_to_deployment "$d" "$bin"; done
   echo stateroot-var >"$tree/$STATEROOT_VAR/pid1-var-marker"
+  if [[ -n $PID1_WRAPPER ]]; then install -m 0755 "$PID1_WRAPPER" "$tree/.impl-wrapper"; fi
   mkfs.ext4 -q -L osroot -d "$tree" "$img/base.img" 256M >/dev/null
   printf '[sysroot]\nreadonly=true\n' >"$tree/$DEPLOY_1/usr/lib/ostree/prepare-root.conf"
   mkfs.ext4 -q -L osroot -d "$tree" "$img/conf.img" 256M >/dev/null
@@ -166,6 +172,7 @@ EOF
   if [[ -n ${PID1_COMPOSEFS_SYSROOT:-} ]]; then
     cp -a "$PID1_COMPOSEFS_SYSROOT" "$tree"
     install -m 0755 "$bin" "$tree/$PID1_COMPOSEFS_DEPLOY_1/usr/lib/ostree/ostree-prepare-root"
+    if [[ -n $PID1_WRAPPER ]]; then install -m 0755 "$PID1_WRAPPER" "$tree/.impl-wrapper"; fi
     echo stateroot-var >"$tree/$STATEROOT_VAR/pid1-var-marker"
     mkfs.ext4 -q -L osroot -d "$tree" "$img/composefs.img" 256M >/dev/null
     rm -rf "$tree"
@@ -360,7 +367,7 @@ pid1_boot() {
       PID1_STAGE_SHELL="$shell" PID1_STAGE_CONSOLE="$console" \
       PID1_STAGE_CLOSE_STDERR="$close_stderr" \
       PID1_STAGE_BIN="$PID1_BIN" PID1_STAGE_T1="$T1" \
-      PID1_BUSYBOX="$PID1_BUSYBOX" LIBMOUNT_UTAB="$dir/utab" \
+      PID1_BUSYBOX="$PID1_BUSYBOX" PID1_WRAPPER="$PID1_WRAPPER" LIBMOUNT_UTAB="$dir/utab" \
       timeout --kill-after=5 60 \
       unshare --mount --propagation private --pid --fork --kill-child -- \
       /usr/bin/bash -c 'source "$1" && pid1_stage' pid1-stage "$PID1_DIR/pid1-lib.sh"
@@ -415,6 +422,7 @@ pid1_stage() {
     if [[ -f $dir/conf ]]; then
       install -D -m 0644 "$dir/conf" "$r/etc/ostree/prepare-root.conf"
     fi
+    if [[ -n $PID1_WRAPPER ]]; then install -m 0755 "$PID1_WRAPPER" "$r/.impl-wrapper"; fi
     if ((PID1_STAGE_SHELL)); then
       # An initramfs with a shell for rd.shell: /bin/sh here reports that it
       # ran (as PID 1, with its arguments) and ends.
@@ -468,12 +476,16 @@ pid1_stage() {
   if [[ $PID1_STAGE_MODE == root ]]; then
     init=${PID1_STAGE_INIT:-$PID1_STAGE_T1/usr/lib/ostree/ostree-prepare-root}
   fi
+  if [[ -n $PID1_WRAPPER ]]; then
+    args=("$init" "${args[@]}")
+    init=/.impl-wrapper
+  fi
   cd "$r"
   local close=""
   if ((PID1_STAGE_CLOSE_STDERR)); then close="exec 2>&- &&"; fi
   if ((PID1_STAGE_NOPIVOT)); then
     if ((PID1_STAGE_CLOSE_STDERR)); then exec 2>&-; fi
-    exec env -i "${PID1_KERNEL_ENV[@]}" "$(command -v chroot)" . /init "${args[@]}"
+    exec env -i "${PID1_KERNEL_ENV[@]}" "$(command -v chroot)" . "$init" "${args[@]}"
   fi
   pivot_root . ".$old"
   # Only static busybox works from here: drop the old root, then become the

@@ -3,9 +3,11 @@
 # pid1.sh - ostree-prepare-root as PID 1 (initramfs /init, and init= with no
 # initramfs), each boot in a new PID + mount namespace on a real ext4 image.
 #
-# Usage: pid1.sh [--impl PATH] [--keep DIR] [-v] [FILTER]
+# Usage: pid1.sh [--impl PATH] [--impl-wrapper EMU] [--keep DIR] [-v] [FILTER]
 #   --impl  binary under test (default: <repo>/target/x86_64-unknown-linux-musl/
 #           release/ostree-prepare-root)
+#   --impl-wrapper  boot it under this emulator (qemu-arm-static...: a binary
+#           of another CPU); the emulator is PID 1, the binary its argument
 #   --keep  copy every boot's output (out, err, status, cmdline) to DIR
 #   -v      print the log of passing scenarios too
 #   FILTER  extended regex; only scenarios whose name matches run
@@ -469,7 +471,10 @@ t_initramfs_late_device() {
       echo "device found $(((found - t_attach) / 1000)) ms after losetup started"
       ((found > t_attach)) || fail "device 'found' before it was attached"
       # A uevent wakes the search at once; a 1 s rescan would often be later.
-      ((found - t_attach < 500000)) || fail "device found $(((found - t_attach) / 1000)) ms after it was attached (no uevent wake-up?)"
+      # Not under an emulator (see inner_main).
+      if [[ -z $PID1_WRAPPER ]]; then
+        ((found - t_attach < 500000)) || fail "device found $(((found - t_attach) / 1000)) ms after it was attached (no uevent wake-up?)"
+      fi
     fi
   fi
   show_boot "$d"
@@ -662,7 +667,7 @@ t_initramfs_default_emergency() {
   # RB_AUTOBOOT in a PID namespace: its init is killed by SIGHUP.
   expect_status "signal HUP"
   ms=$(cat "$d/ms")
-  ((ms >= 10000 && ms < 13000)) || fail "ended after $ms ms, expected a reboot after 10 s"
+  ((ms >= 10000 && ms < 13000 + ${PID1_EMULATED_SLACK_MS:-0})) || fail "ended after $ms ms, expected a reboot after 10 s"
   expect_output 'no block devices|block devices seen' "the block devices"
   expect_output 'boot failed while finding the root device' "'boot failed while finding the root device'"
   expect_output 'rebooting in 10 s' "'rebooting in 10 s'"
@@ -956,7 +961,16 @@ inner_main() {
     PID1_COMPOSEFS_DEPLOY_1=$CFS_DEPLOY_1
   fi
   tap_select pid1.sh "$filter" || return 1
-  echo "# impl: $PID1_BIN"
+  echo "# impl: $PID1_BIN${PID1_WRAPPER:+ (under $PID1_WRAPPER)}"
+  if [[ -n $PID1_WRAPPER ]]; then
+    # Measured under qemu-user on a loaded 2-CPU machine (load 8): the root
+    # device found 1.4-1.7 s after it was attached in 2 of 3 boots (the
+    # native binary: 0.15-0.28 s), the reboot 13.1-14.8 s after the start
+    # (native: 10.4 s). Both depend on the machine's load, not on the code.
+    PID1_EMULATED_SLACK_MS=4000
+    echo "# under an emulator: initramfs_late_device does not check that the device is found within 500 ms (the uevent wake-up)"
+    echo "# under an emulator: initramfs_default_emergency allows the reboot until $((13000 + PID1_EMULATED_SLACK_MS)) ms (not 13000)"
+  fi
   pid1_build_images "$PID1_BIN"
   echo "# images built in $((($(date +%s%N) - t0) / 1000000)) ms"
   # shellcheck disable=SC2119 # no after-each command
@@ -978,6 +992,7 @@ main() {
   while (($#)); do
     case $1 in
       --impl) PID1_BIN=$2; shift 2 ;;
+      --impl-wrapper) PID1_WRAPPER=$2; shift 2 ;;
       --keep) keep=$(realpath -m "$2"); shift 2 ;;
       -v) VERBOSE=1; shift ;;
       -h | --help) usage; return 0 ;;
@@ -986,6 +1001,12 @@ main() {
     esac
   done
   PID1_BIN=$(realpath -m "$PID1_BIN")
+  if [[ -n $PID1_WRAPPER ]]; then
+    PID1_WRAPPER=$(command -v "$PID1_WRAPPER") || {
+      echo "pid1.sh: --impl-wrapper: not found" >&2
+      return 2
+    }
+  fi
   if [[ -n ${PID1_SCRATCH:-} ]]; then
     inner_main "$filter" "$keep"
     return
@@ -1008,6 +1029,7 @@ main() {
     "$HERE/composefs-fixture.sh" >/dev/null
   fi
   pass=(--impl "$PID1_BIN")
+  if [[ -n $PID1_WRAPPER ]]; then pass+=(--impl-wrapper "$PID1_WRAPPER"); fi
   tap_common_args pass "$keep" "$filter"
   tap_reexec PID1_SCRATCH pid1ns "$HERE/pid1.sh" "${pass[@]}"
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run.sh - mount-namespace scenarios for ostree-prepare-root.
 #
-# Usage: run.sh [--impl PATH] [--ref PATH] [--keep DIR] [-v] [FILTER]
+# Usage: run.sh [--impl PATH] [--impl-wrapper EMU] [--ref PATH] [--keep DIR] [-v] [FILTER]
 #   --impl  binary under test (default: <repo>/target/x86_64-unknown-linux-musl/
 #           release/ostree-prepare-root)
+#   --impl-wrapper  run it under this emulator (qemu-arm-static...: a binary
+#           of another CPU); every scenario runs (all pass under qemu-user)
 #   --ref   reference binary for comparisons (default: the C tool,
 #           /usr/lib/ostree/ostree-prepare-root)
 #   --keep  copy every run's results (tool output, mount dumps) to DIR
@@ -562,7 +564,7 @@ run_scenario() {
 
 run_all() {
   tap_select run.sh "$1" || return 1
-  echo "# impl: $IMPL"
+  echo "# impl: $IMPL${NS_IMPL_WRAPPER:+ (under $NS_IMPL_WRAPPER)}"
   echo "# ref:  $REF"
   # shellcheck disable=SC2119 # no after-each command
   tap_run
@@ -595,12 +597,14 @@ inner_main() {
 main() {
   local filter="" keep=""
   local -a pass=()
+  local wrapper=""
   IMPL=$MOUNTNS_REPO_ROOT/target/x86_64-unknown-linux-musl/release/ostree-prepare-root
   REF=/usr/lib/ostree/ostree-prepare-root
   VERBOSE=0
   while (($#)); do
     case $1 in
       --impl) IMPL=$2; shift 2 ;;
+      --impl-wrapper) wrapper=$2; shift 2 ;;
       --ref) REF=$2; shift 2 ;;
       --keep) keep=$(realpath -m "$2"); shift 2 ;;
       -v) VERBOSE=1; shift ;;
@@ -610,6 +614,15 @@ main() {
     esac
   done
   IMPL=$(realpath -m "$IMPL") REF=$(realpath -m "$REF")
+  if [[ -n $wrapper ]]; then
+    # Absolute: the tool runs with an empty environment.
+    NS_IMPL_WRAPPER=$(command -v "$wrapper") || {
+      echo "run.sh: --impl-wrapper $wrapper: not found" >&2
+      return 2
+    }
+    # shellcheck disable=SC2034 # read by service-lib.sh
+    NS_WRAPPED_IMPL=$IMPL
+  fi
   if [[ -n ${MOUNTNS_INNER:-} ]]; then
     inner_main "$filter" "$keep"
     return
@@ -620,6 +633,7 @@ main() {
   fi
   "$HERE/fixture.sh" >/dev/null
   pass=(--impl "$IMPL" --ref "$REF")
+  if [[ -n $NS_IMPL_WRAPPER ]]; then pass+=(--impl-wrapper "$NS_IMPL_WRAPPER"); fi
   tap_common_args pass "$keep" "$filter"
   tap_reexec MOUNTNS_INNER mountns "$HERE/run.sh" "${pass[@]}"
 }

@@ -29,6 +29,8 @@
 #   T1, T2          the ostree= values of the two boot entries
 #   everything from fixture.env (OSNAME, DEPLOY_1, DEPLOY_1_NAME, ...)
 #   NS_CMDLINE      the kernel command line of this run
+#   NS_WRAPPER      the emulator the tool runs under, a path inside R, or
+#                   empty (see NS_IMPL_WRAPPER)
 #   LAST_RC         exit status of the last run_tool (LAST_NAME: its tag),
 #                   read by assert.sh's expect_success, expect_output...
 
@@ -42,6 +44,13 @@ source "$MOUNTNS_DIR/assert.sh"
 ASSERT_IGNORE_CASE=1
 # Debian's python3 has the GObject bindings; a python3 earlier in PATH may not.
 NS_PYTHON=/usr/bin/python3
+# A binary of another CPU (the build matrix's aarch64, armv7, riscv64) runs
+# under an emulator, qemu-user: NS_IMPL_WRAPPER is its absolute path, used
+# for the runs of NS_WRAPPED_IMPL only (the reference is the host's). Named
+# on the command line, not left to binfmt_misc, which a container or a fresh
+# machine may not have.
+NS_IMPL_WRAPPER=${NS_IMPL_WRAPPER:-}
+NS_WRAPPED_IMPL=${NS_WRAPPED_IMPL:-}
 
 ##############################################################################
 # Caller side
@@ -67,7 +76,7 @@ NS_PYTHON=/usr/bin/python3
 # the namespace could not be built or any check failed.
 ns_run() {
   local impl="" label="run" cmdline=${NS_DEFAULT_CMDLINE-} argv_cmdline=1
-  local setup="" check="" physroot="" results n=1 loop=${NS_LOOP:-0}
+  local setup="" check="" physroot="" results n=1 loop=${NS_LOOP:-0} wrapper=""
   local -a tool_args=() extra_env=()
   while (($#)); do
     case $1 in
@@ -90,7 +99,8 @@ ns_run() {
   mkdir -p "$results"
   NS_LAST_RESULTS=$results
   local shown
-  shown="== $label: $(basename "$impl") cmdline='$cmdline'"
+  if [[ -n $NS_IMPL_WRAPPER && $impl == "$NS_WRAPPED_IMPL" ]]; then wrapper=$NS_IMPL_WRAPPER; fi
+  shown="== $label: $(basename "$impl")${wrapper:+ (under $(basename "$wrapper"))} cmdline='$cmdline'"
   if ((${#tool_args[@]})); then shown+=" args=(${tool_args[*]})"; fi
   echo "$shown"
   if [[ ! -f $impl ]]; then
@@ -102,7 +112,7 @@ ns_run() {
   printf '%s\n' "$cmdline" >"$results/cmdline"
   mkdir -p "$NS_SCRATCH/newroot"
   # shellcheck disable=SC2016 # $1 is expanded by the child bash
-  env NS_IMPL="$impl" NS_LABEL="$label" NS_CMDLINE="$cmdline" \
+  env NS_IMPL="$impl" NS_WRAPPER="$wrapper" NS_LABEL="$label" NS_CMDLINE="$cmdline" \
     NS_ARGV_CMDLINE="$argv_cmdline" NS_LOOP="$loop" NS_SETUP="$setup" NS_CHECK="$check" \
     NS_PHYSROOT="$physroot" NS_RESULTS="$results" NS_NEWROOT="$NS_SCRATCH/newroot" \
     NS_SOURCES="${NS_SOURCES:-}" MOUNTNS_CACHE="$MOUNTNS_CACHE" "${extra_env[@]}" \
@@ -174,6 +184,11 @@ ns_stage1() {
   # with its own libraries) has them in BIN.bundle, next to it.
   if [[ -d $NS_IMPL.bundle ]]; then
     cp -a "$NS_IMPL.bundle" "$r/usr/lib/ostree/ostree-prepare-root.bundle"
+  fi
+  # The emulator: the host's /usr is R's, anything else is copied in.
+  if [[ -n $NS_WRAPPER && $NS_WRAPPER != /usr/* ]]; then
+    install -m 0755 "$NS_WRAPPER" "$r/harness/impl-wrapper"
+    NS_WRAPPER=/harness/impl-wrapper
   fi
   mountns_dev_nodes "$r/dev"
   if [[ ${NS_LOOP:-0} == 1 ]]; then mountns_loop_nodes "$r/dev"; fi
@@ -279,10 +294,10 @@ run_tool() {
     : >"/results/$tag.out"
     : >"/results/$tag.err"
     (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
-      timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}" <&- >&- 2>&-)
+      timeout --kill-after=5 30 ${NS_WRAPPER:+"$NS_WRAPPER"} /usr/lib/ostree/ostree-prepare-root "${argv[@]}" <&- >&- 2>&-)
   else
     (cd / && exec env -i PATH=/usr/sbin:/usr/bin \
-      timeout --kill-after=5 30 /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
+      timeout --kill-after=5 30 ${NS_WRAPPER:+"$NS_WRAPPER"} /usr/lib/ostree/ostree-prepare-root "${argv[@]}") \
       >"/results/$tag.out" 2>"/results/$tag.err" </dev/null
   fi
   LAST_RC=$?
