@@ -237,6 +237,16 @@ kernel: qemu-harness
 
 qemu-prep: build ktest kernel
 
+# The aarch64 boots (qemu-harness --arch aarch64): the guest binaries
+# (ostree-prepare-root, ostree-unlock, ktest) built for aarch64; the kernels
+# are fetched by the harness itself (arm64 packages, private apt state).
+QEMU_ARCH_TARGET := aarch64-unknown-linux-musl
+.PHONY: qemu-prep-aarch64
+qemu-prep-aarch64: qemu-prep
+	$(MAKE) --no-print-directory build ktest TARGET=$(QEMU_ARCH_TARGET)
+	$(QEMU_HARNESS) kernel --arch aarch64
+	$(QEMU_HARNESS) kernel --arch aarch64 --kernel 6.1-cloud
+
 # ---- QEMU boots: qemu-test (part of `make test`), qemu-matrix ----------------
 # The kernel matrix: Debian's cloud kernels 5.10 (bullseye), 6.1 (the lab's,
 # this machine's suite) and 6.12 (trixie); the other suites' packages are
@@ -245,21 +255,25 @@ QEMU_KERNELS := 5.10 6.1 6.12
 # Kernels qemu-test boots the representative subset on (scenarios 1, 2, 5a, 7a).
 QEMU_SUBSET_KERNELS := 5.10 6.12
 
-# Every scenario on the lab's 6.1, then the subset on the others; every run
-# is made, the target fails if one of them failed.
-qemu-test: qemu-prep
+# Every scenario on the lab's 6.1, then the subset on the others, then the
+# aarch64 scenarios (A1-A4: Debian's generic and cloud arm64 kernels, the
+# hotfix, a failure); every run is made, the target fails if one of them failed.
+qemu-test: qemu-prep qemu-prep-aarch64
 	@rc=0; $(QEMU_HARNESS) test || rc=1; \
 	for k in $(QEMU_SUBSET_KERNELS); do \
 		$(QEMU_HARNESS) test --kernel $$k --subset || rc=1; \
-	done; exit $$rc
+	done; \
+	$(QEMU_HARNESS) test --arch aarch64 || rc=1; exit $$rc
 
 # Every scenario on every kernel (11a only with 6.1; 11b only on kernels that
-# cannot decompress modules). Not part of `make test`: about 3 times qemu-test.
+# cannot decompress modules), then the aarch64 scenarios. Not part of `make
+# test`: about 3 times qemu-test.
 .PHONY: qemu-matrix
-qemu-matrix: qemu-prep
+qemu-matrix: qemu-prep qemu-prep-aarch64
 	@rc=0; for k in $(QEMU_KERNELS); do \
 		$(QEMU_HARNESS) test --kernel $$k || rc=1; \
-	done; exit $$rc
+	done; \
+	$(QEMU_HARNESS) test --arch aarch64 || rc=1; exit $$rc
 # ---- end of the QEMU targets -------------------------------------------------
 
 # The README's main command, for a fresh machine: like `make test`, it

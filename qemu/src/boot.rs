@@ -39,6 +39,25 @@ pub struct Hotplug {
     pub fallback: Duration,
 }
 
+/// How the disk is attached: NVMe where the kernel has the driver built in
+/// (the cloud kernels: no module needed for the root), virtio-blk over PCI
+/// otherwise (Debian's generic arm64 kernel, whose initramfs loads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    Nvme,
+    VirtioBlk,
+}
+
+impl Bus {
+    /// The `-device` of the first disk (drive `d0`).
+    fn device(self) -> &'static str {
+        match self {
+            Bus::Nvme => "nvme,serial=ktest0,drive=d0",
+            Bus::VirtioBlk => "virtio-blk-pci,drive=d0",
+        }
+    }
+}
+
 /// Everything one boot needs.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -54,6 +73,7 @@ pub struct Spec {
     pub echo: Echo,
     pub hotplug: Option<Hotplug>,
     pub accel: String,
+    pub bus: Bus,
 }
 
 /// A kernel prints its first console line well within a second of TCG time;
@@ -195,6 +215,9 @@ pub fn accel(kernel: &Path) -> String {
     if let Ok(a) = std::env::var("KTEST_ACCEL") {
         return a;
     }
+    if !crate::arch::current().kvm {
+        return "tcg".into();
+    }
     let cache = util::work_dir().join("accel");
     if let Ok(a) = fs::read_to_string(&cache) {
         return a.trim().to_string();
@@ -211,6 +234,7 @@ pub fn accel(kernel: &Path) -> String {
             echo: Echo::Nothing,
             hotplug: None,
             accel: "kvm".into(),
+            bus: Bus::Nvme,
         };
         matches!(boot(&spec), Ok(o) if o.kernel_panic && !o.timed_out)
     };
@@ -256,8 +280,10 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
     let n = BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let sock = std::env::temp_dir().join(format!("qemu-harness-{}-{n}.mon", std::process::id()));
     let _ = fs::remove_file(&sock);
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", &spec.accel, "-m", "512", "-smp", "1"])
+    let arch = crate::arch::current();
+    let mut cmd = Command::new(arch.qemu);
+    cmd.args(arch.machine)
+        .args(["-accel", &spec.accel, "-m", "512", "-smp", "1"])
         // No default NIC/VGA (no option ROMs to load), serial on stdout.
         .args([
             "-nodefaults",
@@ -278,7 +304,7 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
     }
     let drive = format!("file={},if=none,id=d0,format=raw", spec.disk.display());
     if spec.hotplug.is_none() && !spec.disk.as_os_str().is_empty() {
-        cmd.args(["-drive", &drive, "-device", "nvme,serial=ktest0,drive=d0"]);
+        cmd.args(["-drive", &drive, "-device", spec.bus.device()]);
     }
     for (i, twin) in spec.twins.iter().enumerate() {
         let n = i + 1;
@@ -295,7 +321,12 @@ pub fn boot(spec: &Spec) -> Result<Outcome> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+        .with_context(|| {
+            format!(
+                "starting {} (apt-get install {})",
+                arch.qemu, arch.qemu_package
+            )
+        })?;
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.stdout.take().context("qemu stdout")?;
     let reader = std::thread::spawn(move || {

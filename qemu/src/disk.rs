@@ -739,3 +739,25 @@ pub fn list_dir(fs_image: &Path, dir: &str) -> Result<Vec<String>> {
     names.sort();
     Ok(names)
 }
+
+/// The boot loader entries on the ext4 image (`/boot/loader/entries/*.conf`,
+/// through the `loader` link), as (file name, `options` line), sorted: what
+/// a boot loader reading them would offer after the guest changed them.
+pub fn entries_in_image(fs_image: &Path) -> Result<Vec<(String, String)>> {
+    let dir = "/boot/loader/entries";
+    let mut out = vec![];
+    for name in list_dir(fs_image, dir)? {
+        if !name.ends_with(".conf") {
+            continue;
+        }
+        let text = debugfs_cat(fs_image, &format!("{dir}/{name}"))?;
+        let options = text
+            .lines()
+            .find_map(|l| l.strip_prefix("options "))
+            .with_context(|| format!("no options line in {dir}/{name} of {}", fs_image.display()))?
+            .trim()
+            .to_string();
+        out.push((name, options));
+    }
+    Ok(out)
+}

@@ -11,7 +11,8 @@
 //! `lib/modules`, plain `.ko`) and trixie's 6.12 (modules under
 //! `usr/lib/modules`, `.ko.xz`), fetched through a private apt state under
 //! `.cache/qemu/apt/<suite>-amd64/`: the machine's apt sources are never
-//! changed.
+//! changed. Another architecture's kernels ([`crate::arch`]) come the same
+//! way, through `.cache/qemu/apt/<suite>-<debian arch>/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,21 +20,28 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::arch;
 use crate::util::{self, output, run};
 
-/// The meta package that always depends on the current cloud kernel.
+/// The meta package that always depends on the lab's cloud kernel.
 pub const META_PACKAGE: &str = "linux-image-cloud-amd64";
 
-/// The kernel a run uses when none is chosen.
-pub const DEFAULT: &str = "6.1";
+/// The kernel a run uses when none is chosen (x86_64's; see
+/// [`arch::Arch::kernels`] for the matrix's and other architectures').
+pub const DEFAULT: &str = arch::X86_64.default_kernel;
 
-/// The kernels of the matrix, by label: the suite whose cloud kernel it is
-/// (`None`: the machine's own apt, the lab's kernel).
-pub const KNOWN: &[(&str, Option<&str>)] = &[
-    ("5.10", Some("bullseye")),
-    ("6.1", None),
-    ("6.12", Some("trixie")),
-];
+/// How the products of a run on the kernel labelled `label` are kept apart
+/// from the lab's (`target/qemu/kernel-<this>/`): `None` for the lab's own
+/// kernel, the label for another x86_64 kernel, `<arch>-<label>` for
+/// another architecture.
+pub fn dir_label(label: &str) -> Option<String> {
+    let a = arch::current();
+    if !a.is_lab() {
+        Some(format!("{}-{label}", a.name))
+    } else {
+        (label != a.default_kernel).then(|| label.to_string())
+    }
+}
 
 /// An unpacked kernel.
 #[derive(Debug, Clone)]
@@ -98,6 +106,23 @@ impl Kernel {
         .any(|l| l == "CONFIG_MODULE_DECOMPRESS=y")
     }
 
+    /// How QEMU attaches the disk for this kernel: NVMe if it has the
+    /// driver built in (`CONFIG_BLK_DEV_NVME=y`, or no config to read),
+    /// virtio-blk otherwise.
+    pub fn disk_bus(&self) -> crate::boot::Bus {
+        let config = fs::read_to_string(
+            self.root
+                .join("boot")
+                .join(format!("config-{}", self.version)),
+        )
+        .unwrap_or_default();
+        if config.is_empty() || config.lines().any(|l| l == "CONFIG_BLK_DEV_NVME=y") {
+            crate::boot::Bus::Nvme
+        } else {
+            crate::boot::Bus::VirtioBlk
+        }
+    }
+
     /// One line for logs and tables: `6.12 (6.12.117+deb13-cloud-amd64,
     /// usr/lib/modules, .ko.xz, kernel decompresses)`.
     pub fn describe(&self) -> String {
@@ -142,22 +167,41 @@ pub fn module_suffix(dep: &str) -> String {
 pub struct Source {
     /// How runs and directories name it (`5.10`, or the package).
     pub label: String,
-    /// Another Debian suite, fetched through a private apt state; `None`:
+    /// Other Debian suites, fetched through a private apt state; empty:
     /// the machine's apt.
-    pub suite: Option<String>,
-    /// The versioned package; `None`: the one [`META_PACKAGE`] depends on.
+    pub suites: Vec<String>,
+    /// The meta package whose dependency is the kernel (when no `package`).
+    pub meta: String,
+    /// The versioned package; `None`: the one `meta` depends on.
     pub package: Option<String>,
 }
 
 impl Source {
-    /// `5.10`, `6.1`, `6.12` ([`KNOWN`]), a package name
-    /// (`linux-image-6.1.0-57-cloud-amd64`, from the machine's apt) or
+    /// A label of this run's architecture's table (x86_64: `5.10`, `6.1`,
+    /// `6.12`; aarch64: `6.1`, `6.1-cloud`), a package name
+    /// (`linux-image-6.1.0-57-cloud-amd64`, from the machine's apt, or for
+    /// another architecture from its default kernel's suites) or
     /// `SUITE:PACKAGE` (`bullseye:linux-image-5.10.0-32-cloud-amd64`).
     pub fn parse(text: &str) -> Result<Source> {
-        if let Some((label, suite)) = KNOWN.iter().find(|(l, _)| *l == text) {
+        Source::parse_for(arch::current(), text)
+    }
+
+    fn parse_for(a: &arch::Arch, text: &str) -> Result<Source> {
+        let suites_of = |k: &arch::KernelKind| -> Vec<String> {
+            k.suites
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let default = a
+            .kernel(a.default_kernel)
+            .context("arch table: no default kernel")?;
+        if let Some(k) = a.kernel(text) {
             return Ok(Source {
-                label: label.to_string(),
-                suite: suite.map(str::to_string),
+                label: k.label.to_string(),
+                suites: suites_of(k),
+                meta: k.meta.to_string(),
                 package: None,
             });
         }
@@ -168,28 +212,33 @@ impl Source {
         if !pkg.starts_with("linux-image-") || pkg.contains('/') || suite.as_deref() == Some("") {
             bail!(
                 "unknown kernel {text:?}: say {}, a linux-image-* package or SUITE:PACKAGE",
-                KNOWN.iter().map(|(l, _)| *l).collect::<Vec<_>>().join(", ")
+                a.kernels
+                    .iter()
+                    .map(|k| k.label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         Ok(Source {
             label: pkg.to_string(),
-            suite,
+            suites: suite.map_or_else(|| suites_of(default), |s| vec![s]),
+            meta: default.meta.to_string(),
             package: Some(pkg.to_string()),
         })
     }
 
-    /// The lab's kernel: the machine's suite, [`DEFAULT`].
+    /// The lab's kernel: x86_64's [`DEFAULT`], from the machine's suite.
     pub fn is_default(&self) -> bool {
-        self.label == DEFAULT
+        self.label == DEFAULT && self.suites.is_empty() && arch::current().is_lab()
     }
 
     /// Where it is unpacked: `.cache/qemu/kernel/` for the lab's (as
-    /// before the matrix), `.cache/qemu/kernel-<label>/` for the others.
+    /// before the matrix), `.cache/qemu/kernel-<label>/` for the others
+    /// (`kernel-<arch>-<label>` for another architecture's).
     fn cache(&self) -> PathBuf {
-        if self.is_default() {
-            util::cache_dir().join("kernel")
-        } else {
-            util::cache_dir().join(format!("kernel-{}", self.label))
+        match dir_label(&self.label).filter(|_| !self.is_default()) {
+            None => util::cache_dir().join("kernel"),
+            Some(l) => util::cache_dir().join(format!("kernel-{l}")),
         }
     }
 }
@@ -204,17 +253,33 @@ impl Apt {
         Apt { args: vec![] }
     }
 
-    /// apt pointed at `.cache/qemu/apt/<suite>-amd64/` (its own sources,
-    /// lists, archives; no preferences, no dpkg status): nothing of the
-    /// machine's apt configuration changes.
-    fn private(suite: &str) -> Result<Apt> {
-        let d = util::cache_dir().join("apt").join(format!("{suite}-amd64"));
+    /// apt pointed at `.cache/qemu/apt/<suite>-<arch>/` (its own sources,
+    /// lists, archives; no preferences, no dpkg status; the first suite
+    /// names it, a `-security` suite comes from the security archive):
+    /// nothing of the machine's apt configuration changes.
+    fn private(suites: &[String], debian_arch: &str) -> Result<Apt> {
+        let first = suites
+            .first()
+            .context("a private apt state without a suite")?;
+        let d = util::cache_dir()
+            .join("apt")
+            .join(format!("{first}-{debian_arch}"));
         for sub in ["lists/partial", "cache/archives/partial", "prefs.d"] {
             fs::create_dir_all(d.join(sub))?;
         }
         let d = fs::canonicalize(&d)?;
         let sources = d.join("sources.list");
-        let line = format!("deb [trusted=yes] {} {suite} main\n", mirror());
+        let line: String = suites
+            .iter()
+            .map(|suite| {
+                let uri = if suite.ends_with("-security") {
+                    security_mirror()
+                } else {
+                    mirror()
+                };
+                format!("deb [trusted=yes] {uri} {suite} main\n")
+            })
+            .collect();
         if fs::read_to_string(&sources).ok().as_deref() != Some(&line) {
             fs::write(&sources, &line)?;
         }
@@ -227,8 +292,8 @@ impl Apt {
             format!("Dir::State::Lists={}", p("lists")),
             format!("Dir::Cache={}", p("cache")),
             "Dir::State::status=/dev/null".into(),
-            "APT::Architecture=amd64".into(),
-            "APT::Architectures=amd64".into(),
+            format!("APT::Architecture={debian_arch}"),
+            format!("APT::Architectures={debian_arch}"),
         ]
         .into_iter()
         .flat_map(|o| ["-o".to_string(), o])
@@ -242,19 +307,17 @@ impl Apt {
         c
     }
 
-    /// The versioned package [`META_PACKAGE`] depends on (its candidate).
-    fn resolve_meta(&self) -> Result<String> {
-        let ask =
-            || output(self.cmd("apt-cache").args(["depends", META_PACKAGE])).unwrap_or_default();
+    /// The versioned package the meta package `meta` depends on (its candidate).
+    fn resolve_meta(&self, meta: &str) -> Result<String> {
+        let ask = || output(self.cmd("apt-cache").args(["depends", meta])).unwrap_or_default();
         let mut text = ask();
         if !text.contains("Depends:") {
             // A fresh machine (or private state) has no package lists yet.
             run(self.cmd("apt-get").args(["update", "-qq"]))?;
             text = ask();
         }
-        depends_on_image(&text).with_context(|| {
-            format!("no linux-image dependency in `apt-cache depends {META_PACKAGE}`")
-        })
+        depends_on_image(&text)
+            .with_context(|| format!("no linux-image dependency in `apt-cache depends {meta}`"))
     }
 
     fn download(&self, pkg: &str, dir: &Path) -> Result<()> {
@@ -288,6 +351,24 @@ fn mirror() -> String {
     let deb822 = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     let one_line = fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
     mirror_from(&deb822, &one_line).unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+/// The security archive: the machine's sources' `debian-security` URI,
+/// `KTEST_DEBIAN_SECURITY_MIRROR` overrides.
+fn security_mirror() -> String {
+    if let Ok(m) = std::env::var("KTEST_DEBIAN_SECURITY_MIRROR") {
+        return m;
+    }
+    let deb822 = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    deb822
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("URIs:"))
+        .flat_map(str::split_whitespace)
+        .find(|u| u.contains("security"))
+        .map_or_else(
+            || "http://deb.debian.org/debian-security".into(),
+            |u| u.trim_end_matches('/').to_string(),
+        )
 }
 
 /// The first main archive URI (not `debian-security`) of apt's sources.
@@ -388,7 +469,7 @@ pub fn ensure() -> Result<Kernel> {
     }
     let pkg = match std::env::var("KTEST_KERNEL_PACKAGE") {
         Ok(p) => p,
-        Err(_) => Apt::machine().resolve_meta()?,
+        Err(_) => Apt::machine().resolve_meta(META_PACKAGE)?,
     };
     unpack(&Apt::machine(), &base, &pkg, DEFAULT)
 }
@@ -399,15 +480,16 @@ pub fn fetch(source: &Source) -> Result<Kernel> {
         return ensure();
     }
     let base = source.cache();
-    let apt = match &source.suite {
-        Some(s) => Apt::private(s)?,
-        None => Apt::machine(),
+    let apt = if source.suites.is_empty() {
+        Apt::machine()
+    } else {
+        Apt::private(&source.suites, arch::current().debian)?
     };
     let pkg = match &source.package {
         Some(p) => p.clone(),
         None => match cached_package(&base) {
             Some(p) => p,
-            None => apt.resolve_meta()?,
+            None => apt.resolve_meta(&source.meta)?,
         },
     };
     unpack(&apt, &base, &pkg, &source.label)
@@ -417,7 +499,8 @@ pub fn fetch(source: &Source) -> Result<Kernel> {
 pub fn select(choice: Option<&str>) -> Result<Kernel> {
     let env = std::env::var("KTEST_KERNEL").ok();
     match choice.or(env.as_deref()).filter(|c| !c.is_empty()) {
-        None => ensure(),
+        None if arch::current().is_lab() => ensure(),
+        None => fetch(&Source::parse(arch::current().default_kernel)?),
         Some(c) => fetch(&Source::parse(c)?),
     }
 }
@@ -650,22 +733,23 @@ mod tests {
     #[test]
     fn sources_by_label_package_or_suite() {
         let s = Source::parse("5.10").unwrap();
-        assert_eq!((s.suite.as_deref(), s.package), (Some("bullseye"), None));
         assert_eq!(
-            Source::parse("6.12").unwrap().suite.as_deref(),
-            Some("trixie")
+            (s.suites.clone(), s.package),
+            (vec!["bullseye".into()], None)
         );
+        assert_eq!(s.meta, META_PACKAGE);
+        assert_eq!(Source::parse("6.12").unwrap().suites, ["trixie"]);
         let d = Source::parse("6.1").unwrap();
-        assert!(d.is_default() && d.suite.is_none());
+        assert!(d.is_default() && d.suites.is_empty());
         let p = Source::parse("bullseye:linux-image-5.10.0-32-cloud-amd64").unwrap();
-        assert_eq!(p.suite.as_deref(), Some("bullseye"));
+        assert_eq!(p.suites, ["bullseye"]);
         assert_eq!(
             p.package.as_deref(),
             Some("linux-image-5.10.0-32-cloud-amd64")
         );
         assert_eq!(p.label, "linux-image-5.10.0-32-cloud-amd64");
         let m = Source::parse("linux-image-6.1.0-57-cloud-amd64").unwrap();
-        assert!(m.suite.is_none() && !m.is_default());
+        assert!(m.suites.is_empty() && !m.is_default());
         for bad in [
             "4.19",
             "",
@@ -676,6 +760,40 @@ mod tests {
         ] {
             assert!(Source::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn disk_bus_from_the_config() {
+        use crate::boot::Bus;
+        for (config, bus) in [
+            ("CONFIG_BLK_DEV_NVME=y\n", Bus::Nvme),
+            (
+                "CONFIG_BLK_DEV_NVME=m\nCONFIG_VIRTIO_BLK=m\n",
+                Bus::VirtioBlk,
+            ),
+            ("", Bus::Nvme),
+        ] {
+            let (root, v) = package("bus", "lib/modules", ".ko", config);
+            add_dep(&root, &v, ".ko");
+            let k = find_unpacked(&root, "x").unwrap();
+            assert_eq!(k.disk_bus(), bus, "{config:?}");
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn another_architectures_kernels() {
+        let a = &arch::AARCH64;
+        let g = Source::parse_for(a, "6.1").unwrap();
+        assert_eq!(g.suites, ["bookworm", "bookworm-security"]);
+        assert_eq!(g.meta, "linux-image-arm64");
+        let c = Source::parse_for(a, "6.1-cloud").unwrap();
+        assert_eq!(c.meta, "linux-image-cloud-arm64");
+        // A bare package name comes from the default kernel's suites.
+        let p = Source::parse_for(a, "linux-image-6.1.0-57-arm64").unwrap();
+        assert_eq!(p.suites, ["bookworm", "bookworm-security"]);
+        let e = Source::parse_for(a, "5.10").unwrap_err().to_string();
+        assert!(e.contains("say 6.1, 6.1-cloud"), "{e}");
     }
 
     #[test]

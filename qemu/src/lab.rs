@@ -57,8 +57,9 @@ impl Mode {
 }
 
 /// Our initramfs for the kernel whose module tree is `modules_dir`: `/init`
-/// and the [`initramfs::MODULES`] with their dependencies, gzip'd. Returns
-/// the files it holds.
+/// and the architecture's root modules ([`crate::arch::Arch::root_modules`],
+/// none on x86_64) then the [`initramfs::MODULES`], with their dependencies
+/// and soft dependencies, gzip'd. Returns the files it holds.
 pub fn build_ours(
     modules_dir: &std::path::Path,
     out: &std::path::Path,
@@ -76,12 +77,22 @@ pub fn build_ours_compressed(
         &initramfs::Spec {
             init: util::prepare_root_bin(),
             modules_dir: modules_dir.to_path_buf(),
-            modules: initramfs::MODULES.iter().map(|s| s.to_string()).collect(),
+            modules: lab_modules(),
             extras: vec![],
             compress,
         },
         out,
     )
+}
+
+/// The modules our initramfs loads on the lab's kernel, in order.
+pub fn lab_modules() -> Vec<String> {
+    crate::arch::current()
+        .root_modules
+        .iter()
+        .chain(initramfs::MODULES)
+        .map(|s| s.to_string())
+        .collect()
 }
 
 impl Lab {
@@ -91,8 +102,8 @@ impl Lab {
     /// `target/qemu/kernel-<label>/`.
     pub fn prepare(echo: Echo, choice: Option<&str>) -> Result<Lab> {
         let kernel = kernel::select(choice)?;
-        if kernel.label != kernel::DEFAULT {
-            util::set_kernel_dir(&kernel.label);
+        if let Some(l) = kernel::dir_label(&kernel.label) {
+            util::set_kernel_dir(&l);
         }
         let accel = boot::accel(&kernel.vmlinuz);
         let dir = util::work_dir().join("initramfs");
@@ -172,7 +183,7 @@ impl Lab {
     /// find labels), the NVMe device without one, plus the entry's `init=`.
     pub fn cmdline(&self, disk: &Disk, mode: Mode, which: &str, extra: &str) -> String {
         let mut a = vec![
-            "console=ttyS0".to_string(),
+            format!("console={}", crate::arch::current().console),
             "panic=-1".to_string(),
             // The failure action of our /init; the reference powers off on failure too.
             "rd.emergency=poweroff".to_string(),
@@ -255,6 +266,7 @@ impl Lab {
             echo: self.echo,
             hotplug,
             accel: self.accel.clone(),
+            bus: kernel.disk_bus(),
         };
         // Two hiccups of QEMU's emulation under TCG say nothing about the
         // code under test: a QEMU that never starts the guest (rare), and an

@@ -8,6 +8,7 @@
 //!   test        run every scenario, print the summary table
 //!   demo        the README's story, on the terminal
 
+mod arch;
 mod boot;
 mod demo;
 mod disk;
@@ -45,6 +46,12 @@ usage: qemu-harness COMMAND [OPTIONS]
   are fetched through a private apt state in .cache/qemu/apt/SUITE-amd64/;
   a kernel other than 6.1 builds and logs under target/qemu/kernel-K/.
   demo                        the README's story: build, boot, hotfix, reboot
+
+  --arch A (or KTEST_ARCH), before or after the command: x86_64 (default) or
+  aarch64 (qemu-system-aarch64 -M virt; K: 6.1, Debian's generic arm64 kernel,
+  default, or 6.1-cloud; guest binaries of aarch64-unknown-linux-musl; packages
+  through .cache/qemu/apt/bookworm-arm64/, products under
+  target/qemu/kernel-aarch64-K/; `test` runs the aarch64 scenarios A1-A4).
 ";
 
 /// Minimal option parsing: `--name value`, `--flag`, repeatable options.
@@ -156,6 +163,18 @@ fn real_main() -> Result<bool> {
         print!("{USAGE}");
         return Ok(false);
     }
+    let o = Opts(args.clone());
+    let choice = o.get("--arch").or_else(|| std::env::var("KTEST_ARCH").ok());
+    if let Some(a) = choice.filter(|a| !a.is_empty()) {
+        arch::set(arch::parse(&a)?);
+        if let Some(i) = args.iter().position(|a| a == "--arch") {
+            args.drain(i..(i + 2).min(args.len()));
+        }
+    }
+    if args.is_empty() {
+        print!("{USAGE}");
+        return Ok(false);
+    }
     let cmd = args.remove(0);
     let o = Opts(args);
     match cmd.as_str() {
@@ -176,8 +195,8 @@ fn real_main() -> Result<bool> {
         "disk" => {
             let name = o.get("--name").unwrap_or_else(|| "plain".into());
             let k = kernel::select(o.get("--kernel").as_deref())?;
-            if k.label != kernel::DEFAULT {
-                util::set_kernel_dir(&k.label);
+            if let Some(l) = kernel::dir_label(&k.label) {
+                util::set_kernel_dir(&l);
             }
             let d = disk::ensure(&name, o.flag("--gpt"), &k)?;
             println!("image={}", d.image.display());

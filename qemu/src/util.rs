@@ -46,9 +46,19 @@ pub fn logs_rel() -> String {
         .map_or_else(|_| "target/qemu/logs".into(), |p| p.display().to_string())
 }
 
+/// A guest binary of this run's architecture, as `make build` (`make
+/// ktest`) with that architecture's `TARGET=` leaves it.
+fn guest_bin(name: &str) -> PathBuf {
+    repo_root()
+        .join("target")
+        .join(crate::arch::current().rust_target)
+        .join("release")
+        .join(name)
+}
+
 /// Our `ostree-prepare-root`, as `make build` leaves it.
 pub fn prepare_root_bin() -> PathBuf {
-    repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-prepare-root")
+    guest_bin("ostree-prepare-root")
 }
 
 /// The initramfs builder, as `make mkinitramfs` (part of `make qemu-prep`) leaves it.
@@ -58,12 +68,12 @@ pub fn mkinitramfs_bin() -> PathBuf {
 
 /// `ostree-unlock`, as `make build` leaves it (installed into the test disks).
 pub fn unlock_bin() -> PathBuf {
-    repo_root().join("target/x86_64-unknown-linux-musl/release/ostree-unlock")
+    guest_bin("ostree-unlock")
 }
 
 /// The guest agent, as `make ktest` leaves it.
 pub fn ktest_bin() -> PathBuf {
-    repo_root().join("target/x86_64-unknown-linux-musl/release/ktest")
+    guest_bin("ktest")
 }
 
 fn describe(cmd: &Command) -> String {

@@ -2,8 +2,10 @@
 //! of a test disk, and the summary table.
 //!
 //! `run` holds what every scenario uses; `base`, `distro`, `xz` and
-//! `way_back` the scenarios themselves, by the images they boot.
+//! `way_back` the scenarios themselves, by the images they boot; `arm64`
+//! those of `--arch aarch64`.
 
+mod arm64;
 mod base;
 mod distro;
 mod run;
@@ -14,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::arch;
 use crate::boot::Echo;
 use crate::disk;
 use crate::kernel::{self, Kernel};
@@ -29,6 +32,15 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
     v.extend(xz::scenarios());
     v.extend(way_back::scenarios());
     v
+}
+
+/// The scenarios of this run's architecture: [`all`] on x86_64, the lab's;
+/// the aarch64 ones (few enough to be their own subset) on aarch64.
+pub fn for_arch() -> Vec<(&'static str, ScenarioFn)> {
+    match arch::current().name {
+        n if n == arch::AARCH64.name => arm64::scenarios(),
+        _ => all(),
+    }
 }
 
 /// The representative subset `make qemu-test` boots on the kernels other
@@ -68,7 +80,8 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::Containing(t) => t.iter().any(|t| name.contains(t.as_str())),
-            Filter::Subset => SUBSET.contains(&name),
+            // Another architecture's scenarios are all in its subset.
+            Filter::Subset => SUBSET.contains(&name) || !arch::current().is_lab(),
         }
     }
 }
@@ -148,12 +161,12 @@ pub fn run_all(filter: &Filter, choice: Option<&str>, verbose: bool) -> Result<b
     println!(
         "qemu-harness: kernel {kname} ({}), {} scenarios, logs in {}/",
         lab.accel,
-        all().len(),
+        for_arch().len(),
         util::logs_rel()
     );
     let mut reports = vec![];
     let mut skipped = vec![];
-    for (name, f) in all() {
+    for (name, f) in for_arch() {
         if !filter.takes(name) {
             continue;
         }
@@ -176,7 +189,8 @@ pub fn run_all(filter: &Filter, choice: Option<&str>, verbose: bool) -> Result<b
         );
         reports.push(run.r);
     }
-    let compare = if matches!(filter, Filter::All) {
+    // The reference image is the host's busybox and C tool: x86_64 only.
+    let compare = if matches!(filter, Filter::All) && arch::current().is_lab() {
         let rounds = std::env::var("KTEST_COMPARE_BOOTS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -148,6 +148,31 @@ impl<'a> Run<'a> {
         Ok(o)
     }
 
+    /// Boot `kernel` (the lab's or another) with `initrd` (or none) and
+    /// exactly the command line `append`, and require every ktest check to pass.
+    pub fn expect_ok_kernel(
+        &mut self,
+        kernel: &Kernel,
+        disk: &Disk,
+        initrd: Option<std::path::PathBuf>,
+        append: &str,
+        step: &str,
+    ) -> Result<Outcome> {
+        let log = self.log_name(step);
+        let logs = crate::util::logs_rel();
+        let o = self
+            .lab
+            .boot_kernel(kernel, disk, initrd, append, &log, None)?;
+        self.record(step, &o);
+        for p in o.problems() {
+            self.note(format!(
+                "boot {} ({step}): {p} [{logs}/{log}.log]",
+                self.r.boots
+            ));
+        }
+        Ok(o)
+    }
+
     /// Boot with `initrd` (an image a distro tool built) and the command line
     /// of our initramfs mode, and require every ktest check to pass except
     /// those named in `expect_not_ok`, which must be reported and `not ok`

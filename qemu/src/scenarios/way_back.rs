@@ -31,14 +31,43 @@ struct Entry {
 }
 
 impl Entry {
-    /// The "(pristine)" entry of ostree-unlock: the deployment without its hotfix.
     fn pristine(&self) -> bool {
-        self.file.starts_with("pristine-")
-            || self
-                .options
-                .split_whitespace()
-                .any(|a| a == "ostree.prepare-root.hotfix=0")
+        is_pristine(&self.file, &self.options)
     }
+}
+
+/// Whether the boot entry in file `file` with options `options` is the
+/// "(pristine)" entry of ostree-unlock: the deployment without its hotfix.
+pub(super) fn is_pristine(file: &str, options: &str) -> bool {
+    file.starts_with("pristine-")
+        || options
+            .split_whitespace()
+            .any(|a| a == "ostree.prepare-root.hotfix=0")
+}
+
+/// The command line a boot loader makes of an entry's `options`, with
+/// ktest's checks: `/` is deployment `which` (its directory `deploy`, when
+/// known), with the hotfix (`/usr` writable, `file` there) or pristine
+/// (`file` absent).
+pub(super) fn entry_cmdline(
+    options: &str,
+    step: &str,
+    which: &str,
+    deploy: Option<&str>,
+    with_hotfix: bool,
+    file: &str,
+) -> String {
+    let usr = if with_hotfix {
+        format!("ktest.usr=rw ktest.exists={file}")
+    } else {
+        format!("ktest.absent={file}")
+    };
+    let root = deploy.map_or_else(String::new, |d| format!(" ktest.root={d}"));
+    format!(
+        "console={} panic=-1 rd.emergency=poweroff {options} ktest.step={step} \
+         ktest.deployment={which}{root} {usr} {OURS}",
+        crate::arch::current().console,
+    )
 }
 
 fn every_entry(r: &mut Run, stage: WayBack) -> Result<()> {
@@ -130,17 +159,16 @@ fn every_entry(r: &mut Run, stage: WayBack) -> Result<()> {
     // Boot each entry as the boot loader would, and check what / is.
     for (i, e) in entries.iter().enumerate() {
         let with_hotfix = e.hotfixed && !e.pristine();
-        let usr = if with_hotfix {
-            format!("ktest.usr=rw ktest.exists={WAY_BACK_FILE}")
-        } else {
-            format!("ktest.absent={WAY_BACK_FILE}")
-        };
-        let append = format!(
-            "console=ttyS0 panic=-1 rd.emergency=poweroff {} ktest.step=entry-{i} \
-             ktest.deployment={} ktest.root={} {usr} {OURS}",
-            e.options, e.which, e.deploy
+        let step = format!("entry-{i}");
+        let append = entry_cmdline(
+            &e.options,
+            &step,
+            &e.which,
+            Some(&e.deploy),
+            with_hotfix,
+            WAY_BACK_FILE,
         );
-        r.expect_ok_append(&d, Mode::Ours, &append, &format!("entry-{i}"), None)?;
+        r.expect_ok_append(&d, Mode::Ours, &append, &step, None)?;
     }
     Ok(())
 }
