@@ -148,25 +148,143 @@ fn offset_size_of(len: usize) -> usize {
     }
 }
 
+/// The elements of a serialised array whose elements have a variable size
+/// (`aay`, `as`, `a{sv}`, ...): each starts at its type's alignment after
+/// the previous one's end; a table of end offsets closes the array. The
+/// table is checked when the array is opened, so iterating cannot fail.
+#[derive(Debug, Clone)]
+pub struct VarArray<'a> {
+    data: &'a [u8],
+    /// Where the offset table begins (the end of the last element).
+    table: usize,
+    /// Size of each framing offset.
+    z: usize,
+    align: usize,
+    /// Next element's index, and where the previous element ended.
+    next: usize,
+    prev_end: usize,
+}
+
+impl<'a> VarArray<'a> {
+    /// Open `data` as an array of elements aligned to `align` (1, 2, 4 or
+    /// 8). `None` if its framing is inconsistent.
+    pub fn new(data: &'a [u8], align: usize) -> Option<Self> {
+        let z = offset_size_of(data.len());
+        let table = if z == 0 {
+            0
+        } else {
+            read_offset(&data[data.len() - z..], z)
+        };
+        if table > data.len() || (data.len() - table) % z.max(1) != 0 {
+            return None;
+        }
+        let a = VarArray {
+            data,
+            table,
+            z,
+            align,
+            next: 0,
+            prev_end: 0,
+        };
+        // Every end within the elements' area, none before its start.
+        let mut prev = 0;
+        for i in 0..a.len() {
+            let end = a.end(i);
+            if end > table || align_up(prev, align) > end {
+                return None;
+            }
+            prev = end;
+        }
+        Some(a)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        (self.data.len() - self.table) / self.z.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn end(&self, i: usize) -> usize {
+        read_offset(&self.data[self.table + i * self.z..], self.z)
+    }
+}
+
+impl<'a> Iterator for VarArray<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.next >= self.len() {
+            return None;
+        }
+        let start = align_up(self.prev_end, self.align);
+        let end = self.end(self.next);
+        self.next += 1;
+        self.prev_end = end;
+        self.data.get(start..end)
+    }
+}
+
+fn align_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// One member of a tuple's type, for [`tuple_members`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member {
+    /// A fixed-size type (`t`: 8 bytes, aligned to 8).
+    Fixed { size: usize, align: usize },
+    /// A variable-size type (`s`, `ay`, `a{sv}`, ...) and its alignment.
+    Variable { align: usize },
+}
+
+/// Split a serialised tuple into its members, given their types. Every
+/// variable-size member but the last has its end offset in the framing
+/// table at the tuple's end (the first member's offset last). `None` if
+/// the framing is inconsistent.
+pub fn tuple_members<'a, const N: usize>(
+    data: &'a [u8],
+    shape: &[Member; N],
+) -> Option<[&'a [u8]; N]> {
+    let z = offset_size_of(data.len());
+    let framed = shape
+        .iter()
+        .take(N.saturating_sub(1))
+        .filter(|m| matches!(m, Member::Variable { .. }))
+        .count();
+    let body_end = data.len().checked_sub(framed * z)?;
+    let mut out = [&data[..0]; N];
+    let mut pos = 0;
+    let mut offsets = 0;
+    for (i, m) in shape.iter().enumerate() {
+        let (start, end) = match *m {
+            Member::Fixed { size, align } => {
+                let start = align_up(pos, align);
+                (start, start + size)
+            }
+            Member::Variable { align } if i + 1 == N => (align_up(pos, align), body_end),
+            Member::Variable { align } => {
+                offsets += 1;
+                let at = data.len() - offsets * z;
+                (align_up(pos, align), read_offset(&data[at..], z))
+            }
+        };
+        if start > end || end > body_end {
+            return None;
+        }
+        out[i] = &data[start..end];
+        pos = end;
+    }
+    Some(out)
+}
+
 /// Look `key` up in a serialised `a{sv}` and return its value's bytes and
 /// type string. Malformed input gives `None`, never a panic.
 pub fn lookup<'a>(dict: &'a [u8], key: &str) -> Option<(&'a [u8], &'a [u8])> {
-    let z = offset_size_of(dict.len());
-    if z == 0 || dict.len() < z {
-        return None;
-    }
-    let table = read_offset(&dict[dict.len() - z..], z);
-    if table > dict.len() || (dict.len() - table) % z != 0 {
-        return None;
-    }
-    let mut start = 0usize;
-    for i in 0..(dict.len() - table) / z {
-        let end = read_offset(&dict[table + i * z..], z);
-        if end > table || start > end {
-            return None;
-        }
-        let entry = &dict[start..end];
-        start = end.div_ceil(8) * 8;
+    // Dict entries have the variant's alignment (8).
+    for entry in VarArray::new(dict, 8)? {
         let ez = offset_size_of(entry.len());
         if entry.len() < ez {
             return None;
@@ -178,12 +296,16 @@ pub fn lookup<'a>(dict: &'a [u8], key: &str) -> Option<(&'a [u8], &'a [u8])> {
         if &entry[..key_end - 1] != key.as_bytes() {
             continue;
         }
-        let value_start = key_end.div_ceil(8) * 8;
-        let variant = entry.get(value_start..entry.len() - ez)?;
+        let variant = entry.get(align_up(key_end, 8)..entry.len() - ez)?;
         let nul = variant.iter().rposition(|&b| b == 0)?;
         return Some((&variant[..nul], &variant[nul + 1..]));
     }
     None
+}
+
+/// The value of `key` if it has the type `ty` (such as `b"ay"`).
+pub fn lookup_typed<'a>(dict: &'a [u8], key: &str, ty: &[u8]) -> Option<&'a [u8]> {
+    lookup(dict, key).and_then(|(v, t)| (t == ty).then_some(v))
 }
 
 /// The `(tt)` value of `key` (such as `backing-root-device-inode`).
@@ -256,6 +378,67 @@ mod tests {
         let got = d.finish().unwrap();
         let want: &[u8] = include_bytes!("../testdata/ostree-booted.gvariant");
         assert_eq!(got, want);
+    }
+
+    fn hex(s: &str) -> std::vec::Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The byte strings below are GLib 2.74's serialisations (python3-gi:
+    /// `GLib.Variant(type, value).get_data_as_bytes()`).
+    #[test]
+    fn arrays_of_byte_strings_as_glib_writes_them() {
+        // aay [b'ab', b'', b'cde']
+        let aay = hex("6162636465020205");
+        let items: std::vec::Vec<&[u8]> = VarArray::new(&aay, 1).unwrap().collect();
+        assert_eq!(items, [&b"ab"[..], b"", b"cde"]);
+        assert_eq!(VarArray::new(&aay, 1).unwrap().len(), 3);
+        assert!(VarArray::new(b"", 1).unwrap().is_empty());
+        // An end offset past the table, or going backwards, is refused.
+        assert!(VarArray::new(&hex("6162636465020605"), 1).is_none());
+        assert!(VarArray::new(&hex("6162636465030205"), 1).is_none());
+        assert!(VarArray::new(&hex("61626364650209"), 1).is_none());
+        for n in 0..aay.len() {
+            let _ = VarArray::new(&aay[..n], 1).map(|a| a.count());
+        }
+    }
+
+    #[test]
+    fn tuples_as_glib_writes_them() {
+        use Member::*;
+        let t = Fixed { size: 8, align: 8 };
+        let v = Variable { align: 1 };
+        // (ayst) (b'xy', 'hi', 7): two framing offsets, a fixed member last.
+        let ayst = hex("787968690000000007000000000000000502");
+        let [ay, s, n] = tuple_members(&ayst, &[v, v, t]).unwrap();
+        assert_eq!((ay, s), (&b"xy"[..], &b"hi\0"[..]));
+        assert_eq!(n, 7u64.to_le_bytes());
+        // (sts) ('a', 258, 'bc'): a variable member last, no offset for it.
+        let sts = hex("6100000000000000020100000000000062630002");
+        let [a, n, bc] = tuple_members(&sts, &[v, t, v]).unwrap();
+        assert_eq!((a, bc), (&b"a\0"[..], &b"bc\0"[..]));
+        assert_eq!(n, 258u64.to_le_bytes());
+        // Cut short, or an offset beyond the data: refused, never a panic.
+        for n in 0..ayst.len() {
+            let _ = tuple_members(&ayst[..n], &[v, v, t]);
+        }
+        assert!(tuple_members(&hex("787968690000000007000000000000000519"), &[v, v, t]).is_none());
+    }
+
+    #[test]
+    fn typed_lookups() {
+        // {'d': <[byte 1, 2, 3]>, 's': <[b'\xff\xff\xff', b'q']>}
+        let d = hex("640000000000000001020300617902007300000000000000ffffff71030400616179020f23");
+        assert_eq!(lookup_typed(&d, "d", b"ay"), Some(&[1u8, 2, 3][..]));
+        assert_eq!(lookup_typed(&d, "d", b"s"), None);
+        assert_eq!(lookup_typed(&d, "x", b"ay"), None);
+        let sigs: std::vec::Vec<&[u8]> = VarArray::new(lookup_typed(&d, "s", b"aay").unwrap(), 1)
+            .unwrap()
+            .collect();
+        assert_eq!(sigs, [&[0xffu8; 3][..], b"q"]);
     }
 
     #[test]

@@ -74,8 +74,14 @@ impl Drop for Mapping {
 
 /// Map a whole regular file read-only.
 pub fn map_file(path: &[u8]) -> SysResult<Mapping> {
-    let fd = open(path, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
-    let st = super::fstat(&fd)?;
+    map_fd(open(path, OFlags::RDONLY | OFlags::NONBLOCK, 0)?)
+}
+
+/// Map the whole of an open regular file read-only (anything else is
+/// `EINVAL`).
+pub fn map_fd(fd: impl AsFd) -> SysResult<Mapping> {
+    let fd = fd.as_fd();
+    let st = super::fstat(fd)?;
     if !st.is_file() {
         return Err(Errno::INVAL);
     }
@@ -93,7 +99,7 @@ pub fn map_file(path: &[u8]) -> SysResult<Mapping> {
             len,
             libc::PROT_READ,
             libc::MAP_PRIVATE,
-            fd.as_fd().raw(),
+            fd.raw(),
             0,
         )
     };

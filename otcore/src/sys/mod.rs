@@ -35,6 +35,7 @@ mod mount;
 mod process;
 mod spawn;
 mod stat;
+mod verity;
 
 pub use beneath::{open_beneath, open_beneath_walk};
 pub use dir::{for_each_dir_entry, for_each_entry, DirEntry, EntryType};
@@ -51,7 +52,7 @@ pub use inode::{
     touch_fd, unlink, unlink_at, InodeFlags, RemoveKind,
 };
 pub use kernel::{
-    finit_module, kernel_release, map_file, poll_readable, recv, uevent_socket, Mapping,
+    finit_module, kernel_release, map_fd, map_file, poll_readable, recv, uevent_socket, Mapping,
     ModuleFlags,
 };
 pub use mount::{
@@ -66,6 +67,10 @@ pub use spawn::{spawn_wait, ExitStatus, SPAWN_MAX_ARGS, SPAWN_MAX_ARG_BYTES};
 pub use stat::{
     fs_magic, fstat, is_mount_root_at, is_readonly_fs, lstat, lstat_at, major_minor, stat, FsMagic,
     Stat,
+};
+pub use verity::{
+    measure_verity, VerityDigest, FS_VERITY_HASH_ALG_SHA256, FS_VERITY_HASH_ALG_SHA512,
+    VERITY_MAX_DIGEST,
 };
 
 use core::ffi::c_char;

@@ -79,7 +79,7 @@ pub fn decide(
     }
     let signed = if policy.signed {
         let keypath = keypath(conf_file)?;
-        let digest = signed::expected_digest(sysroot, commit, keypath.as_bytes())?;
+        let digest = signed_digest(sysroot, commit, keypath.as_bytes())?;
         Some(Signed { keypath, digest })
     } else {
         None
@@ -92,6 +92,33 @@ pub fn decide(
         signed,
         transient_ro,
     }))
+}
+
+/// The image digest the deployment's commit `commit` (hex) names, once its
+/// signature by one of the keys in `keypath` is checked.
+fn signed_digest(
+    sysroot: &PathBuf,
+    commit: &[u8],
+    keypath: &[u8],
+) -> Result<[u8; signed::DIGEST_LEN], Error> {
+    let keys = signed::load_keys(keypath).map_err(signed_error)?;
+    let checksum = signed::deployment_checksum(commit).map_err(signed_error)?;
+    let repo = sysroot.join(b"ostree/repo")?;
+    let dir = sys::open(
+        repo.as_bytes(),
+        sys::OFlags::RDONLY | sys::OFlags::DIRECTORY,
+        0,
+    )
+    .map_err(|e| Error::sys("open", repo.as_bytes(), e))?;
+    let v = signed::verify_commit(&dir, &checksum, &keys).map_err(signed_error)?;
+    Ok(v.digest)
+}
+
+/// A refusal of `signed`, as the one line of text it prints.
+pub(crate) fn signed_error(e: impl core::fmt::Display) -> Error {
+    let mut t = otcore::out::Text::new();
+    let _ = core::fmt::Write::write_fmt(&mut t, format_args!("{e}"));
+    Error::Composefs(t)
 }
 
 /// The key file `signed` checks with: `[composefs] keypath` of `conf_file`.

@@ -57,7 +57,10 @@ pub fn mount(req: &Request<'_>) -> Result<(), Error> {
     let image = sys::open(req.image, OFlags::RDONLY, 0)
         .map_err(|e| fail("cannot open the image", req.image, e, ""))?;
     if let Some(want) = req.digest {
-        super::signed::check_image_digest(&image, req.image, want)?;
+        let want: &[u8; super::signed::DIGEST_LEN] = want
+            .try_into()
+            .map_err(|_| fail("bad expected digest for", req.image, Errno::INVAL, ""))?;
+        super::signed::check_image(&image, want).map_err(super::signed_error)?;
     }
     let mut header = [0u8; 32];
     let n = sys::pread(&image, &mut header, 0)
