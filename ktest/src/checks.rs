@@ -496,12 +496,15 @@ fn booted_has(key: &str, want: &str) -> Outcome {
         Ok(e) => e,
         Err(e) => return Outcome::fail(format!("not an a{{sv}}: {e}")),
     };
-    let got = entries.iter().find(|(k, _)| k == key).map(|(_, v)| match v {
-        Value::Bool(b) => b.to_string(),
-        Value::Str(s) => s.clone(),
-        Value::U64Pair(a, b) => format!("({a}, {b})"),
-        Value::Other(t) => format!("<{t}>"),
-    });
+    let got = entries
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| match v {
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::U64Pair(a, b) => format!("({a}, {b})"),
+            Value::Other(t) => format!("<{t}>"),
+        });
     match got {
         Some(g) => Outcome::check(g == want, format!("got {g:?} want {want:?}")),
         None => Outcome::fail(format!("no key {key}")),

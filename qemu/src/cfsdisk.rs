@@ -74,7 +74,11 @@ pub fn ensure(kernel: &Kernel) -> Result<CfsDisk> {
     let prep = fs::read(util::prepare_root_bin())
         .context("ostree-prepare-root missing: run `make build`")?;
     let unlock = fs::read(util::unlock_bin()).context("ostree-unlock missing: run `make build`")?;
-    let stamp = fs::read(util::repo_root().join(".cache/composefs-ref/stamp")).context(
+    let cache = std::env::var_os("COMPOSEFS_REF_CACHE").map_or_else(
+        || util::repo_root().join(".cache/composefs-ref"),
+        PathBuf::from,
+    );
+    let stamp = fs::read(cache.join("stamp")).context(
         "no composefs reference chroot (ostree 2026.4): run scripts/fetch-composefs-ref.sh",
     )?;
     let fp = disk::fingerprint(&[
@@ -121,11 +125,13 @@ pub fn ensure(kernel: &Kernel) -> Result<CfsDisk> {
     }
     let script = build.join("composefs-sysroot.sh");
     fs::write(&script, SYSROOT_SCRIPT)?;
-    run(Command::new(util::repo_root().join("scripts/composefs-ref-run.sh"))
-        .arg("--bind")
-        .arg(&build)
-        .arg("/b")
-        .args(["/usr/bin/bash", "/b/composefs-sysroot.sh", OSNAME, FS_LABEL]))
+    run(
+        Command::new(util::repo_root().join("scripts/composefs-ref-run.sh"))
+            .arg("--bind")
+            .arg(&build)
+            .arg("/b")
+            .args(["/usr/bin/bash", "/b/composefs-sysroot.sh", OSNAME, FS_LABEL]),
+    )
     .context("building the composefs sysroot with ostree 2026.4")?;
     let s = build.join("sysroot");
     let mut meta = disk::parse_env(&fs::read_to_string(build.join("commits.env"))?);
@@ -197,12 +203,15 @@ fn make_key(keys: &Path, n: u32) -> Result<()> {
     if der.len() < 32 {
         bail!("openssl pkey -pubout: {} bytes", der.len());
     }
-    let b64 = output(
-        Command::new("base64")
-            .arg("-w0")
-            .arg(write_tmp(keys, "raw", &der[der.len() - 32..])?),
+    let b64 = output(Command::new("base64").arg("-w0").arg(write_tmp(
+        keys,
+        "raw",
+        &der[der.len() - 32..],
+    )?))?;
+    fs::write(
+        keys.join(format!("key{n}.pub")),
+        format!("{}\n", b64.trim()),
     )?;
-    fs::write(keys.join(format!("key{n}.pub")), format!("{}\n", b64.trim()))?;
     Ok(())
 }
 
@@ -284,7 +293,10 @@ impl VeritySetup {
     /// Keep `booted` (the setup boot's disk, journal replayed) as the disk.
     pub fn keep(&self, booted: &Path, base: &CfsDisk) -> Result<()> {
         disk::replay_journal(booted)?;
-        fs::copy(booted, &self.image)?;
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(booted)
+            .arg(&self.image))?;
         fs::write(&self.stamp, &base.fingerprint)?;
         Ok(())
     }
@@ -329,7 +341,12 @@ pub fn overwrite(image: &Path, offset: u64, data: &[u8]) -> Result<()> {
 /// `prepare-root.conf` with `conf` (ostree-mkinitramfs adds erofs, overlay,
 /// loop for it), and `key` as the default key file when given. Returns the
 /// image and its `--list`.
-pub fn initramfs(kernel: &Kernel, name: &str, conf: &str, key: Option<&Path>) -> Result<(PathBuf, String)> {
+pub fn initramfs(
+    kernel: &Kernel,
+    name: &str,
+    conf: &str,
+    key: Option<&Path>,
+) -> Result<(PathBuf, String)> {
     let dir = util::work_dir().join("initramfs");
     fs::create_dir_all(&dir)?;
     let conf_file = dir.join(format!("{name}.prepare-root.conf"));

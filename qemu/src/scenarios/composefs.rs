@@ -72,7 +72,13 @@ pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
             let initrd = signed_initramfs(r, &base, 2)?;
             let d = r.disk(&d)?;
             let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
-            r.expect_failure(&d, Some(initrd), &append, "wrong-key", &["signed composefs", "matches"])?;
+            r.expect_failure(
+                &d,
+                Some(initrd),
+                &append,
+                "wrong-key",
+                &["signed composefs", "matches"],
+            )?;
             Ok(())
         }),
         ("13e failure: composefs signed, no .commitmeta", |r| {
@@ -92,28 +98,37 @@ pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
             r.expect_failure(&d, Some(initrd), &append, "no-commitmeta", &[".commitmeta"])?;
             Ok(())
         }),
-        ("13f failure: composefs signed, image digest mismatch", |r| {
-            // B's image replaced by A's (a hard link, so it keeps its
-            // fs-verity): B's signed commit names another digest.
-            let (base, d) = verity_disk(r)?;
-            let initrd = signed_initramfs(r, &base, 1)?;
-            let d = r.disk(&d)?;
-            let (a, b) = (
-                format!("/{}/.ostree.cfs", d.deploy_dir("A")),
-                format!("/{}/.ostree.cfs", d.deploy_dir("B")),
-            );
-            debugfs_w(
-                &d,
-                &[
-                    format!("rm {b}"),
-                    format!("ln {a} {b}"),
-                    format!("sif {a} links_count 2"),
-                ],
-            )?;
-            let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
-            r.expect_failure(&d, Some(initrd), &append, "digest-mismatch", &["fs-verity digest"])?;
-            Ok(())
-        }),
+        (
+            "13f failure: composefs signed, image digest mismatch",
+            |r| {
+                // B's image replaced by A's (a hard link, so it keeps its
+                // fs-verity): B's signed commit names another digest.
+                let (base, d) = verity_disk(r)?;
+                let initrd = signed_initramfs(r, &base, 1)?;
+                let d = r.disk(&d)?;
+                let (a, b) = (
+                    format!("/{}/.ostree.cfs", d.deploy_dir("A")),
+                    format!("/{}/.ostree.cfs", d.deploy_dir("B")),
+                );
+                debugfs_w(
+                    &d,
+                    &[
+                        format!("rm {b}"),
+                        format!("ln {a} {b}"),
+                        format!("sif {a} links_count 2"),
+                    ],
+                )?;
+                let append = r.lab.cmdline(&d, Mode::Ours, "B", "");
+                r.expect_failure(
+                    &d,
+                    Some(initrd),
+                    &append,
+                    "digest-mismatch",
+                    &["fs-verity digest"],
+                )?;
+                Ok(())
+            },
+        ),
     ]
 }
 
@@ -129,10 +144,7 @@ fn verity_disk(r: &mut Run) -> Result<(CfsDisk, Disk)> {
         // objects (hard links of its files) and on both images.
         let d = r.disk(&base.disk)?;
         let before = r.r.problems.len();
-        let extra = format!(
-            "{OURS} ktest.sysroot=rw {}",
-            VeritySetup::ktest_args(&base)
-        );
+        let extra = format!("{OURS} ktest.sysroot=rw {}", VeritySetup::ktest_args(&base));
         r.expect_ok(&d, Mode::Ours, "B", &extra, "verity-setup")?;
         if r.r.problems.len() > before {
             bail!("the fs-verity setup boot failed");
