@@ -455,8 +455,7 @@ fn run(cmdline: &str) -> Outcome {
 fn root_mount() -> Result<String, String> {
     let t = fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
     t.lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
         .map(str::to_string)
         .ok_or_else(|| "no mount at /".to_string())
 }
