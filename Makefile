@@ -106,7 +106,7 @@ PREPARE_ROOT_MAX_BYTES = $(PREPARE_ROOT_MAX_$(TARGET))
 SERVICE_ONLY_MAX_BYTES = $(SERVICE_ONLY_MAX_$(TARGET))
 UNLOCK_MAX_BYTES = $(UNLOCK_MAX_$(TARGET))
 # The fuzz targets of fuzz/, and the seconds each runs in `make test`.
-FUZZ_TARGETS := cmdline config json probe gvariant bootparams modules_dep unlock_files resolve
+FUZZ_TARGETS := cmdline config json probe gvariant bootparams modules_dep unlock_files resolve signed
 FUZZ_SECONDS ?= 15
 
 CHECK_DEPS = TARGET=$(TARGET) scripts/check-deps.sh

@@ -18,7 +18,7 @@
 use core::fmt;
 
 use otcore::gvariant::{self, Member, VarArray};
-use otcore::path::PathBuf;
+use otcore::path::Lossy;
 use otcore::sys::{self, AsFd, Errno, OFlags};
 
 /// Where the public keys are, unless `[composefs] keypath` says otherwise.
@@ -45,21 +45,29 @@ pub type Keys = heapless::Vec<Key, MAX_KEYS>;
 /// A commit checksum: SHA-256, 64 lowercase hex digits.
 pub type Checksum = [u8; 64];
 
+/// Why the public key file is of no use: its path, and what is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyError<'a> {
+    pub path: &'a [u8],
+    pub problem: KeyFileError,
+}
+
+/// What is wrong with a key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileError {
+    /// It cannot be read.
+    Read(Errno),
+    /// A line (1-based) is bad.
+    Line { line: u32, what: KeyLineError },
+    /// More than [`MAX_KEYS`] keys.
+    TooMany,
+    /// No key.
+    NoKeys,
+}
+
 /// Why signed composefs cannot go ahead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedError {
-    /// The key file cannot be read.
-    KeyFile { path: PathBuf, errno: Errno },
-    /// The key file is bad: `line` (1-based) and what is wrong with it.
-    KeyLine {
-        path: PathBuf,
-        line: u32,
-        what: KeyLineError,
-    },
-    /// The key file has more than [`MAX_KEYS`] keys.
-    TooManyKeys { path: PathBuf },
-    /// The key file has no key.
-    NoKeys { path: PathBuf },
     /// The deployment's name does not start with a commit checksum.
     BadChecksum,
     /// A repository object cannot be opened or read.
@@ -176,12 +184,14 @@ fn checksum_str(c: &Checksum) -> &str {
     core::str::from_utf8(c).unwrap_or("?")
 }
 
-impl fmt::Display for SignedError {
+impl fmt::Display for KeyError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use SignedError::*;
-        match self {
-            KeyFile { path, errno } => write!(f, "reading the public key file {path}: {errno}"),
-            KeyLine { path, line, what } => match what {
+        let path = Lossy(self.path);
+        match self.problem {
+            KeyFileError::Read(errno) => {
+                write!(f, "reading the public key file {path}: {errno}")
+            }
+            KeyFileError::Line { line, what } => match what {
                 KeyLineError::NotBase64 => write!(
                     f,
                     "public key file {path}: line {line} is not base64 (one key per line)"
@@ -191,10 +201,18 @@ impl fmt::Display for SignedError {
                     "public key file {path}: line {line} decodes to {n} bytes; an Ed25519 public key is {KEY_LEN}"
                 ),
             },
-            TooManyKeys { path } => {
+            KeyFileError::TooMany => {
                 write!(f, "public key file {path}: more than {MAX_KEYS} keys")
             }
-            NoKeys { path } => write!(f, "public key file {path}: no public keys found"),
+            KeyFileError::NoKeys => write!(f, "public key file {path}: no public keys found"),
+        }
+    }
+}
+
+impl fmt::Display for SignedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SignedError::*;
+        match self {
             BadChecksum => f.write_str(
                 "signed composefs: the deployment's name does not start with a commit checksum (64 hex digits)",
             ),
@@ -308,14 +326,6 @@ pub fn decode_base64(text: &[u8], out: &mut [u8]) -> Option<usize> {
 
 // ---- key file --------------------------------------------------------------
 
-/// What is wrong with a key file; [`load_keys`] adds its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFileError {
-    Line { line: u32, what: KeyLineError },
-    TooMany,
-    NoKeys,
-}
-
 /// Parse a key file: one base64 Ed25519 public key (32 bytes) per line, as
 /// ostree's `ostree-prepare-root` reads it. Lines of only whitespace are
 /// skipped. Stricter than upstream (whose GLib decoder skips any stray
@@ -346,22 +356,12 @@ pub fn parse_keys(text: &[u8]) -> Result<Keys, KeyFileError> {
 }
 
 /// Read and parse the key file at `path`.
-pub fn load_keys(path: &[u8]) -> Result<Keys, SignedError> {
-    let p = PathBuf::from_lossy(path);
+pub fn load_keys(path: &[u8]) -> Result<Keys, KeyError<'_>> {
     let mut buf = [0u8; KEYFILE_MAX];
-    let n = sys::read_file(path, &mut buf).map_err(|errno| SignedError::KeyFile {
-        path: p.clone(),
-        errno,
-    })?;
-    parse_keys(&buf[..n]).map_err(|e| match e {
-        KeyFileError::Line { line, what } => SignedError::KeyLine {
-            path: p,
-            line,
-            what,
-        },
-        KeyFileError::TooMany => SignedError::TooManyKeys { path: p },
-        KeyFileError::NoKeys => SignedError::NoKeys { path: p },
-    })
+    sys::read_file(path, &mut buf)
+        .map_err(KeyFileError::Read)
+        .and_then(|n| parse_keys(&buf[..n]))
+        .map_err(|problem| KeyError { path, problem })
 }
 
 // ---- commit and detached metadata -----------------------------------------
@@ -622,6 +622,7 @@ mod tests {
     const BASE_META: &[u8] = include_bytes!("../../tests/fixtures/signed/base.commitmeta");
     const DERIVED: &[u8] = include_bytes!("../../tests/fixtures/signed/derived.commit");
     const NODIGEST: &[u8] = include_bytes!("../../tests/fixtures/signed/nodigest.commit");
+    const CHILD: &[u8] = include_bytes!("../../tests/fixtures/signed/child.commit");
     const NODIGEST_META: &[u8] = include_bytes!("../../tests/fixtures/signed/nodigest.commitmeta");
     const KEY1: &[u8] = include_bytes!("../../tests/fixtures/signed/key1.pub");
     const KEY2: &[u8] = include_bytes!("../../tests/fixtures/signed/key2.pub");
@@ -735,6 +736,11 @@ mod tests {
         let digest = derived.composefs_digest().unwrap().unwrap();
         assert_eq!(digest.to_vec(), unhex(expected("digest-derived")));
         assert_eq!(derived.bootc_base(), Some(checksum("base")));
+
+        // A parent, but no image config: not bootc's.
+        let child = Commit::parse(CHILD).unwrap();
+        assert_eq!(child.parent, unhex(expected("base")));
+        assert_eq!(child.bootc_base(), None);
 
         let nodigest = Commit::parse(NODIGEST).unwrap();
         assert_eq!(nodigest.composefs_digest(), Ok(None));
@@ -947,6 +953,23 @@ mod tests {
                 })
             );
         }
+        // A child commit without detached metadata: its signed parent is
+        // no fallback, as it is not bootc's.
+        let r = Repo::new(
+            "child",
+            &[
+                ("base", "commit", BASE),
+                ("base", "commitmeta", BASE_META),
+                ("child", "commit", CHILD),
+            ],
+        );
+        assert_eq!(
+            r.verify("child", &[KEY1]),
+            Err(SignedError::NoCommitmeta {
+                commit: checksum("child"),
+                base: None
+            })
+        );
         // A plain commit without detached metadata.
         let r = Repo::new("nometa", &[("base", "commit", BASE)]);
         let e = r.verify("base", &[KEY1]).unwrap_err();
@@ -1053,16 +1076,18 @@ mod tests {
                 "ab".repeat(32)
             )
         );
-        let e = SignedError::KeyLine {
-            path: PathBuf::from(DEFAULT_KEYPATH).unwrap(),
-            line: 3,
-            what: KeyLineError::Length(31),
+        let e = KeyError {
+            path: DEFAULT_KEYPATH,
+            problem: KeyFileError::Line {
+                line: 3,
+                what: KeyLineError::Length(31),
+            },
         };
         assert_eq!(
             e.to_string(),
             "public key file /etc/ostree/initramfs-root-binding.key: line 3 decodes to 31 bytes; an Ed25519 public key is 32"
         );
-        assert!(core::mem::size_of::<SignedError>() <= 320);
+        assert!(core::mem::size_of::<SignedError>() <= 160);
     }
 
     #[test]
@@ -1070,13 +1095,10 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let p = std::env::temp_dir().join(std::format!("switchroot-keys-{}", std::process::id()));
         let path = p.as_os_str().as_bytes();
-        assert!(matches!(
-            load_keys(path),
-            Err(SignedError::KeyFile {
-                errno: Errno::NOENT,
-                ..
-            })
-        ));
+        assert_eq!(
+            load_keys(path).unwrap_err().problem,
+            KeyFileError::Read(Errno::NOENT)
+        );
         std::fs::write(&p, [KEY1, KEY2].concat()).unwrap();
         assert_eq!(load_keys(path).unwrap().len(), 2);
         std::fs::write(&p, b"\n").unwrap();
