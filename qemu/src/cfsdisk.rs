@@ -366,3 +366,45 @@ pub fn initramfs(
     let list = output(&mut cmd).with_context(|| format!("building {}", out.display()))?;
     Ok((out, list))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(version: &str, config: &str) -> Kernel {
+        let root = std::env::temp_dir().join(format!(
+            "qemu-harness-cfs-{version}-{}-{}",
+            config.len(),
+            std::process::id()
+        ));
+        fs::create_dir_all(root.join("boot")).unwrap();
+        fs::write(root.join(format!("boot/config-{version}")), config).unwrap();
+        Kernel {
+            label: version.into(),
+            version: version.into(),
+            vmlinuz: root.join("boot/vmlinuz"),
+            modules: root.join("lib/modules").join(version),
+            root,
+        }
+    }
+
+    #[test]
+    fn composefs_needs_fs_verity_and_overlay_verity() {
+        let verity = "CONFIG_FS_VERITY=y\n";
+        let cases = [
+            ("6.12.117+deb13-cloud-amd64", verity, true),
+            (
+                "6.12.117+deb13-cloud-amd64",
+                "# CONFIG_FS_VERITY is not set\n",
+                false,
+            ),
+            ("6.1.0-57-cloud-amd64", verity, false),
+            ("5.10.0-32-cloud-amd64", "", false),
+        ];
+        for (v, config, fits) in cases {
+            let k = kernel(v, config);
+            assert_eq!(kernel_fit(&k).is_none(), fits, "{v} {config:?}");
+            let _ = fs::remove_dir_all(&k.root);
+        }
+    }
+}
