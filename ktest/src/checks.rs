@@ -87,9 +87,15 @@ pub fn plan(args: &Args) -> Vec<Check> {
     };
     v.push(check(name, move || root_is_deployment(want.as_deref())));
     let ostree = args.ostree.clone();
-    v.push(check("root-is-ostree-target", move || {
-        root_is_target(ostree.as_deref())
-    }));
+    match args.composefs.clone() {
+        // A composefs root is an overlay of the deployment's image: it is
+        // not the deployment directory, whose device and inode stay in
+        // /run/ostree-booted (checked below).
+        Some(mode) => v.push(check("root-is-composefs", move || root_is_composefs(&mode))),
+        None => v.push(check("root-is-ostree-target", move || {
+            root_is_target(ostree.as_deref())
+        })),
+    }
     if let Some(rel) = args.root.clone() {
         v.push(check("root-is-named-directory", move || root_is(&rel)));
     }
@@ -109,6 +115,12 @@ pub fn plan(args: &Args) -> Vec<Check> {
         let first = c.split_whitespace().next().unwrap_or("").to_string();
         v.push(check(format!("run-{}", slug(&first)), move || run(&c)));
     }
+    for p in &args.verity {
+        let p = p.clone();
+        v.push(check(format!("enable-verity-{}", slug(&p)), move || {
+            enable_verity_under(&p)
+        }));
+    }
     let usr_rw = args.usr_rw;
     let name = if usr_rw {
         "usr-writable"
@@ -126,6 +138,20 @@ pub fn plan(args: &Args) -> Vec<Check> {
     v.push(check("run-ostree-booted-valid", move || {
         ostree_booted(ostree.as_deref())
     }));
+    for (k, want) in &args.booted {
+        let (k, want) = (k.clone(), want.clone());
+        v.push(check(format!("ostree-booted-{k}"), move || {
+            booted_has(&k, &want)
+        }));
+    }
+    for p in &args.read {
+        let p = p.clone();
+        v.push(check(format!("read-{}", slug(&p)), move || read_ok(&p)));
+    }
+    for p in &args.eio {
+        let p = p.clone();
+        v.push(check(format!("eio-{}", slug(&p)), move || read_eio(&p)));
+    }
     for p in &args.write {
         let p = p.clone();
         let step = args.step.clone();
@@ -423,4 +449,126 @@ fn run(cmdline: &str) -> Outcome {
         }
         Err(e) => Outcome::fail(format!("{prog}: {e}")),
     }
+}
+
+/// The mountinfo line of the mount at `/` that is visible last (the top one).
+fn root_mount() -> Result<String, String> {
+    let t = fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
+    t.lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .map(str::to_string)
+        .ok_or_else(|| "no mount at /".to_string())
+}
+
+/// `/` is an overlay whose source is `composefs`; with `verity`, its
+/// options hold `verity=require`.
+fn root_is_composefs(mode: &str) -> Outcome {
+    let line = match root_mount() {
+        Ok(l) => l,
+        Err(e) => return Outcome::fail(e),
+    };
+    // "... - FSTYPE SOURCE SUPER_OPTIONS"
+    let after = line.split_once(" - ").map_or("", |(_, r)| r);
+    let mut f = after.split(' ');
+    let (fstype, source, opts) = (
+        f.next().unwrap_or(""),
+        f.next().unwrap_or(""),
+        f.next().unwrap_or(""),
+    );
+    let verity = opts.split(',').any(|o| o == "verity=require");
+    let ok = fstype == "overlay" && source == "composefs" && (mode != "verity" || verity);
+    let mut o = Outcome::check(
+        ok,
+        format!("fstype {fstype} source {source} verity=require {verity}"),
+    );
+    o.diag.push(format!("/: {line}"));
+    o
+}
+
+/// `/run/ostree-booted` holds `key` with the value `want`.
+fn booted_has(key: &str, want: &str) -> Outcome {
+    let bytes = match fs::read("/run/ostree-booted") {
+        Ok(b) => b,
+        Err(e) => return Outcome::fail(format!("/run/ostree-booted: {e}")),
+    };
+    let entries = match gvariant::parse_asv(&bytes) {
+        Ok(e) => e,
+        Err(e) => return Outcome::fail(format!("not an a{{sv}}: {e}")),
+    };
+    let got = entries
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| match v {
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::U64Pair(a, b) => format!("({a}, {b})"),
+            Value::Other(t) => format!("<{t}>"),
+        });
+    match got {
+        Some(g) => Outcome::check(g == want, format!("got {g:?} want {want:?}")),
+        None => Outcome::fail(format!("no key {key}")),
+    }
+}
+
+fn read_all(path: &str) -> io::Result<usize> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    loop {
+        match io::Read::read(&mut f, &mut buf)? {
+            0 => return Ok(n),
+            k => n += k,
+        }
+    }
+}
+
+fn read_ok(path: &str) -> Outcome {
+    match read_all(path) {
+        Ok(n) => Outcome::pass(format!("{n} bytes")),
+        Err(e) => Outcome::fail(format!("{path}: {e}")),
+    }
+}
+
+/// Reading `path` must fail with EIO (fs-verity found data that does not
+/// match its Merkle tree); a successful read is a failure.
+fn read_eio(path: &str) -> Outcome {
+    match read_all(path) {
+        Ok(n) => Outcome::fail(format!("read {n} bytes, want EIO")),
+        Err(e) => Outcome::check(e.raw_os_error() == Some(libc::EIO), format!("{path}: {e}")),
+    }
+}
+
+/// Enable fs-verity on `path`, or on every regular file beneath it (no
+/// symlink followed). Files that already have it count as done.
+fn enable_verity_under(path: &str) -> Outcome {
+    let (mut enabled, mut had) = (0usize, 0usize);
+    let mut errors = Vec::new();
+    let mut stack = vec![PathBuf::from(path)];
+    while let Some(p) = stack.pop() {
+        let meta = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(format!("{}: {e}", p.display()));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            match fs::read_dir(&p) {
+                Ok(rd) => stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path()))),
+                Err(e) => errors.push(format!("{}: {e}", p.display())),
+            }
+        } else if meta.is_file() {
+            match sys::enable_verity(&p) {
+                Ok(true) => enabled += 1,
+                Ok(false) => had += 1,
+                Err(e) => errors.push(format!("{}: {e}", p.display())),
+            }
+        }
+    }
+    let mut o = Outcome::check(
+        errors.is_empty() && enabled + had > 0,
+        format!("enabled {enabled}, already {had}, errors {}", errors.len()),
+    );
+    o.diag.extend(errors.into_iter().take(5));
+    o
 }

@@ -61,6 +61,20 @@ pub struct Args {
     /// `ktest.alone`: no process but the kernel's threads and ktest may be
     /// running when ktest starts (nothing of the initramfs left behind).
     pub alone: bool,
+    /// `ktest.composefs[=verity]`: `/` is a composefs (an overlay whose
+    /// source is `composefs`, with `verity=require` for `verity`), not the
+    /// deployment directory itself.
+    pub composefs: Option<String>,
+    /// `ktest.booted=KEY=VALUE` (repeatable): `/run/ostree-booted` has KEY
+    /// with VALUE (`true`/`false` for booleans, the text for strings).
+    pub booted: Vec<(String, String)>,
+    /// `ktest.read=PATH` (repeatable): the whole file reads without error.
+    pub read: Vec<String>,
+    /// `ktest.eio=PATH` (repeatable): reading the file fails with EIO.
+    pub eio: Vec<String>,
+    /// `ktest.verity=PATH` (repeatable): enable fs-verity (SHA-256, 4096-byte
+    /// blocks) on PATH, or on every regular file beneath it.
+    pub verity: Vec<String>,
     /// The `ostree=` argument (to find the deployment directory).
     pub ostree: Option<String>,
     /// Unknown `ktest.*` keys, reported so a typo in a scenario fails loudly.
@@ -97,6 +111,14 @@ impl Args {
                 "ktest.run" => a.run.push(val),
                 "ktest.mounts" => a.mounts = true,
                 "ktest.alone" => a.alone = true,
+                "ktest.composefs" => a.composefs = Some(val),
+                "ktest.booted" => {
+                    let (k, v) = val.split_once('=').unwrap_or((val.as_str(), ""));
+                    a.booted.push((k.to_string(), v.to_string()));
+                }
+                "ktest.read" => a.read.push(val),
+                "ktest.eio" => a.eio.push(val),
+                "ktest.verity" => a.verity.push(val),
                 k if k.starts_with("ktest.") => a.unknown.push(k.to_string()),
                 _ => {}
             }
@@ -126,7 +148,8 @@ mod tests {
     fn parses_ktest_args() {
         let a = Args::parse(
             "console=ttyS0 ostree=/ostree/boot.1/os/x/0 ktest.step=s1 ktest.usr=rw \
-             ktest.exists=/a ktest.exists=/b ktest.run=\"ostree admin unlock\" ktest.bogus=1 ostree=/no",
+             ktest.exists=/a ktest.exists=/b ktest.run=\"ostree admin unlock\" ktest.bogus=1 ostree=/no \
+             ktest.composefs=verity ktest.booted=composefs.signed=/etc/k ktest.eio=/x",
         );
         assert_eq!(a.step, "s1");
         assert!(a.usr_rw);
@@ -134,5 +157,11 @@ mod tests {
         assert_eq!(a.run, vec!["ostree admin unlock"]);
         assert_eq!(a.unknown, vec!["ktest.bogus"]);
         assert_eq!(a.ostree.as_deref(), Some("/ostree/boot.1/os/x/0"));
+        assert_eq!(a.composefs.as_deref(), Some("verity"));
+        assert_eq!(
+            a.booted,
+            vec![("composefs.signed".to_string(), "/etc/k".to_string())]
+        );
+        assert_eq!(a.eio, vec!["/x"]);
     }
 }

@@ -99,6 +99,10 @@ fn parse_entry(e: &[u8]) -> Result<(String, Value), String> {
         b"s" if value.last() == Some(&0) => {
             Value::Str(String::from_utf8_lossy(&value[..value.len() - 1]).into_owned())
         }
+        // A bytestring (`ay` with its NUL), as GLib's g_variant_new_bytestring.
+        b"ay" if value.last() == Some(&0) => {
+            Value::Str(String::from_utf8_lossy(&value[..value.len() - 1]).into_owned())
+        }
         _ => Value::Other(String::from_utf8_lossy(ty).into_owned()),
     };
     Ok((key, value))

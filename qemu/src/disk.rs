@@ -33,7 +33,7 @@ const FS_MB: u64 = 96;
 /// Where the partition starts in a GPT image (1 MiB, as every tool aligns).
 const PART_OFFSET: u64 = 1 << 20;
 /// Marker file in the stateroot's var, checked by ktest's `var-is-stateroot-var`.
-const VAR_MARKER: &str = "ktest-stateroot-var";
+pub(crate) const VAR_MARKER: &str = "ktest-stateroot-var";
 
 /// A built disk and the facts the scenarios need about it.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl Disk {
     }
 }
 
-fn parse_env(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_env(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
@@ -87,7 +87,7 @@ pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
 /// `vmlinuz` (ostree requires one; QEMU boots the real one) and the kernel's
 /// real module files for [`crate::initramfs::MODULES`], so that a boot without
 /// initramfs can load overlayfs from the deployment.
-fn make_tree(
+pub(crate) fn make_tree(
     t: &Path,
     letter: &str,
     version: u32,
@@ -411,17 +411,17 @@ fn build_sysroot(
 }
 
 /// What a boot entry of sysroot `s` boots.
-struct Entry {
-    options: String,
+pub(crate) struct Entry {
+    pub options: String,
     /// Its `ostree=`.
-    target: String,
+    pub target: String,
     /// The deployment directory `ostree=` leads to.
-    deploy: PathBuf,
+    pub deploy: PathBuf,
     /// That deployment's `usr/share/which-deployment` (`A`, `B`, `C`).
-    which: String,
+    pub which: String,
 }
 
-fn read_entry(s: &Path, path: &Path) -> Result<Entry> {
+pub(crate) fn read_entry(s: &Path, path: &Path) -> Result<Entry> {
     let text = fs::read_to_string(path)?;
     let options = text
         .lines()

@@ -10,6 +10,7 @@
 
 mod arch;
 mod boot;
+mod cfsdisk;
 mod demo;
 mod disk;
 mod distro;

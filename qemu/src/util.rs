@@ -61,6 +61,14 @@ pub fn prepare_root_bin() -> PathBuf {
     guest_bin("ostree-prepare-root")
 }
 
+/// Our `ostree-prepare-root` with signature checks, as `make signed` leaves it.
+pub fn prepare_root_signed_bin() -> PathBuf {
+    repo_root()
+        .join("target/signed")
+        .join(crate::arch::current().rust_target)
+        .join("release/ostree-prepare-root")
+}
+
 /// The initramfs builder, as `make mkinitramfs` (part of `make qemu-prep`) leaves it.
 pub fn mkinitramfs_bin() -> PathBuf {
     repo_root().join("target/release/ostree-mkinitramfs")

@@ -7,6 +7,7 @@
 
 mod arm64;
 mod base;
+mod composefs;
 mod distro;
 mod run;
 mod way_back;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
     v.extend(distro::scenarios());
     v.extend(xz::scenarios());
     v.extend(way_back::scenarios());
+    v.extend(composefs::scenarios());
     v
 }
 
@@ -96,6 +98,9 @@ pub fn skip_reason(name: &str, kernel: &Kernel) -> Option<&'static str> {
     }
     if name.starts_with("11b ") && kernel.decompresses_modules() {
         return Some("this kernel decompresses modules (CONFIG_MODULE_DECOMPRESS=y)");
+    }
+    if name.starts_with("13") {
+        return crate::cfsdisk::kernel_fit(kernel);
     }
     None
 }
@@ -360,7 +365,8 @@ mod tests {
         assert!(skip_reason(b, &k61).is_none() && skip_reason(b, &k510).is_none());
         assert!(skip_reason(b, &k612).is_some());
         for (n, _) in all() {
-            if !n.starts_with("11a ") && !n.starts_with("11b ") {
+            // 13x: the kernel's config decides (cfsdisk::kernel_fit).
+            if !n.starts_with("11a ") && !n.starts_with("11b ") && !n.starts_with("13") {
                 assert!(skip_reason(n, &k510).is_none() && skip_reason(n, &k612).is_none());
             }
         }
