@@ -14,14 +14,11 @@ use otcore::sys::{self, Errno};
 use crate::config::{self, ComposefsPolicy, PrepareRootConf, Unsupported, Use, DEFAULT_KEYPATH};
 use crate::error::Error;
 
-/// The image in a deployment directory.
+/// The image in a deployment directory. The plan puts the EROFS mount point
+/// at `/run/ostree/.private/cfsroot-lower`, a transient root's layers in
+/// `/run/ostree/.private/root/`, and systemd's `/run/systemd/volatile-root`
+/// ([`mount::volatile_root_link`]), as ostree does.
 pub const IMAGE: &[u8] = b".ostree.cfs";
-/// Where the EROFS image is mounted while the overlay is made.
-pub const LOWER_MOUNT: &[u8] = b"/run/ostree/.private/cfsroot-lower";
-/// Upper and work directories of a transient root, under `/run`.
-pub const TRANSIENT_ROOT: &[u8] = b"/run/ostree/.private/root";
-/// systemd's link to the root's block device (see [`mount::volatile_root_link`]).
-pub const VOLATILE_ROOT: &[u8] = b"/run/systemd/volatile-root";
 
 /// A root that is a composefs, as the plan needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
