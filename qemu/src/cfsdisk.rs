@@ -48,6 +48,24 @@ fn dir() -> PathBuf {
 
 /// Whether `kernel` can boot these disks: `CONFIG_FS_VERITY=y` and an
 /// overlayfs with `verity=` (Linux 6.6).
+/// Why a composefs root cannot boot on `kernel` at all (no EROFS), or `None`.
+pub fn kernel_has_erofs(kernel: &Kernel) -> Option<&'static str> {
+    let config = fs::read_to_string(
+        kernel
+            .root
+            .join("boot")
+            .join(format!("config-{}", kernel.version)),
+    )
+    .unwrap_or_default();
+    if !config
+        .lines()
+        .any(|l| l == "CONFIG_EROFS_FS=y" || l == "CONFIG_EROFS_FS=m")
+    {
+        return Some("the kernel has no EROFS (CONFIG_EROFS_FS)");
+    }
+    None
+}
+
 pub fn kernel_fit(kernel: &Kernel) -> Option<&'static str> {
     let config = fs::read_to_string(
         kernel

@@ -14,12 +14,37 @@ use crate::cfsdisk::{self, CfsDisk, VeritySetup, KEY_DST, TAMPER_FILE};
 use crate::disk::{self, Disk};
 use crate::lab::Mode;
 
+/// The composefs boot every kernel with EROFS takes (no fs-verity needed).
+pub const PLAIN: &str = "13g composefs yes, the kernel's own way";
+
 /// What every composefs boot checks: a composefs root with verity required.
 const CFS: &str = "ktest.alone ktest.composefs=verity ktest.booted=composefs=true \
                    ktest.booted=composefs.verity=true ktest.read=/usr/share/which-deployment";
 
 pub fn scenarios() -> Vec<(&'static str, ScenarioFn)> {
     vec![
+        (PLAIN, |r| {
+            // `enabled = yes` on whatever the kernel offers: on 6.12 EROFS
+            // reads the image file and overlayfs takes `lowerdir+=` and
+            // `datadir+=`; on 6.1 the image goes through a loop device and the
+            // overlay through mount(2) with a plain second lower layer
+            // (data-only layers came in 6.5); on 5.10 the same.
+            let base = cfsdisk::ensure(&r.lab.kernel)?;
+            let (initrd, _) = cfsdisk::initramfs(
+                &r.lab.kernel,
+                "cfs-yes",
+                "[composefs]\nenabled = yes\n",
+                None,
+            )?;
+            let d = r.disk(&base.disk)?;
+            let extra = format!(
+                "{OURS} ktest.alone ktest.composefs ktest.booted=composefs=true \
+                 ktest.booted=composefs.verity=false ktest.read=/usr/share/which-deployment \
+                 ktest.read=/usr/lib/ktest"
+            );
+            r.expect_ok_initrd(&d, &initrd, "B", &extra, "yes", &[])?;
+            Ok(())
+        }),
         ("13a composefs verity", |r| {
             let (_, d) = verity_disk(r)?;
             let (initrd, list) = cfsdisk::initramfs(

@@ -47,12 +47,13 @@ pub fn for_arch() -> Vec<(&'static str, ScenarioFn)> {
 
 /// The representative subset `make qemu-test` boots on the kernels other
 /// than the lab's: our `/init`, `init=` without initramfs, hotfix
-/// persistence, a failure.
+/// persistence, a failure, a composefs root (each kernel's own fallbacks).
 pub const SUBSET: &[&str] = &[
     "1 initramfs /init",
     "2 no initramfs (init=), twice",
     "5a hotfix /usr persists, initramfs",
     "7a failure: wrong ostree=",
+    composefs::PLAIN,
 ];
 
 /// Which scenarios a run takes.
@@ -98,6 +99,9 @@ pub fn skip_reason(name: &str, kernel: &Kernel) -> Option<&'static str> {
     }
     if name.starts_with("11b ") && kernel.decompresses_modules() {
         return Some("this kernel decompresses modules (CONFIG_MODULE_DECOMPRESS=y)");
+    }
+    if name == composefs::PLAIN {
+        return crate::cfsdisk::kernel_has_erofs(kernel);
     }
     if name.starts_with("13") {
         return crate::cfsdisk::kernel_fit(kernel);
