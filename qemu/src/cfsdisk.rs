@@ -48,8 +48,11 @@ fn dir() -> PathBuf {
 
 /// Whether `kernel` can boot these disks: `CONFIG_FS_VERITY=y` and an
 /// overlayfs with `verity=` (Linux 6.6).
-/// Why a composefs root cannot boot on `kernel` at all (no EROFS), or `None`.
-pub fn kernel_has_erofs(kernel: &Kernel) -> Option<&'static str> {
+/// Why a composefs root cannot boot on `kernel` at all, or `None`: it needs
+/// EROFS, and one that reads the chunk-based inodes libcomposefs writes
+/// (Linux 5.15; on 5.10 the image mounts, then every such file fails with
+/// EOPNOTSUPP: "unsupported datalayout 4").
+pub fn kernel_runs_composefs(kernel: &Kernel) -> Option<&'static str> {
     let config = fs::read_to_string(
         kernel
             .root
@@ -62,6 +65,12 @@ pub fn kernel_has_erofs(kernel: &Kernel) -> Option<&'static str> {
         .any(|l| l == "CONFIG_EROFS_FS=y" || l == "CONFIG_EROFS_FS=m")
     {
         return Some("the kernel has no EROFS (CONFIG_EROFS_FS)");
+    }
+    let mut v = kernel.version.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let minor: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if (major, minor) < (5, 15) {
+        return Some("EROFS reads composefs images' chunk-based files from Linux 5.15");
     }
     None
 }

@@ -101,7 +101,7 @@ pub fn skip_reason(name: &str, kernel: &Kernel) -> Option<&'static str> {
         return Some("this kernel decompresses modules (CONFIG_MODULE_DECOMPRESS=y)");
     }
     if name == composefs::PLAIN {
-        return crate::cfsdisk::kernel_has_erofs(kernel);
+        return crate::cfsdisk::kernel_runs_composefs(kernel);
     }
     if name.starts_with("13") {
         return crate::cfsdisk::kernel_fit(kernel);
