@@ -337,16 +337,21 @@ fn boot_bound() -> Outcome {
     run().unwrap_or_else(Outcome::fail)
 }
 
+/// `/run/ostree-booted`, decoded: its size and entries, or the failure.
+fn read_booted() -> Result<(usize, Vec<(String, Value)>), Outcome> {
+    let bytes = fs::read("/run/ostree-booted")
+        .map_err(|e| Outcome::fail(format!("/run/ostree-booted: {e}")))?;
+    let entries =
+        gvariant::parse_asv(&bytes).map_err(|e| Outcome::fail(format!("not an a{{sv}}: {e}")))?;
+    Ok((bytes.len(), entries))
+}
+
 fn ostree_booted(ostree: Option<&str>) -> Outcome {
-    let bytes = match fs::read("/run/ostree-booted") {
-        Ok(b) => b,
-        Err(e) => return Outcome::fail(format!("/run/ostree-booted: {e}")),
+    let (size, entries) = match read_booted() {
+        Ok(r) => r,
+        Err(o) => return o,
     };
-    let entries = match gvariant::parse_asv(&bytes) {
-        Ok(e) => e,
-        Err(e) => return Outcome::fail(format!("not an a{{sv}}: {e}")),
-    };
-    let mut o = Outcome::pass(format!("{} bytes, {} keys", bytes.len(), entries.len()));
+    let mut o = Outcome::pass(format!("{size} bytes, {} keys", entries.len()));
     for (k, v) in &entries {
         o.diag.push(format!("ostree-booted {k} = {v:?}"));
         match (k.as_str(), v) {
@@ -487,13 +492,9 @@ fn root_is_composefs(mode: &str) -> Outcome {
 
 /// `/run/ostree-booted` holds `key` with the value `want`.
 fn booted_has(key: &str, want: &str) -> Outcome {
-    let bytes = match fs::read("/run/ostree-booted") {
-        Ok(b) => b,
-        Err(e) => return Outcome::fail(format!("/run/ostree-booted: {e}")),
-    };
-    let entries = match gvariant::parse_asv(&bytes) {
-        Ok(e) => e,
-        Err(e) => return Outcome::fail(format!("not an a{{sv}}: {e}")),
+    let entries = match read_booted() {
+        Ok((_, e)) => e,
+        Err(o) => return o,
     };
     let got = entries
         .iter()

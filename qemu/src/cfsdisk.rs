@@ -46,50 +46,27 @@ fn dir() -> PathBuf {
     util::work_dir().join("disks").join("composefs")
 }
 
-/// Whether `kernel` can boot these disks: `CONFIG_FS_VERITY=y` and an
-/// overlayfs with `verity=` (Linux 6.6).
 /// Why a composefs root cannot boot on `kernel` at all, or `None`: it needs
 /// EROFS, and one that reads the chunk-based inodes libcomposefs writes
 /// (Linux 5.15; on 5.10 the image mounts, then every such file fails with
 /// EOPNOTSUPP: "unsupported datalayout 4").
 pub fn kernel_runs_composefs(kernel: &Kernel) -> Option<&'static str> {
-    let config = fs::read_to_string(
-        kernel
-            .root
-            .join("boot")
-            .join(format!("config-{}", kernel.version)),
-    )
-    .unwrap_or_default();
-    if !config
-        .lines()
-        .any(|l| l == "CONFIG_EROFS_FS=y" || l == "CONFIG_EROFS_FS=m")
-    {
+    if !kernel.config_has("CONFIG_EROFS_FS=y") && !kernel.config_has("CONFIG_EROFS_FS=m") {
         return Some("the kernel has no EROFS (CONFIG_EROFS_FS)");
     }
-    let mut v = kernel.version.split(|c: char| !c.is_ascii_digit());
-    let major: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let minor: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    if (major, minor) < (5, 15) {
+    if !kernel.at_least(5, 15) {
         return Some("EROFS reads composefs images' chunk-based files from Linux 5.15");
     }
     None
 }
 
+/// Whether `kernel` can boot these disks with fs-verity: `CONFIG_FS_VERITY=y`
+/// and an overlayfs with `verity=` (Linux 6.6).
 pub fn kernel_fit(kernel: &Kernel) -> Option<&'static str> {
-    let config = fs::read_to_string(
-        kernel
-            .root
-            .join("boot")
-            .join(format!("config-{}", kernel.version)),
-    )
-    .unwrap_or_default();
-    if !config.lines().any(|l| l == "CONFIG_FS_VERITY=y") {
+    if !kernel.config_has("CONFIG_FS_VERITY=y") {
         return Some("the kernel has no fs-verity (CONFIG_FS_VERITY)");
     }
-    let mut v = kernel.version.split(|c: char| !c.is_ascii_digit());
-    let major: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let minor: u32 = v.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    if (major, minor) < (6, 6) {
+    if !kernel.at_least(6, 6) {
         return Some("overlayfs verity= needs Linux 6.6");
     }
     None
@@ -438,6 +415,25 @@ mod tests {
         for (v, config, fits) in cases {
             let k = kernel(v, config);
             assert_eq!(kernel_fit(&k).is_none(), fits, "{v} {config:?}");
+            let _ = fs::remove_dir_all(&k.root);
+        }
+    }
+    #[test]
+    fn composefs_needs_erofs_from_5_15() {
+        let erofs = "CONFIG_EROFS_FS=m\n";
+        let cases = [
+            ("6.1.0-57-cloud-amd64", erofs, true),
+            ("5.15.0-1-amd64", "CONFIG_EROFS_FS=y\n", true),
+            ("5.10.0-32-cloud-amd64", erofs, false),
+            (
+                "6.12.117+deb13-cloud-amd64",
+                "# CONFIG_EROFS_FS is not set\n",
+                false,
+            ),
+        ];
+        for (v, config, runs) in cases {
+            let k = kernel(v, config);
+            assert_eq!(kernel_runs_composefs(&k).is_none(), runs, "{v} {config:?}");
             let _ = fs::remove_dir_all(&k.root);
         }
     }

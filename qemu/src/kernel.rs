@@ -94,28 +94,36 @@ impl Kernel {
         module_suffix(&dep)
     }
 
-    /// `CONFIG_MODULE_DECOMPRESS=y` in the package's `boot/config-<version>`.
-    pub fn decompresses_modules(&self) -> bool {
+    /// The package's `boot/config-<version>` (empty when it has none).
+    pub fn config(&self) -> String {
         fs::read_to_string(
             self.root
                 .join("boot")
                 .join(format!("config-{}", self.version)),
         )
         .unwrap_or_default()
-        .lines()
-        .any(|l| l == "CONFIG_MODULE_DECOMPRESS=y")
+    }
+
+    /// Whether its config has exactly this line (`CONFIG_X=y`).
+    pub fn config_has(&self, line: &str) -> bool {
+        self.config().lines().any(|l| l == line)
+    }
+
+    /// The kernel is `major.minor` or newer.
+    pub fn at_least(&self, major: u64, minor: u64) -> bool {
+        version_key(&self.version).as_slice() >= [major, minor].as_slice()
+    }
+
+    /// `CONFIG_MODULE_DECOMPRESS=y` in the package's `boot/config-<version>`.
+    pub fn decompresses_modules(&self) -> bool {
+        self.config_has("CONFIG_MODULE_DECOMPRESS=y")
     }
 
     /// How QEMU attaches the disk for this kernel: NVMe if it has the
     /// driver built in (`CONFIG_BLK_DEV_NVME=y`, or no config to read),
     /// virtio-blk otherwise.
     pub fn disk_bus(&self) -> crate::boot::Bus {
-        let config = fs::read_to_string(
-            self.root
-                .join("boot")
-                .join(format!("config-{}", self.version)),
-        )
-        .unwrap_or_default();
+        let config = self.config();
         if config.is_empty() || config.lines().any(|l| l == "CONFIG_BLK_DEV_NVME=y") {
             crate::boot::Bus::Nvme
         } else {
