@@ -38,6 +38,8 @@ FIXTURE_VERSION=2
 OSNAME=testos
 
 die() { echo "composefs-fixture.sh: $*" >&2; exit 1; }
+# shellcheck source=fixture-lib.sh
+source "$HERE/fixture-lib.sh"
 
 # What the committed trees take from outside (the test init's writer, busybox):
 # a change rebuilds the fixture.
@@ -123,34 +125,14 @@ extra_files() {
   pid1_write_test_init "$dir/usr/sbin/init" init
 }
 
-# write_env SYSROOT OUT: as fixture.sh's (tree A = 1, tree B = 2).
-write_env() {
-  local s=$1 out=$2 entry target deploy letter n
-  local -A tgt dep
-  for entry in "$s"/boot/loader/entries/ostree-*.conf; do
-    target=$(grep '^options ' "$entry" | grep -o 'ostree=[^ ]*' | head -n1)
-    target=${target#ostree=}
-    [[ -n $target ]] || die "no ostree= in $entry"
-    deploy=$(readlink -f "$s$target")
-    letter=$(cat "$deploy/usr/share/which-deployment")
-    case $letter in A) n=1 ;; B) n=2 ;; *) die "unexpected deployment content '$letter'" ;; esac
-    tgt[$n]=$target
-    dep[$n]=${deploy#"$s"/}
-  done
-  [[ -n ${tgt[1]:-} && -n ${tgt[2]:-} ]] || die "expected two boot entries"
+# write_cfs_env SYSROOT OUT: fixture.sh's facts (tree A = 1, tree B = 2), then
+# what this fixture adds: the extra files' sum and the reference's versions.
+write_cfs_env() {
+  write_env "$1" "$2"
   {
-    echo "FIXTURE_VERSION=$FIXTURE_VERSION"
     echo "EXTRA_SUM=$(extra_sum)"
-    printf 'OSNAME=%q\n' "$OSNAME"
-    printf 'OSTREE_TARGET_1=%q\n' "${tgt[1]}"
-    printf 'OSTREE_TARGET_2=%q\n' "${tgt[2]}"
-    printf 'DEPLOY_1=%q\n' "${dep[1]}"
-    printf 'DEPLOY_2=%q\n' "${dep[2]}"
-    printf 'DEPLOY_1_NAME=%q\n' "${dep[1]##*/}"
-    printf 'DEPLOY_2_NAME=%q\n' "${dep[2]##*/}"
-    printf 'STATEROOT_VAR=%q\n' "ostree/deploy/$OSNAME/var"
     grep '^VERSION_' "$REF_STAMP"
-  } >"$out"
+  } >>"$2"
 }
 
 main() {
@@ -178,7 +160,7 @@ main() {
     done
     make_ref_bundle "$chroot" "$CACHE/ref"
     mv "$CACHE/build/sysroot" "$CACHE/sysroot"
-    write_env "$CACHE/sysroot" "$CACHE/fixture.env.new"
+    write_cfs_env "$CACHE/sysroot" "$CACHE/fixture.env.new"
     cat "$CACHE/build/digests" >>"$CACHE/fixture.env.new"
     rm -rf "$CACHE/build"
     mv "$CACHE/fixture.env.new" "$CACHE/fixture.env" # last: marks the cache complete
