@@ -92,8 +92,14 @@ pub(super) fn ensure_filesystems(facts: &plan::Facts, cmdline: &Cmdline, root: &
             composefs && otcore::sys::lstat(b"/dev/loop-control").is_err(),
         ),
     ];
+    // One loader (it maps the module tree's indexes) for all of them.
+    let mut loader: Option<Loader> = None;
     for (module, _) in wanted.iter().filter(|(_, load)| *load) {
-        match Loader::new(cmdline, root).and_then(|l| l.load(module)) {
+        let r = match &loader {
+            Some(l) => l.load(module),
+            None => Loader::new(cmdline, root).and_then(|l| loader.insert(l).load(module)),
+        };
+        match r {
             // Not needed where EROFS mounts files; the mount says when it is.
             Err(_) if *module == b"loop" => {}
             Err(e) => warn!("ostree-prepare-root: warning: {e}"),
